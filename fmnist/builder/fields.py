@@ -1,0 +1,73 @@
+"""Converters for the values a layer takes, shared by the compact form and the mapping form."""
+from __future__ import annotations
+
+import math
+import re
+
+
+class LayerProblem(Exception):
+    """A problem inside one layer; the spec loader adds the file, line and layer index."""
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def integer(value, what: str, minimum: int = 1) -> int:
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise LayerProblem(f"{what} must be {rule}, got {value!r}")
+    return value
+
+
+def number(value, what: str) -> float:
+    try:
+        result = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        result = math.nan
+    if not math.isfinite(result):
+        raise LayerProblem(f"{what} must be a number, got {value!r}")
+    return result
+
+
+def probability(value, what: str = "dropout p") -> float:
+    p = number(value, what)
+    if not 0.0 <= p < 1.0:
+        raise LayerProblem(f"{what} must be in [0, 1), got {value!r}")
+    return p
+
+
+def boolean(value, what: str) -> bool:
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in ("true", "false", "yes", "no", "1", "0"):
+        return value if isinstance(value, bool) else text in ("true", "yes", "1")
+    raise LayerProblem(f"{what} must be true or false, got {value!r}")
+
+
+def choice(value, what: str, options: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in options:
+        raise LayerProblem(f"{what} must be one of {', '.join(options)}, got {value!r}")
+    return text
+
+
+def dims(value, what: str, count: int, usage: str) -> tuple[int, ...]:
+    """'3x3x32' or [3, 3, 32] -> (3, 3, 32); exactly `count` positive integers."""
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        parts = [value]
+    else:
+        parts = re.split(r"\s*[x×]\s*", str(value).strip().lower())
+    if len(parts) != count:
+        raise LayerProblem(f"{what} has {len(parts)} part(s), expected {usage}")
+    return tuple(integer(part, what) for part in parts)
+
+
+def pair(value, what: str) -> tuple[int, int]:
+    """A square size given once (3) or written out (3x3, [3, 3])."""
+    if isinstance(value, (list, tuple)) or "x" in str(value).lower() or "×" in str(value):
+        return dims(value, what, 2, f"{what} as N or NxN")
+    size = integer(value, what)
+    return size, size

@@ -1,0 +1,317 @@
+"""Layer kinds: each is one registered unit saying how it is written, what shape it returns, how it is built.
+
+Adding a kind is adding one class with @register; nothing else changes.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields as dataclass_fields
+from typing import Callable, ClassVar
+
+from torch import nn
+
+from .fields import LayerProblem, boolean, choice, dims, integer, number, pair, probability
+
+Shape = tuple[int, ...]
+KINDS: dict[str, type["Layer"]] = {}
+
+
+def register(*names: str):
+    """Class decorator: make a layer kind available in specs under each of `names`."""
+
+    def add(cls):
+        for name in names:
+            KINDS[name] = cls
+        return cls
+
+    return add
+
+
+def _spatial(shape: Shape, kind: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise LayerProblem(f"{kind} needs a (C, H, W) input, but gets {fmt_shape(shape)} (already flat)")
+    return shape  # type: ignore[return-value]
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+@dataclass
+class Layer(ABC):
+    """Base of all kinds. Subclasses are dataclasses whose fields are the layer's settings."""
+
+    kind: ClassVar[str] = ""
+    usage: ClassVar[str] = ""  # how the compact form is written, quoted in error messages
+    group: ClassVar[str] = ""  # parameter group in the summary ('' = holds no parameters)
+    flat_input: ClassVar[bool] = False  # an implicit flatten is put before it on a (C, H, W) input
+    converters: ClassVar[dict[str, Callable]] = {}
+    aliases: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_positional(cls, tokens: list[str]) -> dict:
+        """Map the compact form's positional tokens ('3x3x32') to settings; default: none allowed."""
+        if tokens:
+            raise LayerProblem(f"takes no size, expected '{cls.usage}'")
+        return {}
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "Layer":
+        """Check and convert raw settings (from either form) into a layer."""
+        known = {f.name for f in dataclass_fields(cls)}
+        values = {}
+        for key, raw in settings.items():
+            name = cls.aliases.get(str(key), str(key))
+            if name not in known:
+                from ..errors import did_you_mean
+
+                allowed = ", ".join(sorted(known)) or "none"
+                raise LayerProblem(f"unknown setting '{key}' for {cls.kind}{did_you_mean(key, known)}; allowed: {allowed}")
+            values[name] = cls.converters[name](raw, name) if name in cls.converters else raw
+        try:
+            return cls(**values)
+        except TypeError:
+            missing = sorted(known - set(values))
+            raise LayerProblem(f"missing {', '.join(missing)}, expected '{cls.usage}'") from None
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    @abstractmethod
+    def build(self, shape: Shape) -> nn.Module:
+        """The module for an input of `shape` (already checked by output_shape)."""
+
+    def macs(self, shape: Shape, out: Shape) -> int:
+        return 0
+
+    def note(self, shape: Shape, out: Shape) -> str:
+        """A remark shown in the summary (e.g. pooling that rounded an odd size up)."""
+        return ""
+
+
+@register("conv")
+@dataclass
+class Conv(Layer):
+    kernel: tuple[int, int]
+    filters: int
+    stride: int = 1
+    pad: int | str = 0
+    bias: bool = True
+    kind: ClassVar[str] = "conv"
+    usage: ClassVar[str] = "conv KxKxF [stride=N] [pad=N|same], e.g. 'conv 3x3x32'"
+    group: ClassVar[str] = "conv"
+    aliases: ClassVar[dict[str, str]] = {"padding": "pad", "size": "kernel", "channels": "filters", "out": "filters"}
+    converters: ClassVar[dict[str, Callable]] = {
+        "kernel": pair,
+        "filters": integer,
+        "stride": integer,
+        "pad": lambda v, what: "same" if str(v).strip().lower() == "same" else integer(v, what, minimum=0),
+        "bias": boolean,
+    }
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) != 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        kh, kw, filters = dims(tokens[0], "conv size", 3, "KxKxF (kernel height x kernel width x filters)")
+        return {"kernel": (kh, kw), "filters": filters}
+
+    def output_shape(self, shape):
+        channels, height, width = _spatial(shape, "conv")
+        if self.pad == "same":
+            if self.stride != 1:
+                raise LayerProblem("pad=same needs stride=1 (as in PyTorch); give pad=N for strided convs")
+            return (self.filters, height, width)
+        out_h = (height + 2 * self.pad - self.kernel[0]) // self.stride + 1
+        out_w = (width + 2 * self.pad - self.kernel[1]) // self.stride + 1
+        if out_h < 1 or out_w < 1:
+            raise LayerProblem(
+                f"shrinks the {height}x{width} input below 1x1: the {self.kernel[0]}x{self.kernel[1]} kernel is larger than the (padded) input")
+        return (self.filters, out_h, out_w)
+
+    def build(self, shape):
+        return nn.Conv2d(shape[0], self.filters, self.kernel, stride=self.stride, padding=self.pad, bias=self.bias)
+
+    def macs(self, shape, out):
+        return math.prod(out) * shape[0] * self.kernel[0] * self.kernel[1]
+
+
+@dataclass
+class _Pool(Layer):
+    size: tuple[int, int]
+    stride: int | None = None
+    round: str = "ceil"
+    module: ClassVar[type] = nn.MaxPool2d
+    converters: ClassVar[dict[str, Callable]] = {
+        "size": pair,
+        "stride": integer,
+        "round": lambda v, what: choice(v, what, ("ceil", "floor")),
+    }
+    aliases: ClassVar[dict[str, str]] = {"kernel": "size"}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) != 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        return {"size": pair(tokens[0], f"{cls.kind} size")}
+
+    def _strides(self) -> tuple[int, int]:
+        return (self.stride, self.stride) if self.stride else self.size
+
+    def _extent(self, length: int, size: int, stride: int, ceil: bool) -> int:
+        steps = (length - size + (stride - 1 if ceil else 0)) // stride
+        # PyTorch's rule: with ceil, the last window must start inside the input.
+        if ceil and steps * stride >= length:
+            steps -= 1
+        return steps + 1
+
+    def output_shape(self, shape):
+        channels, height, width = _spatial(shape, self.kind)
+        if height < self.size[0] or width < self.size[1]:
+            raise LayerProblem(f"shrinks the {height}x{width} input below 1x1: the window {self.size[0]}x{self.size[1]} is larger")
+        stride_h, stride_w = self._strides()
+        ceil = self.round == "ceil"
+        return (channels, self._extent(height, self.size[0], stride_h, ceil),
+                self._extent(width, self.size[1], stride_w, ceil))
+
+    def note(self, shape, out):
+        stride_h, stride_w = self._strides()
+        floor = (self._extent(shape[1], self.size[0], stride_h, False), self._extent(shape[2], self.size[1], stride_w, False))
+        if self.round == "ceil" and floor != tuple(out[1:]):
+            return f"odd {shape[1]}x{shape[2]} rounded up to {out[1]}x{out[2]} (round=ceil)"
+        return ""
+
+    def build(self, shape):
+        return self.module(self.size, stride=self._strides(), ceil_mode=self.round == "ceil")
+
+
+@register("pool", "maxpool")
+@dataclass
+class MaxPool(_Pool):
+    kind: ClassVar[str] = "pool"
+    usage: ClassVar[str] = "pool KxK [stride=N] [round=ceil|floor], e.g. 'pool 2x2'"
+
+
+@register("avgpool")
+@dataclass
+class AvgPool(_Pool):
+    kind: ClassVar[str] = "avgpool"
+    usage: ClassVar[str] = "avgpool KxK [stride=N] [round=ceil|floor], e.g. 'avgpool 2x2'"
+    module: ClassVar[type] = nn.AvgPool2d
+
+
+@register("bn", "batchnorm")
+@dataclass
+class BatchNorm(Layer):
+    kind: ClassVar[str] = "bn"
+    usage: ClassVar[str] = "bn"
+    group: ClassVar[str] = "bn"
+
+    def build(self, shape):
+        return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+
+
+@register("dropout")
+@dataclass
+class Dropout(Layer):
+    p: float = 0.5
+    kind: ClassVar[str] = "dropout"
+    usage: ClassVar[str] = "dropout [P], P in [0, 1), e.g. 'dropout 0.5'"
+    converters: ClassVar[dict[str, Callable]] = {"p": lambda v, what: probability(v, "dropout p")}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) > 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        return {"p": tokens[0]} if tokens else {}
+
+    def build(self, shape):
+        return nn.Dropout(self.p)
+
+
+@register("flatten")
+@dataclass
+class Flatten(Layer):
+    kind: ClassVar[str] = "flatten"
+    usage: ClassVar[str] = "flatten"
+
+    def output_shape(self, shape):
+        return (math.prod(shape),)
+
+    def build(self, shape):
+        return nn.Flatten()
+
+
+@register("fc", "linear", "dense")
+@dataclass
+class FullyConnected(Layer):
+    units: int
+    inputs: int | None = None
+    bias: bool = True
+    kind: ClassVar[str] = "fc"
+    usage: ClassVar[str] = "fc N or fc INxN, e.g. 'fc 1024' or 'fc 3200x1024'"
+    group: ClassVar[str] = "fc"
+    flat_input: ClassVar[bool] = True
+    aliases: ClassVar[dict[str, str]] = {"out": "units", "in": "inputs", "features": "units"}
+    converters: ClassVar[dict[str, Callable]] = {"units": integer, "inputs": integer, "bias": boolean}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) != 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        text = str(tokens[0])
+        if "x" in text.lower():
+            inputs, units = dims(text, "fc size", 2, "IN x N")
+            return {"inputs": inputs, "units": units}
+        return {"units": text}
+
+    def output_shape(self, shape):
+        if self.inputs is not None and self.inputs != shape[0]:
+            raise LayerProblem(f"is written with {self.inputs} inputs, but the layer before gives {shape[0]}")
+        return (self.units,)
+
+    def build(self, shape):
+        return nn.Linear(shape[0], self.units, bias=self.bias)
+
+    def macs(self, shape, out):
+        return shape[0] * self.units
+
+
+@dataclass
+class _Activation(Layer):
+    """An element-wise activation; `factory` makes its module."""
+
+    factory: ClassVar[Callable[..., nn.Module]] = nn.ReLU
+
+    def build(self, shape):
+        return self.factory()
+
+
+def _activation(name: str, factory: Callable[..., nn.Module]) -> None:
+    register(name)(type(name, (_Activation,), {"kind": name, "usage": name, "factory": staticmethod(factory)}))
+
+
+for _name, _factory in {
+    "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
+    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU, "softplus": nn.Softplus, "hardswish": nn.Hardswish,
+}.items():
+    _activation(_name, _factory)
+
+
+@register("leaky_relu", "leakyrelu")
+@dataclass
+class LeakyReLU(Layer):
+    slope: float = 0.01
+    kind: ClassVar[str] = "leaky_relu"
+    usage: ClassVar[str] = "leaky_relu [SLOPE], e.g. 'leaky_relu 0.1'"
+    converters: ClassVar[dict[str, Callable]] = {"slope": number}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) > 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        return {"slope": tokens[0]} if tokens else {}
+
+    def build(self, shape):
+        return nn.LeakyReLU(self.slope)

@@ -1,0 +1,218 @@
+"""A spec file -> a validated Spec: JSON Schema for the document, the layer grammar for each layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from ..errors import SpecError, did_you_mean
+from ..hparams import TRAIN_SCHEMA
+from .fields import LayerProblem
+from .layers import KINDS, Layer
+from .yaml_source import LineDict, LineList, line_of, load_yaml
+
+_FIGURE = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {
+            "type": "object",
+            "required": ["approx", "tolerance"],
+            "additionalProperties": False,
+            "properties": {
+                "approx": {"type": "integer", "minimum": 0},
+                "tolerance": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            },
+        },
+    ]
+}
+
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "layers"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9_.+-]+$"},
+        "description": {"type": "string"},
+        "input": {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "integer", "minimum": 1, "maximum": 4096}},
+        "classes": {"type": "integer", "minimum": 1},
+        "layers": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "object", "minProperties": 1, "maxProperties": 1},
+            ]},
+        },
+        "expect": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "params": {"type": "object", "additionalProperties": _FIGURE},
+                "fc_input": _FIGURE,
+                "macs": _FIGURE,
+            },
+        },
+        "train": TRAIN_SCHEMA,
+    },
+}
+
+_RULES = {
+    "name": "a name of letters, digits and . _ + - (it names run folders)",
+    "layers": "a list of layers, e.g. [conv 3x3x32, relu, fc 10]",
+    "layer": "a layer written 'kind args' (e.g. 'conv 3x3x32') or as a one-key mapping (e.g. {conv: {kernel: 3, filters: 32}})",
+    "input": "[C, H, W], three integers from 1 to 4096",
+}
+
+
+@dataclass
+class LayerSpec:
+    """One entry of `layers`, as written and as understood."""
+
+    index: int  # 1-based position in the spec's list
+    text: str  # as the user wrote it
+    line: int | None
+    layer: Layer
+
+
+@dataclass
+class Spec:
+    name: str
+    layers: list[LayerSpec]
+    input: tuple[int, int, int] = (1, 28, 28)
+    classes: int = 10
+    description: str = ""
+    expect: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    file: str | None = None
+    document: dict = field(default_factory=dict)  # the plain data, kept for run folders and checkpoints
+
+
+def plain(value):
+    """LineDict/LineList -> plain dict/list (for YAML/JSON dumping)."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def load_spec(source: str | Path | dict) -> Spec:
+    """Read and validate a spec from a file path (or already-loaded data); raises SpecError."""
+    if isinstance(source, dict):
+        return parse_spec(source, None)
+    path = Path(source)
+    if not path.is_file():
+        raise SpecError("no such spec file" if not path.exists() else "not a file", str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read: {error}", str(path)) from None
+    return parse_spec(load_yaml(text, str(path)), str(path))
+
+
+def parse_spec(document, file: str | None) -> Spec:
+    """Validate loaded YAML data (LineDict from load_yaml, or a plain dict) into a Spec."""
+    if not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"'{document}'"
+        raise SpecError(f"the top level must be a mapping with 'name' and 'layers', got {kind}", file, getattr(document, "line", 1))
+    _check_schema(document, file)
+    problems, layers = [], []
+    for position, item in enumerate(document["layers"]):
+        line = line_of(document, ["layers", position])
+        try:
+            layers.append(LayerSpec(position + 1, layer_text(item), line, parse_layer(item)))
+        except LayerProblem as problem:
+            problems.append(SpecError(str(problem), file, line, position + 1, layer_text(item)))
+    if problems:
+        problems[0].more = problems[1:]
+        raise problems[0]
+    return Spec(
+        name=document["name"],
+        layers=layers,
+        input=tuple(document.get("input", (1, 28, 28))),
+        classes=document.get("classes", 10),
+        description=document.get("description", ""),
+        expect=plain(document.get("expect", {})),
+        train=plain(document.get("train", {})),
+        file=file,
+        document=plain(document),
+    )
+
+
+def layer_text(item) -> str:
+    """The layer as the user wrote it, on one line."""
+    if isinstance(item, str):
+        return " ".join(item.split())
+    if not isinstance(item, (dict, list)):
+        return str(item)
+    return yaml.safe_dump(plain(item), default_flow_style=True, sort_keys=False, width=10_000).strip()
+
+
+def parse_layer(item) -> Layer:
+    """'conv 3x3x32 stride=2' or {conv: {kernel: 3, filters: 32}} -> a Layer; raises LayerProblem."""
+    if isinstance(item, str):
+        name, *tokens = item.split()
+        positional = [token for token in tokens if "=" not in token]
+        options = dict(token.split("=", 1) for token in tokens if "=" in token)
+        kind = _kind(name)
+        settings = kind.from_positional(positional)
+        settings.update(options)
+        return kind.from_settings(settings)
+    ((name, value),) = item.items()
+    kind = _kind(str(name))
+    if value is None:
+        return kind.from_settings({})
+    if isinstance(value, dict):
+        return kind.from_settings(dict(value))
+    return kind.from_settings(kind.from_positional([str(value)]))
+
+
+def _kind(name: str) -> type[Layer]:
+    kind = KINDS.get(name.lower())
+    if kind is None:
+        raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), KINDS)}; known: {', '.join(sorted(KINDS))}")
+    return kind
+
+
+def _check_schema(document, file) -> None:
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    problems = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: line_of(document, list(e.absolute_path)) or 0):
+        problems.extend(_describe(error, document, file))
+    if problems:
+        problems[0].more = problems[1:]
+        raise problems[0]
+
+
+def _describe(error: jsonschema.ValidationError, document, file) -> list[SpecError]:
+    path = list(error.absolute_path)
+    where = _path_text(path)
+    line = line_of(document, path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extras = [key for key in error.instance if key not in allowed]
+        container = error.instance
+        return [
+            SpecError(f"unknown key '{key}'{' in ' + where if where else ''}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
+                      file, container.key_lines.get(key, line) if isinstance(container, LineDict) else line)
+            for key in extras
+        ]
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return [SpecError(f"missing required key '{key}'{' in ' + where if where else ''}", file, line) for key in missing]
+    if len(path) == 2 and path[0] == "layers":
+        return [SpecError(f"expected {_RULES['layer']}", file, line, path[1] + 1, layer_text(error.instance))]
+    rule = _RULES.get(path[0]) if path and isinstance(path[0], str) and len(path) <= 2 else None
+    message = f"expected {rule}, got {error.instance!r}" if rule else error.message
+    if isinstance(error.instance, bool) and error.validator in ("type", "pattern"):
+        message += " (YAML reads yes/no/on/off as booleans: quote the value)"
+    return [SpecError(f"{where}: {message}" if where else message, file, line)]
+
+
+def _path_text(path: list) -> str:
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text

@@ -1,0 +1,45 @@
+"""The `fmnist` command: a click group; turns user errors into one line on stderr and an exit code."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .commands import COMMANDS
+from .errors import ExpectationError, FmnistError
+
+EXIT_EXPECT, EXIT_INVALID, EXIT_INTERRUPTED = 1, 2, 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="fmnist")
+def cli() -> None:
+    """Write a CNN as a YAML list of layers; build, summarise, train and test it on Fashion-MNIST."""
+
+
+for command in COMMANDS:
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="fmnist", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        click.echo("fmnist: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except FmnistError as error:
+        for problem in error.all():
+            click.echo(f"fmnist: error: {problem}", err=True)
+        return EXIT_EXPECT if isinstance(error, ExpectationError) else EXIT_INVALID
+    except KeyboardInterrupt:
+        click.echo("fmnist: interrupted", err=True)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The one error type for everything a user can get wrong, printed by the CLI as one line."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class FmnistError(Exception):
+    """A user-facing problem: where it is (file, line, layer), the text at fault, and what was expected."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    layer: int | None = None
+    text: str | None = None
+    more: list["FmnistError"] = field(default_factory=list)  # further problems found in the same pass
+
+    def __str__(self) -> str:
+        where = ":".join(str(part) for part in (self.file, self.line) if part is not None)
+        parts = [where] if where else []
+        if self.layer is not None:
+            parts.append(f"layer {self.layer}" + (f" '{self.text}'" if self.text is not None else ""))
+        elif self.text is not None:
+            parts.append(f"'{self.text}'")
+        return ": ".join(parts + [self.message])
+
+
+    def all(self) -> list["FmnistError"]:
+        """This problem and the others found with it, one line each."""
+        return [self, *self.more]
+
+
+class SpecError(FmnistError):
+    """The spec file is not valid: the CLI exits 2."""
+
+
+class ExpectationError(FmnistError):
+    """The spec builds, but a figure it documents in `expect` does not come out: the CLI exits 1."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'conv'?)' when a close match exists, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,37 @@
+"""Training hyper-parameters: names, defaults (the study's recipe) and their rules, in one place.
+
+The spec schema's `train:` section and the runner's CLI flags are both made from this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HParam:
+    name: str
+    default: Any
+    schema: dict  # JSON Schema for the value
+    help: str
+
+
+LOSSES = ("softmax", "sigmoid")
+
+HPARAMS: dict[str, HParam] = {h.name: h for h in (
+    HParam("batch_size", 128, {"type": "integer", "minimum": 1}, "images per training step"),
+    HParam("lr", 4e-3, {"type": "number", "exclusiveMinimum": 0}, "Adam learning rate"),
+    HParam("rs", 1e-3, {"type": "number", "minimum": 0}, "L2 regularisation strength (Adam weight_decay)"),
+    HParam("num_epochs", 10, {"type": "integer", "minimum": 1}, "training epochs"),
+    HParam("dropout", None, {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+           "override p of every dropout layer (default: as written in the spec)"),
+    HParam("loss", "softmax", {"enum": list(LOSSES)}, "softmax = cross-entropy; sigmoid = one-vs-all binary cross-entropy"),
+    HParam("augment", False, {"type": "boolean"}, "random crop (pad 4) and horizontal flip, per sample"),
+    HParam("seed", 0, {"type": "integer", "minimum": 0}, "seed for the split, initialisation, shuffling and augmentation"),
+)}
+
+TRAIN_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {name: h.schema for name, h in HPARAMS.items()},
+}

@@ -1,0 +1,68 @@
+"""A new architecture written as a spec (not one of the study's) builds, sums up and runs."""
+import torch
+from torch import nn
+
+from fmnist import build_model, plan
+
+NEW_SPEC = """
+name: my_net
+description: every layer kind, both forms
+input: [1, 28, 28]
+classes: 10
+layers:
+  - conv 3x3x16 pad=same
+  - {bn: null}
+  - leaky_relu 0.1
+  - {conv: {kernel: 3, filters: 32, stride: 2, pad: 1}}
+  - gelu
+  - avgpool 2x2 round=floor
+  - {dropout: 0.25}
+  - conv 1x1x8
+  - silu
+  - pool 3 stride=1
+  - flatten
+  - fc 32
+  - bn
+  - elu
+  - dropout
+  - {fc: {units: 10, inputs: 32}}
+expect:
+  params: {total: 11922}  # 160 + 32 + 4640 + 264 + 6432 + 64 + 330
+train: {batch_size: 64, lr: 0.001, loss: sigmoid, augment: true}
+"""
+
+
+def test_new_spec_builds_and_runs_a_forward_pass(write_spec):
+    path = write_spec(NEW_SPEC)
+    built = plan(path)
+    shapes = [r.output_shape for r in built.records]
+    assert shapes[0] == (16, 28, 28)  # pad=same keeps the size
+    assert shapes[3] == (32, 14, 14)  # stride 2, pad 1
+    assert shapes[5] == (32, 7, 7)  # avgpool 2x2 on 14x14
+    assert shapes[9] == (8, 5, 5)  # pool 3 stride 1 on 7x7
+    assert shapes[10] == (200,)
+    assert built.spec.train == {"batch_size": 64, "lr": 0.001, "loss": "sigmoid", "augment": True}
+    model = build_model(path)
+    assert isinstance(model[1], nn.BatchNorm2d) and isinstance(model[12], nn.BatchNorm1d)
+    assert model[2].negative_slope == 0.1 and model[6].p == 0.25 and model[14].p == 0.5
+    assert sum(p.numel() for p in model.parameters()) == built.params["total"]
+    out = model(torch.rand(4, 1, 28, 28))
+    assert out.shape == (4, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_rounding_is_a_visible_option(write_spec):
+    ceil = plan(write_spec("name: c\nlayers: [conv 3x3x4, pool 2x2, pool 2x2, fc 10]\ninput: [1, 11, 11]\n", "c.yaml"))
+    floor = plan(write_spec("name: f\nlayers: [conv 3x3x4, pool 2x2 round=floor, pool 2x2 round=floor, fc 10]\ninput: [1, 11, 11]\n", "f.yaml"))
+    assert [r.output_shape for r in ceil.records][1:3] == [(4, 5, 5), (4, 3, 3)]
+    assert ceil.records[2].note == "odd 5x5 rounded up to 3x3 (round=ceil)"
+    assert [r.output_shape for r in floor.records][1:3] == [(4, 4, 4), (4, 2, 2)]
+    assert floor.records[2].note == ""
+
+
+def test_implicit_flatten_is_a_real_module_and_explicit_one_is_not_doubled(write_spec):
+    implicit = build_model(write_spec("name: a\nlayers: [conv 3x3x4, fc 10]\n", "a.yaml"))
+    explicit = build_model(write_spec("name: b\nlayers: [conv 3x3x4, flatten, fc 10]\n", "b.yaml"))
+    assert [type(m).__name__ for m in implicit] == ["Conv2d", "Flatten", "Linear"]
+    assert [type(m).__name__ for m in explicit] == ["Conv2d", "Flatten", "Linear"]

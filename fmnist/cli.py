@@ -6,9 +6,9 @@ import sys
 import click
 
 from .commands import COMMANDS
-from .errors import ExpectationError, FmnistError
+from .errors import FmnistError
 
-EXIT_EXPECT, EXIT_INVALID, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_INTERRUPTED = 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="fmnist", standalone_mode=False)
         return result if isinstance(result, int) else 0
+    except click.UsageError as error:  # click's own usage text is four lines; users get one
+        command = error.ctx.command_path if error.ctx else "fmnist"
+        click.echo(f"fmnist: error: {error.format_message()} (see '{command} --help')", err=True)
+        return error.exit_code
     except click.ClickException as error:
-        error.show()
+        click.echo(f"fmnist: error: {error.format_message()}", err=True)
         return error.exit_code
     except click.exceptions.Abort:
         click.echo("fmnist: interrupted", err=True)
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except FmnistError as error:
         for problem in error.all():
             click.echo(f"fmnist: error: {problem}", err=True)
-        return EXIT_EXPECT if isinstance(error, ExpectationError) else EXIT_INVALID
+        return error.exit_code
     except KeyboardInterrupt:
         click.echo("fmnist: interrupted", err=True)
         return EXIT_INTERRUPTED

@@ -9,4 +9,4 @@ from rich.console import Console
 def make_console() -> Console:
     """A console for tables; 120 columns when stdout is not a terminal, so pipes and logs don't wrap."""
     terminal = sys.stdout.isatty()
-    return Console(file=sys.stdout, width=None if terminal else 120, highlight=False, soft_wrap=False)
+    return Console(file=sys.stdout, width=None if terminal else 120, highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ class FmnistError(Exception):
     layer: int | None = None
     text: str | None = None
     more: list["FmnistError"] = field(default_factory=list)  # further problems found in the same pass
+    exit_code = 2  # what the CLI exits with (a class attribute, not a field)
 
     def __str__(self) -> str:
         where = ":".join(str(part) for part in (self.file, self.line) if part is not None)
@@ -24,7 +25,6 @@ class FmnistError(Exception):
             parts.append(f"'{self.text}'")
         return ": ".join(parts + [self.message])
 
-
     def all(self) -> list["FmnistError"]:
         """This problem and the others found with it, one line each."""
         return [self, *self.more]
@@ -34,8 +34,20 @@ class SpecError(FmnistError):
     """The spec file is not valid: the CLI exits 2."""
 
 
+class UsageError(FmnistError):
+    """A bad option, file, device or dataset: the CLI exits 2."""
+
+
 class ExpectationError(FmnistError):
     """The spec builds, but a figure it documents in `expect` does not come out: the CLI exits 1."""
+
+    exit_code = 1
+
+
+class TrainingError(FmnistError):
+    """Training could not go on (say, the loss became NaN); finished work is kept: the CLI exits 1."""
+
+    exit_code = 1
 
 
 def did_you_mean(word: str, choices) -> str:

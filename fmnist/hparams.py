@@ -35,3 +35,18 @@ TRAIN_SCHEMA = {
     "additionalProperties": False,
     "properties": {name: h.schema for name, h in HPARAMS.items()},
 }
+
+
+def resolve(spec_train: dict, flags: dict) -> dict:
+    """CLI flag > spec `train:` section > the study's defaults; flags given as None are not set."""
+    import jsonschema
+
+    from .errors import UsageError
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    for name, value in given.items():
+        try:
+            jsonschema.validate(value, HPARAMS[name].schema)
+        except jsonschema.ValidationError as error:
+            raise UsageError(f"--{name.replace('_', '-')} {value}: {error.message}") from None
+    return {name: given.get(name, spec_train.get(name, h.default)) for name, h in HPARAMS.items()}

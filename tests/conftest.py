@@ -34,3 +34,29 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+def write_idx(path: Path, array, magic: int | None = None, gz: bool = False) -> Path:
+    """Write a uint8 array as an IDX file (optionally gzipped); `magic` overrides the right one."""
+    import gzip
+
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    magic = magic if magic is not None else 0x0800 + array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    data = header + array.tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_data():
+    """The real Fashion-MNIST (make test installs it); the tests that need it say so clearly if it is missing."""
+    from fmnist.errors import UsageError
+    from fmnist.runner.data import locate
+
+    try:
+        return locate()
+    except UsageError as error:
+        pytest.fail(f"these tests need the real dataset ('make data' installs it): {error}")

@@ -1,4 +1,6 @@
 """Every `fmnist` sub-command; cli.py adds each one to the group."""
+from .inspect_commands import data, evaluate, predict
+from .run_commands import run
 from .spec_commands import summary, validate
 
-COMMANDS = [summary, validate]
+COMMANDS = [summary, validate, run, evaluate, predict, data]

@@ -1,0 +1,101 @@
+"""`fmnist eval`, `fmnist predict` and `fmnist data`: look at a finished run, use it, or check the dataset."""
+from __future__ import annotations
+
+import json
+
+import click
+import torch
+from rich.table import Table
+
+from ..builder.spec import parse_spec
+from ..console import make_console
+from ..errors import UsageError
+from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset
+from ..runner.device import resolve_device
+from ..runner.images import load_image
+from ..runner.losses import PROBABILITIES
+from ..runner.plots import plot_confusion
+from ..runner.rundir import RunDir
+from ..runner.session import make_model
+from ..runner.trainer import Trainer, test_report
+
+
+def _load_best(run_path: str, device: torch.device):
+    """(run, config, spec, model with the best validation weights) of a run folder."""
+    run = RunDir.existing(run_path)
+    config = run.read_config()
+    checkpoint = run.load_checkpoint("best.pt")
+    spec = parse_spec(checkpoint["spec"], str(run.file("best.pt")))
+    model = make_model(spec, config["hparams"])
+    model.load_state_dict(checkpoint["model"])
+    return run, config, spec, model.to(device).eval(), checkpoint
+
+
+@click.command(name="eval")
+@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def evaluate(run_path: str, device: str, as_json: bool) -> int:
+    """Test accuracy, per-class accuracy and confusion matrix of RUN's best epoch (also saved as confusion.png)."""
+    torch_device = resolve_device(device)
+    run, config, spec, model, checkpoint = _load_best(run_path, torch_device)
+    data = config.get("data", {})
+    splits = load_splits(locate(data.get("data_dir"), download=True), data.get("train_limit")).to(torch_device)
+    report = test_report(Trainer(model, splits, config["hparams"], torch_device), splits)
+    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], **report}
+    plot_confusion(report["confusion"], report["class_names"], run.file("confusion.png"),
+                   f"{spec.name}, epoch {checkpoint['epoch']}: test accuracy {100 * report['test_acc']:.2f}%")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return 0
+    console = make_console()
+    console.print(f"{spec.name} · best validation epoch {checkpoint['epoch']} · test accuracy {100 * report['test_acc']:.2f}% "
+                  f"· test loss {report['test_loss']:.4f}")
+    names = report["class_names"]
+    table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    table.add_column("true \\ predicted")
+    for index in range(len(names)):
+        table.add_column(str(index), justify="right")
+    table.add_column("accuracy", justify="right")
+    for index, (name, row) in enumerate(zip(names, report["confusion"])):
+        table.add_row(f"{index} {name}", *(f"{count:,}" for count in row), f"{100 * report['per_class_acc'][name]:.1f}%")
+    console.print(table)
+    console.print(f"confusion matrix plot: {run.file('confusion.png')}")
+    return 0
+
+
+@click.command()
+@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False))
+@click.argument("images", nargs=-1, required=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
+    """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
+    torch_device = resolve_device(device)
+    _, config, spec, model, checkpoint = _load_best(run_path, torch_device)
+    names = checkpoint.get("class_names", list(CLASS_NAMES))
+    batch = torch.stack([load_image(path, spec.input[0]) for path in images]).to(torch_device)
+    if tuple(batch.shape[2:]) != tuple(spec.input[1:]):
+        raise UsageError(f"the model takes {spec.input[1]}x{spec.input[2]} images, not 28x28")
+    with torch.inference_mode():
+        probabilities = PROBABILITIES[config["hparams"]["loss"]](model(batch.float() / 255))
+    for path, row in zip(images, probabilities.cpu()):
+        best = int(row.argmax())
+        click.echo(f"{path}\t{names[best]}\t{100 * float(row[best]):.1f}%")
+    return 0
+
+
+@click.command()
+@click.option("--data-dir", help="Folder with the four IDX files (else $FMNIST_DATA, ./data, Debian's package).")
+@click.option("--download", is_flag=True, help="If not found, fetch it with torchvision (needs the internet).")
+def data(data_dir: str | None, download: bool) -> int:
+    """Where Fashion-MNIST was found, whether it verifies, and how to get it if not."""
+    source = locate(data_dir, download=download)
+    arrays = read_dataset(source)
+    click.echo(f"Fashion-MNIST found: {source.how}")
+    for key, expected in FILES.items():
+        click.echo(f"  {source.paths[key].name:<28} {' x '.join(f'{n:,}' for n in arrays[key].shape):<18} MD5 {expected.md5} ok")
+    click.echo("verified: magic numbers, sizes, labels 0-9 and the published MD5 of the decompressed bytes")
+    train = len(arrays["train_labels"]) - VALIDATION_PER_CLASS * len(CLASS_NAMES)
+    click.echo(f"split: {train:,} train / {VALIDATION_PER_CLASS * len(CLASS_NAMES):,} validation "
+               f"({VALIDATION_PER_CLASS:,} per class, fixed seed) / {len(arrays['test_labels']):,} test")
+    return 0

@@ -1,0 +1,61 @@
+"""`fmnist run`: train a spec (or the study's own train.py command line), or resume a run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..builder.spec import load_spec
+from ..console import make_console
+from ..errors import UsageError
+from ..hparams import HPARAMS, LOSSES
+from ..runner.session import RunOptions, resume, start
+
+PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def spec_for_model(name: str) -> Path:
+    """--model CNN_1 -> the packaged specs/cnn_1.yaml."""
+    path = PACKAGED_SPECS / f"{name.lower()}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem.upper() for p in PACKAGED_SPECS.glob("*.yaml")))
+        raise UsageError(f"--model {name}: no such model; known: {known} (or give a spec file)")
+    return path
+
+
+@click.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--model", help="One of the study's models (CNN_1 ... CNN_5) instead of a spec file.")
+@click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue an interrupted run from its folder.")
+@click.option("--batch-size", "--batch_size", "batch_size", type=int, help=HPARAMS["batch_size"].help + " [128]")
+@click.option("--lr", type=float, help=HPARAMS["lr"].help + " [4e-3]")
+@click.option("--rs", type=float, help=HPARAMS["rs"].help + " [1e-3]")
+@click.option("--num-epochs", "--num_epochs", "num_epochs", type=int, help=HPARAMS["num_epochs"].help + " [10]")
+@click.option("--dropout", type=float, help=HPARAMS["dropout"].help)
+@click.option("--loss", "--loss_type", "loss", type=click.Choice(LOSSES), help=HPARAMS["loss"].help + " [softmax]")
+@click.option("--augment/--no-augment", default=None, help=HPARAMS["augment"].help + " [off]")
+@click.option("--augment_data", type=click.BOOL, default=None, help="The study's spelling: --augment_data True|False.")
+@click.option("--seed", type=int, help=HPARAMS["seed"].help + " [0]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--out", default="runs", show_default=True, help="Parent folder of the run folder.")
+@click.option("--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMNIST_DATA, ./data, Debian's package).")
+@click.option("--train-limit", type=int, help="Train on only the first N of the 50,000 training images (quick looks).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved settings and stop.")
+def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, dry_run, **flags) -> int:
+    """Train SPEC on Fashion-MNIST, keep the best validation epoch, test it.
+
+    Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
+    """
+    console = make_console()
+    chosen = [given for given in (spec, model, resume_path) if given]
+    if len(chosen) != 1:
+        raise UsageError("give one of: a spec file, --model NAME, or --resume RUN_FOLDER")
+    if resume_path:
+        resume(resume_path, device, console)
+        return 0
+    if augment is not None and augment_data is not None and augment != augment_data:
+        raise UsageError("--augment and --augment_data disagree")
+    flags["augment"] = augment if augment is not None else augment_data
+    loaded = load_spec(spec or spec_for_model(model))
+    start(loaded, flags, RunOptions(device, out, data_dir, train_limit, dry_run), console)
+    return 0

@@ -1,0 +1,135 @@
+"""The training loop: data already on the device as uint8, batches by index, metrics kept on the device."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import TrainingError
+from .augment import crop_and_flip
+from .data import Splits
+from .losses import LOSSES
+
+EVAL_BATCH = 1000
+PROGRESS_EVERY_S = 0.25  # reading the running loss syncs with the device, so only a few times a second
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    predictions: torch.Tensor  # predicted class per image, on the CPU
+
+    def confusion(self, labels: torch.Tensor, classes: int) -> torch.Tensor:
+        """classes x classes counts: row = true class, column = predicted class."""
+        return torch.bincount(labels.cpu() * classes + self.predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite."""
+
+
+class Trainer:
+    """Adam with L2 weight decay on the chosen loss; one object per run, resumable through state_dict()."""
+
+    def __init__(self, model: nn.Module, splits: Splits, hparams: dict, device: torch.device):
+        self.model = model
+        self.splits = splits
+        self.hparams = hparams
+        self.device = device
+        self.loss_fn = LOSSES[hparams["loss"]]
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=hparams["lr"], weight_decay=hparams["rs"])
+        self.generator = torch.Generator(device=device).manual_seed(hparams["seed"])
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().div_(255)  # pixels in [0, 1], not centred: the study's choice
+
+    def steps_per_epoch(self) -> int:
+        size, batch = len(self.splits.train_y), self.hparams["batch_size"]
+        return size // batch + (1 if size % batch >= 2 else 0)  # a last batch of one image would break batch norm
+
+    def train_epoch(self, epoch: int, on_progress: Callable[[int, float, float], None] | None = None) -> tuple[float, float]:
+        """One pass over the training split; returns (mean loss, accuracy). Raises NonFiniteLoss."""
+        model, batch = self.model, self.hparams["batch_size"]
+        images, labels = self.splits.train_x, self.splits.train_y
+        model.train()
+        order = torch.randperm(len(labels), generator=self.generator, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        seen, started, reported = 0, time.perf_counter(), time.perf_counter()
+        for step in range(self.steps_per_epoch()):
+            index = order[step * batch:(step + 1) * batch]
+            x, y = images[index], labels[index]
+            if self.hparams["augment"]:
+                x = crop_and_flip(x, self.generator)
+            logits = model(self._inputs(x))
+            loss = self.loss_fn(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                # remember the first bad step without a host sync
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step + 1, first_bad)
+            seen += len(y)
+            if on_progress and time.perf_counter() - reported >= PROGRESS_EVERY_S:
+                self._stop_if_bad(epoch, first_bad)
+                on_progress(step + 1, float(loss_sum) / seen, seen / (time.perf_counter() - started))
+                reported = time.perf_counter()
+        self._stop_if_bad(epoch, first_bad)
+        return float(loss_sum) / seen, int(correct) / seen
+
+    def _stop_if_bad(self, epoch: int, first_bad: torch.Tensor) -> None:
+        step = int(first_bad)
+        if step >= 0:
+            raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch}, step {step} of {self.steps_per_epoch()} "
+                                f"(try a lower --lr)")
+
+    @torch.inference_mode()
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+        """Mean loss, accuracy and predictions on a whole split, in eval mode."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        predictions = []
+        for start in range(0, len(labels), EVAL_BATCH):
+            logits = self.model(self._inputs(images[start:start + EVAL_BATCH]))
+            y = labels[start:start + EVAL_BATCH]
+            loss_sum += self.loss_fn(logits, y) * len(y)
+            predictions.append(logits.argmax(1))
+        predicted = torch.cat(predictions)
+        accuracy = (predicted == labels).float().mean()
+        return Evaluation(float(loss_sum) / len(labels), float(accuracy), predicted.cpu())
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where this left off."""
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+
+def test_report(trainer: Trainer, splits: Splits) -> dict:
+    """Test accuracy and loss, accuracy per class and the confusion matrix of the trainer's current model."""
+    test = trainer.evaluate(splits.test_x, splits.test_y)
+    confusion = test.confusion(splits.test_y, len(splits.class_names))
+    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
+    return {
+        "test_acc": round(test.accuracy, 6),
+        "test_loss": round(test.loss, 6),
+        "per_class_acc": {name: round(acc, 6) for name, acc in zip(splits.class_names, per_class)},
+        "confusion": confusion.tolist(),
+        "class_names": list(splits.class_names),
+    }

@@ -1,0 +1,87 @@
+"""Training really trains: a tiny spec learns a synthetic task; same seed, same numbers; NaN stops cleanly."""
+import pytest
+import torch
+
+from fmnist.builder.spec import load_spec
+from fmnist.hparams import resolve
+from fmnist.runner.augment import crop_and_flip
+from fmnist.runner.data import Splits
+from fmnist.runner.session import make_model
+from fmnist.runner.trainer import NonFiniteLoss, Trainer
+
+TINY_SPEC = """
+name: tiny
+input: [1, 12, 12]
+layers: [conv 3x3x8, relu, pool 2x2, fc 10]
+"""
+
+
+def synthetic_splits(n_train=2000, n_eval=500, seed=0) -> Splits:
+    """Class c is a bright 3x3 square at one of ten places on a noisy 12x12 image: learnable, not trivial."""
+    generator = torch.Generator().manual_seed(seed)
+    places = [(r, c) for r in (1, 5, 8) for c in (1, 5, 8)] + [(4, 4)]
+
+    def make(n):
+        labels = torch.randint(0, 10, (n,), generator=generator)
+        images = torch.randint(0, 90, (n, 1, 12, 12), generator=generator)
+        for index, label in enumerate(labels.tolist()):
+            row, col = places[label]
+            images[index, 0, row:row + 3, col:col + 3] = 230
+        return images.to(torch.uint8), labels
+
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = make(n_train), make(n_eval), make(n_eval)
+    return Splits(train_x, train_y, val_x, val_y, test_x, test_y)
+
+
+def tiny_trainer(write_spec, **flags):
+    spec = load_spec(write_spec(TINY_SPEC))
+    hparams = resolve(spec.train, {"batch_size": 64, "lr": 1e-2, **flags})
+    return Trainer(make_model(spec, hparams), synthetic_splits(), hparams, torch.device("cpu"))
+
+
+def test_a_tiny_spec_learns_the_synthetic_task(write_spec):
+    trainer = tiny_trainer(write_spec)
+    before = trainer.evaluate(trainer.splits.val_x, trainer.splits.val_y).accuracy
+    for epoch in range(1, 4):
+        trainer.train_epoch(epoch)
+    after = trainer.evaluate(trainer.splits.test_x, trainer.splits.test_y)
+    assert before < 0.3
+    assert after.accuracy > 0.9
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_same_seed_gives_identical_metrics(write_spec, loss):
+    runs = []
+    for _ in range(2):
+        trainer = tiny_trainer(write_spec, seed=7, loss=loss, augment=True)
+        runs.append([trainer.train_epoch(1), trainer.train_epoch(2), trainer.evaluate(trainer.splits.val_x, trainer.splits.val_y).loss])
+    assert runs[0] == runs[1]
+    other = tiny_trainer(write_spec, seed=8, loss=loss, augment=True)
+    assert other.train_epoch(1) != runs[0][0]
+
+
+def test_nan_loss_stops_and_says_where(write_spec):
+    trainer = tiny_trainer(write_spec, lr=1e30)
+    with pytest.raises(NonFiniteLoss, match=r"the loss became NaN/inf at epoch 1, step \d+ of 32 \(try a lower --lr\)"):
+        trainer.train_epoch(1)
+
+
+def test_last_batch_of_one_image_is_dropped(write_spec):
+    trainer = tiny_trainer(write_spec, batch_size=999)
+    assert trainer.steps_per_epoch() == 3  # 2000 = 999 + 999 + 2
+    trainer = tiny_trainer(write_spec, batch_size=1999)
+    assert trainer.steps_per_epoch() == 1  # the 1 image left over would break batch norm
+
+
+def test_augmentation_shifts_and_flips_each_image_on_its_own():
+    images = torch.randint(1, 255, (64, 1, 28, 28), dtype=torch.uint8)
+    out = crop_and_flip(images, torch.Generator().manual_seed(0), pad=4)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    changed = (out != images).flatten(1).any(1)
+    assert changed.float().mean() > 0.9  # nearly every image moved (1 in 162 keeps offset 0 and no flip)
+    for original, augmented in zip(images, out):  # each output is its image, shifted (and maybe mirrored)
+        found = False
+        for candidate in (original, original.flip(-1)):
+            padded = torch.nn.functional.pad(candidate, (4, 4, 4, 4))
+            found |= any(torch.equal(padded[:, dy:dy + 28, dx:dx + 28], augmented) for dy in range(9) for dx in range(9))
+        assert found

@@ -27,13 +27,32 @@ HPARAMS: dict[str, HParam] = {h.name: h for h in (
            "override p of every dropout layer (default: as written in the spec)"),
     HParam("loss", "softmax", {"enum": list(LOSSES)}, "softmax = cross-entropy; sigmoid = one-vs-all binary cross-entropy"),
     HParam("augment", False, {"type": "boolean"}, "random crop (pad 4) and horizontal flip, per sample"),
-    HParam("seed", 0, {"type": "integer", "minimum": 0}, "seed for the split, initialisation, shuffling and augmentation"),
+    HParam("seed", 0, {"type": "integer", "minimum": 0}, "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
 )}
 
 TRAIN_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {name: h.schema for name, h in HPARAMS.items()},
+}
+
+
+# The study's search: learning rate and L2 strength log-uniform, batch size from a set, epochs in a range.
+DEFAULT_SPACE = {
+    "lr": {"low": 1e-4, "high": 1e-2, "log": True},
+    "rs": {"low": 1e-5, "high": 1e-2, "log": True},
+    "batch_size": {"choices": [32, 64, 128, 256]},
+    "num_epochs": {"low": 5, "high": 15},
+}
+SPACE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {name: {"oneOf": [
+        {"type": "object", "required": ["low", "high"], "additionalProperties": False,
+         "properties": {"low": {"type": "number"}, "high": {"type": "number"}, "log": {"type": "boolean"}}},
+        {"type": "object", "required": ["choices"], "additionalProperties": False,
+         "properties": {"choices": {"type": "array", "minItems": 1}}},
+    ]} for name in ("lr", "rs", "batch_size", "num_epochs", "dropout")},
 }
 
 

@@ -10,6 +10,7 @@ from fmnist.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture

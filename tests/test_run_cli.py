@@ -14,9 +14,8 @@ import torch
 import yaml
 from PIL import Image
 
-from tests.conftest import SPECS, write_idx
+from tests.conftest import PNG_SIGNATURE, SPECS, write_idx
 
-PNG = b"\x89PNG\r\n\x1a\n"
 QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
 
 
@@ -48,12 +47,12 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     assert config["spec"]["name"] == "CNN_4" and config["device"] == "cpu" and config["data"]["train"] == 1000
     assert config["versions"]["torch"] == str(torch.__version__)
     for plot in ("loss.png", "accuracy.png"):
-        assert (run / plot).read_bytes().startswith(PNG)
+        assert (run / plot).read_bytes().startswith(PNG_SIGNATURE)
 
     code, out, _ = cli("eval", run)
     assert code == 0
     assert f"test accuracy {100 * summary['test_acc']:.2f}%" in out
-    assert "Ankle boot" in out and (run / "confusion.png").read_bytes().startswith(PNG)
+    assert "Ankle boot" in out and (run / "confusion.png").read_bytes().startswith(PNG_SIGNATURE)
     code, out, _ = cli("eval", run, "--json")
     assert json.loads(out)["confusion"] == summary["confusion"]
 

@@ -8,7 +8,7 @@ import jsonschema
 import yaml
 
 from ..errors import SpecError, did_you_mean
-from ..hparams import TRAIN_SCHEMA
+from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
 from .fields import LayerProblem
 from .layers import KINDS, Layer
 from .yaml_source import LineDict, LineList, line_of, load_yaml
@@ -55,6 +55,7 @@ SCHEMA = {
             },
         },
         "train": TRAIN_SCHEMA,
+        "search": SPACE_SCHEMA,
     },
 }
 

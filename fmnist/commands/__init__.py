@@ -1,6 +1,7 @@
 """Every `fmnist` sub-command; cli.py adds each one to the group."""
+from .experiment_commands import grid, search
 from .inspect_commands import data, evaluate, predict
 from .run_commands import run
 from .spec_commands import summary, validate
 
-COMMANDS = [summary, validate, run, evaluate, predict, data]
+COMMANDS = [summary, validate, run, evaluate, predict, data, grid, search]

@@ -41,7 +41,7 @@ def evaluate(run_path: str, device: str, as_json: bool) -> int:
     run, config, spec, model, checkpoint = _load_best(run_path, torch_device)
     data = config.get("data", {})
     splits = load_splits(locate(data.get("data_dir"), download=True), data.get("train_limit")).to(torch_device)
-    report = test_report(Trainer(model, splits, config["hparams"], torch_device), splits)
+    report = test_report(Trainer(model, splits, config["hparams"], torch_device, **config.get("speed", {})), splits)
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], **report}
     plot_confusion(report["confusion"], report["class_names"], run.file("confusion.png"),
                    f"{spec.name}, epoch {checkpoint['epoch']}: test accuracy {100 * report['test_acc']:.2f}%")

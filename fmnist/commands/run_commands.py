@@ -10,6 +10,7 @@ from ..console import make_console
 from ..errors import UsageError
 from ..hparams import HPARAMS, LOSSES
 from ..runner.session import RunOptions, resume, start
+from ..runner.speedups import PRECISIONS
 
 PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -23,25 +24,48 @@ def spec_for_model(name: str) -> Path:
     return path
 
 
+def hparam_options(command):
+    """The hyper-parameter flags (the study's train.py spellings too), shared by run, grid and search."""
+    for option in reversed((
+        click.option("--batch-size", "--batch_size", "batch_size", type=int, help=HPARAMS["batch_size"].help + " [128]"),
+        click.option("--lr", type=float, help=HPARAMS["lr"].help + " [4e-3]"),
+        click.option("--rs", type=float, help=HPARAMS["rs"].help + " [1e-3]"),
+        click.option("--num-epochs", "--num_epochs", "num_epochs", type=int, help=HPARAMS["num_epochs"].help + " [10]"),
+        click.option("--dropout", type=float, help=HPARAMS["dropout"].help),
+        click.option("--seed", type=int, help=HPARAMS["seed"].help + " [0]"),
+    )):
+        command = option(command)
+    return command
+
+
+def where_options(command):
+    """Device, data and speed flags, shared by run, grid and search."""
+    for option in reversed((
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMNIST_DATA, ./data, Debian's package)."),
+        click.option("--train-limit", type=int, help="Train on only the first N of the 50,000 training images (quick looks)."),
+        click.option("--fast/--plain", default=True, help="The measured speed levers, or the plain eager fp32 loop. [fast]"),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="auto = bf16 autocast where the device does bf16 natively (about 2x faster), else fp32."),
+    )):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
 @click.option("--model", help="One of the study's models (CNN_1 ... CNN_5) instead of a spec file.")
 @click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue an interrupted run from its folder.")
-@click.option("--batch-size", "--batch_size", "batch_size", type=int, help=HPARAMS["batch_size"].help + " [128]")
-@click.option("--lr", type=float, help=HPARAMS["lr"].help + " [4e-3]")
-@click.option("--rs", type=float, help=HPARAMS["rs"].help + " [1e-3]")
-@click.option("--num-epochs", "--num_epochs", "num_epochs", type=int, help=HPARAMS["num_epochs"].help + " [10]")
-@click.option("--dropout", type=float, help=HPARAMS["dropout"].help)
+@hparam_options
 @click.option("--loss", "--loss_type", "loss", type=click.Choice(LOSSES), help=HPARAMS["loss"].help + " [softmax]")
 @click.option("--augment/--no-augment", default=None, help=HPARAMS["augment"].help + " [off]")
 @click.option("--augment_data", type=click.BOOL, default=None, help="The study's spelling: --augment_data True|False.")
-@click.option("--seed", type=int, help=HPARAMS["seed"].help + " [0]")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@where_options
 @click.option("--out", default="runs", show_default=True, help="Parent folder of the run folder.")
-@click.option("--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMNIST_DATA, ./data, Debian's package).")
-@click.option("--train-limit", type=int, help="Train on only the first N of the 50,000 training images (quick looks).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Exactly this run folder instead of OUT/<name>-<time>.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and stop.")
-def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, dry_run, **flags) -> int:
+def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, fast, precision, run_dir,
+        dry_run, **flags) -> int:
     """Train SPEC on Fashion-MNIST, keep the best validation epoch, test it.
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
@@ -57,5 +81,5 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
         raise UsageError("--augment and --augment_data disagree")
     flags["augment"] = augment if augment is not None else augment_data
     loaded = load_spec(spec or spec_for_model(model))
-    start(loaded, flags, RunOptions(device, out, data_dir, train_limit, dry_run), console)
+    start(loaded, flags, RunOptions(device, out, data_dir, train_limit, dry_run, fast, precision, run_dir), console)
     return 0

@@ -57,6 +57,18 @@ class RunDir:
                 raise UsageError(f"cannot create the run folder: {error.strerror}", str(path)) from None
 
     @classmethod
+    def create_at(cls, path: str | Path) -> "RunDir":
+        """Exactly this folder (grid cells, search retrains); it must not hold a run already."""
+        run = cls(path)
+        if (run.path / "config.yaml").exists():
+            raise UsageError("already holds a run; resume it with 'fmnist run --resume' or choose another folder", str(path))
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"cannot create the run folder: {error.strerror}", str(path)) from None
+        return run
+
+    @classmethod
     def existing(cls, path: str | Path) -> "RunDir":
         run = cls(path)
         if not (run.path / "config.yaml").is_file():

@@ -26,6 +26,7 @@ from .device import resolve_device
 from .plots import plot_curves
 from .progress import epoch_progress
 from .rundir import RunDir
+from .speedups import speed_settings
 from .trainer import Trainer, test_report
 
 
@@ -44,6 +45,9 @@ class RunOptions:
     data_dir: str | None = None
     train_limit: int | None = None
     dry_run: bool = False  # resolve and print the settings, train nothing
+    fast: bool = True  # the measured speed levers (runner/speedups.py); False = the plain eager fp32 loop
+    precision: str = "auto"
+    run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
 
 
 def make_model(spec: Spec, hparams: dict) -> torch.nn.Module:
@@ -64,18 +68,20 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> Run
     device = resolve_device(options.device)
     if options.train_limit is not None and options.train_limit < 2:
         raise UsageError(f"--train-limit {options.train_limit}: needs at least 2 images")
+    speed = speed_settings(options.fast, options.precision, device)
     if options.dry_run:
         console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "hparams": hparams, "device": str(device),
-                                      "train_limit": options.train_limit}, sort_keys=False).rstrip())
+                                      "train_limit": options.train_limit, "speed": speed}, sort_keys=False).rstrip())
         return None
     source = locate(options.data_dir, download=True)
     splits = load_splits(source, options.train_limit)
-    run = RunDir.create(options.out, spec.name)
+    run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     config = {
         "spec_file": spec.file,
         "spec": spec.document,
         "hparams": hparams,
         "device": str(device),
+        "speed": speed,
         "data": {"source": source.how, "verified": True, "data_dir": options.data_dir, "train_limit": options.train_limit,
                  "train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)},
         "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
@@ -85,7 +91,7 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> Run
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     run.write_config(config)
-    _train(run, spec, hparams, device, splits, console, source.how)
+    _train(run, spec, hparams, device, splits, console, source.how, speed)
     return run
 
 
@@ -100,7 +106,8 @@ def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
     data = config.get("data", {})
     source = locate(data.get("data_dir"), download=True)
     splits = load_splits(source, data.get("train_limit"))
-    _train(run, spec, config["hparams"], resolve_device(device_name), splits, console, source.how, checkpoint)
+    _train(run, spec, config["hparams"], resolve_device(device_name), splits, console, source.how,
+           config.get("speed", {}), checkpoint)
     return run
 
 
@@ -108,10 +115,10 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _train(run, spec, hparams, device, splits, console, data_how, checkpoint=None) -> dict:
+def _train(run, spec, hparams, device, splits, console, data_how, speed, checkpoint=None) -> dict:
     model = make_model(spec, hparams).to(device)
     splits = splits.to(device)
-    trainer = Trainer(model, splits, hparams, device)
+    trainer = Trainer(model, splits, hparams, device, **speed)
     history, best = [], {"epoch": 0, "val_acc": -1.0}
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint["trainer"])
@@ -123,7 +130,8 @@ def _train(run, spec, hparams, device, splits, console, data_how, checkpoint=Non
     console.print(f"{spec.name} · {params:,} params · {device} · {len(splits.train_y):,} train / {len(splits.val_y):,} val / "
                   f"{len(splits.test_y):,} test images · loss {hparams['loss']} · augment {hparams['augment']} · "
                   f"batch {hparams['batch_size']} · lr {hparams['lr']:g} · rs {hparams['rs']:g} · seed {hparams['seed']}")
-    console.print(f"data: {data_how} (verified) · run folder: {run.path}")
+    path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"
+    console.print(f"data: {data_how} (verified) · {path} · run folder: {run.path}")
     epochs = hparams["num_epochs"]
     epoch = len(history) + 1
     try:

@@ -1,0 +1,139 @@
+"""`fmnist grid` (Table 1 layout, resume) and `fmnist search` (SQLite resume, two workers on one PostgreSQL study)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PNG_SIGNATURE
+
+TINY_A = "name: tiny_a\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n"
+TINY_B = "name: tiny_b\nlayers: [pool 2x2, fc 10]\n"
+QUICK = ("--num-epochs", "1", "--train-limit", "300")
+
+
+def test_grid_prints_the_study_layout_and_resume_skips_finished_cells(cli, write_spec, real_data, tmp_path):
+    a, b = write_spec(TINY_A, "a.yaml"), write_spec(TINY_B, "b.yaml")
+    code, out, err = cli("grid", a, b, *QUICK, "--out", tmp_path / "t1", "--jobs", "2")
+    assert (code, err) == (0, "")
+    header = "| Model | No Augment. Softmax | Augment. Softmax | No Augment. Sigmoid | Augment. Sigmoid | Epoch s |"
+    table = (tmp_path / "t1" / "table.md").read_text().splitlines()
+    assert table[0] == header and table[1] == "|---|---|---|---|---|---|"
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| tiny_a", "| tiny_b"]
+    assert header in out and "8 cells (0 finished already)" in out
+    for column in range(1, 5):  # the best of each column is bold, and only it
+        cells = [row.split(" | ")[column] for row in table[2:]]
+        values = [float(c.strip("*%")) for c in cells]
+        assert [c.startswith("**") for c in cells] == [v == max(values) for v in values]
+    summary = json.loads((tmp_path / "t1" / "tiny_a-aug-sigmoid" / "summary.json").read_text())
+    assert summary["hparams"]["augment"] is True and summary["hparams"]["loss"] == "sigmoid"
+    assert f"{100 * summary['test_acc']:.2f}" in (tmp_path / "t1" / "table.csv").read_text()
+    assert (tmp_path / "t1" / "table.csv").read_text().splitlines()[0] == \
+        "model,No Augment. Softmax,Augment. Softmax,No Augment. Sigmoid,Augment. Sigmoid,epoch_seconds"
+
+    shutil.rmtree(tmp_path / "t1" / "tiny_b-noaug-sigmoid")  # as if that cell had never run
+    finished = {p: p.stat().st_mtime for p in (tmp_path / "t1").glob("*/summary.json")}
+    code, out, _ = cli("grid", a, b, *QUICK, "--out", tmp_path / "t1")
+    assert code == 0 and "8 cells (7 finished already)" in out
+    assert out.count("[8/8] tiny_b-noaug-sigmoid: test") == 1
+    assert all(p.stat().st_mtime == t for p, t in finished.items())
+
+
+def test_grid_runs_one_switch_and_reports_a_failed_cell(cli, write_spec, real_data, tmp_path):
+    a = write_spec(TINY_A, "a.yaml")
+    code, out, err = cli("grid", a, *QUICK, "--augment", "off", "--loss", "softmax", "--lr", "1e30", "--out", tmp_path)
+    assert code == 1
+    assert "[1/1] tiny_a-noaug-softmax: FAILED (exit 1): fmnist: error: the loss became NaN/inf" in out
+    assert "1 cell(s) failed" in err
+    assert (tmp_path / "table.md").read_text().splitlines()[0] == "| Model | No Augment. Softmax | Epoch s |"
+
+
+def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    args = ("search", spec, "--train-limit", "300", "--space", "num_epochs=1:2", "--out", tmp_path)
+    code, out, err = cli(*args, "--trials", "2", "--no-retrain")
+    assert (code, err) == (0, "")
+    assert "0 of 2 trials finished" in out and "trial 1:" in out
+    code, out, err = cli(*args, "--trials", "3")
+    assert (code, err) == (0, "")
+    assert "2 of 3 trials finished" in out and "trial 2:" in out and "trial 0:" not in out
+    result = json.loads((tmp_path / "search.json").read_text())
+    assert result["trials"] == 3 and 0 <= result["best_trial"] <= 2
+    assert set(result["best_params"]) == {"lr", "rs", "batch_size", "num_epochs"}
+    retrain = json.loads((Path(result["retrain"]["run"]) / "summary.json").read_text())
+    assert retrain["hparams"]["lr"] == result["best_params"]["lr"] and retrain["test_acc"] == result["retrain"]["test_acc"]
+    assert (tmp_path / "optimization_history.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_bad_search_input(cli, write_spec):
+    spec = write_spec(TINY_A, "a.yaml")
+    code, _, err = cli("search", spec, "--space", "lr=1:0.1")
+    assert code == 2 and "--space lr=1:0.1: bad numbers" in err
+    code, _, err = cli("search", spec, "--space", "momentum=0.1:0.9")
+    assert code == 2 and "--space momentum=0.1:0.9: expected NAME=LOW:HIGH or NAME=A,B,C" in err
+    code, _, err = cli("search", spec, "--storage", "postgresql://nobody@127.0.0.1:1/none", "--trials", "1")
+    assert code == 2 and "cannot open the study" in err and len(err.splitlines()) == 1
+
+
+# ---- a real PostgreSQL server, two workers, one study ----
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throw-away PostgreSQL server on 127.0.0.1 (Debian's package; .ci/run installs it)."""
+    binaries = _postgres_bin()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="fmnist-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    port = _free_port()
+    data = folder / "data"
+    subprocess.run([*as_postgres, binaries / "initdb", "-D", data, "-A", "trust", "-U", "fmnist"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, binaries / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "fmnist", "fmnist"], check=True)
+        yield f"postgresql://fmnist@127.0.0.1:{port}/fmnist"
+    finally:
+        subprocess.run([*as_postgres, binaries / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_one_study_on_postgresql(postgres, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "fmnist.cli", "search", str(spec), "--trials", "6", "--storage", postgres,
+                                 "--study", "shared", "--train-limit", "300", "--space", "num_epochs=1:2", "--no-retrain",
+                                 "--out", str(tmp_path / f"worker{i}")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for i in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) >= 6
+    assert len({t.user_attrs["worker"] for t in finished}) == 2  # both workers ran trials of the one study
+    assert [t.number for t in study.trials] == list(range(len(study.trials)))
+    seen_as_best = {json.loads((tmp_path / f"worker{i}" / "search.json").read_text())["best_trial"] for i in range(2)}
+    assert study.best_trial.number in seen_as_best  # the worker that finished last reports the study's one best

@@ -1,0 +1,90 @@
+"""The fast path computes what the plain path computes; the CUDA levers run where there is a GPU; the benchmark runs."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fmnist.builder.spec import load_spec
+from fmnist.hparams import resolve
+from fmnist.runner import speedups
+from fmnist.runner.session import make_model
+from fmnist.runner.trainer import Trainer
+from tests.conftest import ROOT
+from tests.test_training import TINY_SPEC, synthetic_splits
+
+BN_SPEC = """
+name: tiny_bn
+input: [1, 12, 12]
+layers: [conv 3x3x8, bn, relu, pool 2x2, conv 3x3x16, bn, relu, fc 32, dropout 0.3, relu, fc 10]
+"""
+
+
+def trajectory(write_spec, text, device, steps=3, **speed):
+    spec = load_spec(write_spec(text))
+    hparams = resolve(spec.train, {"batch_size": 64, "lr": 3e-3, "seed": 5})
+    trainer = Trainer(make_model(spec, hparams), synthetic_splits().to(device), hparams, torch.device(device), **speed)
+    losses = [trainer.train_epoch(epoch) for epoch in range(1, steps + 1)]
+    return losses, trainer.evaluate(trainer.splits.val_x, trainer.splits.val_y)
+
+
+@pytest.mark.parametrize("text", [TINY_SPEC, BN_SPEC])
+def test_fast_and_plain_paths_give_the_same_trajectory_on_cpu(write_spec, text):
+    fast, fast_val = trajectory(write_spec, text, "cpu", fast=True)
+    plain, plain_val = trajectory(write_spec, text, "cpu", fast=False)
+    assert [loss for loss, _ in fast] == pytest.approx([loss for loss, _ in plain], rel=1e-4, abs=1e-5)
+    assert [acc for _, acc in fast] == pytest.approx([acc for _, acc in plain], abs=0.002)
+    assert fast_val.loss == pytest.approx(plain_val.loss, rel=1e-4)
+
+
+def test_bf16_learns_as_well_within_noise(write_spec):
+    bf16 = trajectory(write_spec, BN_SPEC, "cpu", precision="bf16")[0][-1][1]  # last epoch's training accuracy
+    fp32 = trajectory(write_spec, BN_SPEC, "cpu")[0][-1][1]
+    assert bf16 > 0.85 and abs(bf16 - fp32) < 0.05
+
+
+def test_cpu_allocator_tuning_applies_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the allocator lever is glibc's")
+    assert speedups.tune_cpu_allocator() is True
+
+
+def test_auto_precision_is_bf16_only_where_the_device_does_it_natively():
+    expected = "bf16" if speedups.cpu_has_native_bf16() else "fp32"
+    assert speedups.check_precision("auto", torch.device("cpu")) == expected
+    assert speedups.speed_settings(False, "bf16", torch.device("cpu")) == {"fast": False, "precision": "fp32"}
+
+
+def test_unknown_precision_is_refused():
+    from fmnist.errors import UsageError
+
+    with pytest.raises(UsageError, match="--precision fp8: use one of auto, fp32, bf16"):
+        speedups.check_precision("fp8", torch.device("cpu"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fast_path_matches_the_plain_path(write_spec):
+    fast, fast_val = trajectory(write_spec, BN_SPEC, "cuda", fast=True)
+    plain, plain_val = trajectory(write_spec, BN_SPEC, "cuda", fast=False)
+    assert [loss for loss, _ in fast] == pytest.approx([loss for loss, _ in plain], rel=2e-2, abs=2e-3)  # cuDNN picks other kernels
+    assert abs(fast_val.accuracy - plain_val.accuracy) < 0.03
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_learns(write_spec):
+    assert trajectory(write_spec, BN_SPEC, "cuda", precision="bf16")[0][-1][1] > 0.85
+
+
+def test_benchmark_runs_on_a_tiny_setting(real_data, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "epoch_speed.py"), str(ROOT / "specs" / "cnn_4.yaml"),
+                             "--train-limit", "256", "--epochs", "1", "--workers", "0", "--json", str(tmp_path / "b.json")],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "| CNN_4 | 256 | plain, 0 workers |" in result.stdout
+    report = json.loads((tmp_path / "b.json").read_text())
+    (row,) = report["results"]
+    assert row["fmnist fp32"]["epoch_s"] > 0 and row["plain, 0 workers"]["epoch_s"] > 0
+    assert row["speedup"]["fp32"] == pytest.approx(row["plain, 0 workers"]["epoch_s"] / row["fmnist fp32"]["epoch_s"], rel=0.02)

@@ -17,16 +17,24 @@ class HParam:
 
 
 LOSSES = ("softmax", "sigmoid")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "onecycle")
 
 HPARAMS: dict[str, HParam] = {h.name: h for h in (
     HParam("batch_size", 128, {"type": "integer", "minimum": 1}, "images per training step"),
-    HParam("lr", 4e-3, {"type": "number", "exclusiveMinimum": 0}, "Adam learning rate"),
-    HParam("rs", 1e-3, {"type": "number", "minimum": 0}, "L2 regularisation strength (Adam weight_decay)"),
+    HParam("lr", 4e-3, {"type": "number", "exclusiveMinimum": 0}, "learning rate (the peak one under a schedule)"),
+    HParam("rs", 1e-3, {"type": "number", "minimum": 0}, "L2 regularisation strength (the optimizer's weight_decay)"),
     HParam("num_epochs", 10, {"type": "integer", "minimum": 1}, "training epochs"),
     HParam("dropout", None, {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
            "override p of every dropout layer (default: as written in the spec)"),
     HParam("loss", "softmax", {"enum": list(LOSSES)}, "softmax = cross-entropy; sigmoid = one-vs-all binary cross-entropy"),
     HParam("augment", False, {"type": "boolean"}, "random crop (pad 4) and horizontal flip, per sample"),
+    HParam("optimizer", "adam", {"enum": list(OPTIMIZERS)}, "adam (the study's), adamw or sgd"),
+    HParam("momentum", 0.9, {"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "sgd momentum"),
+    HParam("nesterov", False, {"type": "boolean"}, "sgd with Nesterov momentum"),
+    HParam("schedule", "constant", {"enum": list(SCHEDULES)}, "learning-rate schedule over the whole run, per step"),
+    HParam("warmup_epochs", 0, {"type": "number", "minimum": 0}, "linear warm-up before the schedule (onecycle: 30% of the run if 0)"),
+    HParam("label_smoothing", 0.0, {"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "label smoothing of the targets"),
     HParam("seed", 0, {"type": "integer", "minimum": 0}, "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
 )}
 

@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests.conftest import PNG_SIGNATURE, SPECS, write_idx
 
+RECIPE_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "nesterov": False, "schedule": "constant", "warmup_epochs": 0,
+                   "label_smoothing": 0.0}
 QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
 
 
@@ -43,7 +45,7 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     assert float(rows[1]["val_acc"]) == summary["epochs"][1]["val_acc"]
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 2, "dropout": None,
-                                 "loss": "softmax", "augment": False, "seed": 1}
+                                 "loss": "softmax", "augment": False, **RECIPE_DEFAULTS, "seed": 1}
     assert config["spec"]["name"] == "CNN_4" and config["device"] == "cpu" and config["data"]["train"] == 1000
     assert config["versions"]["torch"] == str(torch.__version__)
     for plot in ("loss.png", "accuracy.png"):
@@ -75,7 +77,7 @@ def test_study_command_line_works_verbatim(cli):
     resolved = yaml.safe_load(out)
     assert resolved["model"] == "CNN_1" and resolved["spec"].endswith("cnn_1.yaml")
     assert resolved["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 10, "dropout": None,
-                                   "loss": "softmax", "augment": True, "seed": 0}
+                                   "loss": "softmax", "augment": True, **RECIPE_DEFAULTS, "seed": 0}
 
 
 def test_flags_beat_the_spec_which_beats_the_defaults(cli, write_spec):
@@ -83,7 +85,7 @@ def test_flags_beat_the_spec_which_beats_the_defaults(cli, write_spec):
     code, out, _ = cli("run", path, "--batch-size", "64", "--dropout", "0.2", "--dry-run")
     assert code == 0
     assert yaml.safe_load(out)["hparams"] == {"batch_size": 64, "lr": 0.01, "rs": 0.001, "num_epochs": 10, "dropout": 0.2,
-                                              "loss": "sigmoid", "augment": False, "seed": 0}
+                                              "loss": "sigmoid", "augment": False, **RECIPE_DEFAULTS, "seed": 0}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -60,7 +60,8 @@ def test_summary_json(cli):
     assert data["name"] == "CNN_4" and data["input"] == [1, 28, 28]
     assert data["params"] == {"total": 65_994, "trainable": 65_994, "conv": 60_416, "bn": 448, "fc": 5_130}
     assert data["layers"][0] == {"index": 1, "layer": "conv 5x5x32", "kind": "conv", "output_shape": [32, 24, 24],
-                                 "params": 832, "macs": 32 * 24 * 24 * 25, "note": "", "line": 7}
+                                 "params": 832, "macs": 32 * 24 * 24 * 25, "note": "", "line": 7,
+                                 "depth": 0, "block": False}
     assert data["macs"] == sum(layer["macs"] for layer in data["layers"])
     assert data["expect"]["ok"] is True
     assert {"name": "params.total", "expected": 65_000, "actual": 65_994, "tolerance": 0.02, "ok": True} in data["expect"]["checks"]

@@ -1,4 +1,6 @@
 """Training really trains: a tiny spec learns a synthetic task; same seed, same numbers; NaN stops cleanly."""
+import io
+
 import pytest
 import torch
 
@@ -85,3 +87,53 @@ def test_augmentation_shifts_and_flips_each_image_on_its_own():
             padded = torch.nn.functional.pad(candidate, (4, 4, 4, 4))
             found |= any(torch.equal(padded[:, dy:dy + 28, dx:dx + 28], augmented) for dy in range(9) for dx in range(9))
         assert found
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_every_optimizer_learns_the_synthetic_task(write_spec, optimizer):
+    lr = {"adam": 1e-2, "adamw": 1e-2, "sgd": 0.1}[optimizer]
+    trainer = tiny_trainer(write_spec, optimizer=optimizer, lr=lr, nesterov=True, schedule="onecycle", num_epochs=3)
+    assert type(trainer.optimizer).__name__.lower() == optimizer
+    for epoch in range(1, 4):
+        trainer.train_epoch(epoch)
+    assert trainer.evaluate(trainer.splits.test_x, trainer.splits.test_y).accuracy > 0.9
+
+
+def test_schedules_shape_the_learning_rate_per_step(write_spec):
+    steps = 32  # 2000 images / 64 per step
+    seen = {}
+    for schedule in ("constant", "cosine", "onecycle"):
+        trainer = tiny_trainer(write_spec, schedule=schedule, warmup_epochs=1 if schedule != "onecycle" else 0, num_epochs=4)
+        rates = []
+        for _ in range(4 * steps):
+            rates.append(trainer.optimizer.param_groups[0]["lr"])
+            trainer.optimizer.step()
+            trainer.schedule.step()
+        seen[schedule] = rates
+    lr = 1e-2
+    assert seen["constant"][0] == pytest.approx(lr / steps) and seen["constant"][steps:] == [pytest.approx(lr)] * 3 * steps
+    assert seen["cosine"][steps] == pytest.approx(lr) and seen["cosine"][-1] < lr * 0.01
+    assert seen["onecycle"][0] == pytest.approx(lr / 25)
+    assert max(seen["onecycle"]) == pytest.approx(lr, rel=0.01) and seen["onecycle"][-1] < lr * 0.01
+
+
+def test_label_smoothing_raises_the_loss_of_confident_answers():
+    from fmnist.runner.losses import LOSSES
+
+    logits = torch.tensor([[10.0, -10.0, -10.0]])
+    labels = torch.tensor([0])
+    for loss in LOSSES.values():
+        assert loss(logits, labels, 0.1) > loss(logits, labels, 0.0) + 0.01
+
+
+def test_schedule_and_optimizer_state_survive_a_resume(write_spec):
+    first = tiny_trainer(write_spec, optimizer="sgd", lr=0.1, schedule="cosine", num_epochs=3)
+    first.train_epoch(1)
+    saved = io.BytesIO()
+    torch.save(first.state_dict(), saved)  # through bytes, as a checkpoint on disk: no tensors shared
+    saved.seek(0)
+    state = torch.load(saved, weights_only=True)
+    second = tiny_trainer(write_spec, optimizer="sgd", lr=0.1, schedule="cosine", num_epochs=3)
+    second.load_state_dict(state)
+    assert second.optimizer.param_groups[0]["lr"] == first.optimizer.param_groups[0]["lr"] < 0.1
+    assert second.train_epoch(2) == first.train_epoch(2)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ExpectationError, SpecError, did_you_mean
 from .fields import LayerProblem
+from .blocks import Block
 from .layers import KINDS, Flatten, fmt_shape
 from .spec import Spec, load_spec
 
@@ -22,7 +23,7 @@ MAX_ACTIVATIONS = 50_000_000  # values per image in any one layer's output
 class LayerRecord:
     """One row of the summary: a module of the built Sequential and what it does to the shape."""
 
-    index: int | None  # 1-based position in the spec's `layers`; None for an implicit flatten
+    index: int | str | None  # 1-based position in the spec's `layers` ('5.2' inside block 5); None: implicit flatten
     text: str
     kind: str
     group: str
@@ -33,6 +34,8 @@ class LayerRecord:
     macs: int
     note: str = ""
     line: int | None = None
+    depth: int = 0  # nesting inside blocks
+    block: bool = False  # a block row: its params and mult-adds are its children's, summed
 
 
 @dataclass
@@ -59,19 +62,19 @@ class Plan:
 
     spec: Spec
     records: list[LayerRecord]
-    modules: list = field(default_factory=list)  # (layer, input shape) per record, to build for real
 
     @property
     def params(self) -> dict[str, int]:
+        leaves = [r for r in self.records if not r.block]
         groups: dict[str, int] = {}
-        for record in self.records:
+        for record in leaves:
             if record.group:
                 groups[record.group] = groups.get(record.group, 0) + record.params
-        return {"total": sum(r.params for r in self.records), "trainable": sum(r.trainable for r in self.records), **groups}
+        return {"total": sum(r.params for r in leaves), "trainable": sum(r.trainable for r in leaves), **groups}
 
     @property
     def macs(self) -> int:
-        return sum(record.macs for record in self.records)
+        return sum(record.macs for record in self.records if not record.block)
 
     @property
     def fc_input(self) -> int | None:
@@ -99,43 +102,92 @@ def _check(name: str, figure, actual: int) -> Check:
     return Check(name, figure, actual)
 
 
+class _Walker:
+    """Walks layer lists in order: shapes, implicit flattens, blocks and their lists, summary rows, modules.
+
+    Planning builds every module on the meta device (parameter counts, no memory); building makes real ones.
+    """
+
+    def __init__(self, spec: Spec, real: bool):
+        self.spec = spec
+        self.real = real
+        self.records: list[LayerRecord] = []
+        self.total = 0
+
+    def walk(self, entries, shape: tuple[int, ...], depth: int = 0) -> tuple[tuple[int, ...], list[nn.Module]]:
+        modules = []
+        for entry in entries:
+            layer = entry.layer
+            if layer.flat_input and len(shape) != 1:
+                flatten = Flatten()
+                out = flatten.output_shape(shape)
+                self.records.append(LayerRecord(None, "flatten (implicit)", "flatten", "", shape, out, 0, 0, 0,
+                                                f"inserted before layer {entry.index}", entry.line, depth))
+                modules.append(flatten.build(shape))
+                shape = out
+            module, shape = (self._block if isinstance(layer, Block) else self._leaf)(entry, shape, depth)
+            modules.append(module)
+        return shape, modules
+
+    def _fail(self, entry, problem, shape) -> SpecError:
+        return SpecError(f"{problem} (input {fmt_shape(shape)})", self.spec.file, entry.line, entry.index, entry.text)
+
+    def _leaf(self, entry, shape, depth):
+        layer = entry.layer
+        try:
+            out = layer.output_shape(shape)
+            if self.real:
+                module = layer.build(shape)
+            else:
+                with torch.device("meta"):  # count parameters without allocating them
+                    module = layer.build(shape)
+        except LayerProblem as problem:
+            raise self._fail(entry, problem, shape) from None
+        params = sum(p.numel() for p in module.parameters())
+        self.total += params
+        if self.total > MAX_PARAMS or math.prod(out) > MAX_ACTIVATIONS:
+            what = f"{self.total:,} parameters so far" if self.total > MAX_PARAMS else f"{math.prod(out):,} values per image"
+            raise SpecError(f"absurd size: {what} (limits: {MAX_PARAMS:,} parameters, {MAX_ACTIVATIONS:,} values per layer)",
+                            self.spec.file, entry.line, entry.index, entry.text)
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        self.records.append(LayerRecord(entry.index, entry.text, layer.kind, layer.group if params else "", shape, out,
+                                        params, trainable, layer.macs(shape, out), layer.note(shape, out), entry.line, depth))
+        return module, out
+
+    def _block(self, entry, shape, depth):
+        record = LayerRecord(entry.index, entry.text, entry.layer.kind, "", shape, shape, 0, 0, 0, "", entry.line, depth,
+                             block=True)
+        self.records.append(record)
+        first_child = len(self.records)
+        parts = []
+
+        def walk_list(entries, list_shape):
+            out, modules = self.walk(entries, list_shape, depth + 1)
+            parts.append(nn.Sequential(*modules))
+            return out
+
+        try:
+            out = entry.layer.expand(shape, walk_list, entry)
+        except LayerProblem as problem:
+            raise self._fail(entry, problem, shape) from None
+        children = [r for r in self.records[first_child:] if r.depth == depth + 1]
+        record.output_shape = out
+        record.params = sum(r.params for r in children)
+        record.trainable = sum(r.trainable for r in children)
+        record.macs = sum(r.macs for r in children)
+        return entry.layer.assemble(shape, parts), out
+
+
 def plan(spec: Spec | str | Path) -> Plan:
     """Infer every layer's output shape, parameters and mult-adds; raises SpecError where a layer does not fit."""
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
-    shape: tuple[int, ...] = tuple(spec.input)
-    records, modules = [], []
-    total = 0
-    for entry in spec.layers:
-        layer = entry.layer
-        if layer.flat_input and len(shape) != 1:
-            flatten = Flatten()
-            out = flatten.output_shape(shape)
-            records.append(LayerRecord(None, "flatten (implicit)", "flatten", "", shape, out, 0, 0, 0,
-                                       f"inserted before layer {entry.index}", entry.line))
-            modules.append((flatten, shape))
-            shape = out
-        try:
-            out = layer.output_shape(shape)
-            with torch.device("meta"):  # count parameters without allocating them
-                module = layer.build(shape)
-        except LayerProblem as problem:
-            raise SpecError(f"{problem} (input {fmt_shape(shape)})", spec.file, entry.line, entry.index, entry.text) from None
-        params = sum(p.numel() for p in module.parameters())
-        total += params
-        if total > MAX_PARAMS or math.prod(out) > MAX_ACTIVATIONS:
-            what = f"{total:,} parameters so far" if total > MAX_PARAMS else f"{math.prod(out):,} values per image"
-            raise SpecError(f"absurd size: {what} (limits: {MAX_PARAMS:,} parameters, {MAX_ACTIVATIONS:,} values per layer)",
-                            spec.file, entry.line, entry.index, entry.text)
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        records.append(LayerRecord(entry.index, entry.text, layer.kind, layer.group if params else "", shape, out,
-                                   params, trainable, layer.macs(shape, out), layer.note(shape, out), entry.line))
-        modules.append((layer, shape))
-        shape = out
+    walker = _Walker(spec, real=False)
+    shape, _ = walker.walk(spec.layers, tuple(spec.input))
     if shape != (spec.classes,):
         last = spec.layers[-1]
         raise SpecError(f"the last layer outputs {fmt_shape(shape)}, but the model must output {spec.classes} values (classes: {spec.classes}); end with 'fc {spec.classes}'",
                         spec.file, last.line, last.index, last.text)
-    return Plan(spec, records, modules)
+    return Plan(spec, walker.records)
 
 
 def check_expectations(built: Plan) -> None:
@@ -148,8 +200,9 @@ def check_expectations(built: Plan) -> None:
 
 
 def build_model(spec: Spec | str | Path, check_expect: bool = True) -> nn.Sequential:
-    """Build the spec as a torch.nn.Sequential; its `expect` figures are checked first unless told not to."""
-    built = plan(spec)
+    """Build the spec as a torch.nn.Sequential (blocks are modules inside it); `expect` is checked first unless told not to."""
+    built = plan(spec)  # sizes are checked before any real memory is taken
     if check_expect:
         check_expectations(built)
-    return nn.Sequential(*(layer.build(shape) for layer, shape in built.modules))
+    _, modules = _Walker(built.spec, real=True).walk(built.spec.layers, tuple(built.spec.input))
+    return nn.Sequential(*modules)

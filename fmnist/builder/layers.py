@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields as dataclass_fields
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Callable, ClassVar
 
 from torch import nn
@@ -142,10 +143,12 @@ class _Pool(Layer):
     size: tuple[int, int]
     stride: int | None = None
     round: str = "ceil"
+    pad: int = 0
     module: ClassVar[type] = nn.MaxPool2d
     converters: ClassVar[dict[str, Callable]] = {
         "size": pair,
         "stride": integer,
+        "pad": lambda v, what: integer(v, what, minimum=0),
         "round": lambda v, what: choice(v, what, ("ceil", "floor")),
     }
     aliases: ClassVar[dict[str, str]] = {"kernel": "size"}
@@ -160,15 +163,17 @@ class _Pool(Layer):
         return (self.stride, self.stride) if self.stride else self.size
 
     def _extent(self, length: int, size: int, stride: int, ceil: bool) -> int:
-        steps = (length - size + (stride - 1 if ceil else 0)) // stride
-        # PyTorch's rule: with ceil, the last window must start inside the input.
-        if ceil and steps * stride >= length:
+        steps = (length + 2 * self.pad - size + (stride - 1 if ceil else 0)) // stride
+        # PyTorch's rule: with ceil, the last window must start inside the input (or its left padding).
+        if ceil and steps * stride >= length + self.pad:
             steps -= 1
         return steps + 1
 
     def output_shape(self, shape):
         channels, height, width = _spatial(shape, self.kind)
-        if height < self.size[0] or width < self.size[1]:
+        if 2 * self.pad > min(self.size):
+            raise LayerProblem(f"pad={self.pad} is more than half the {self.size[0]}x{self.size[1]} window (PyTorch's limit)")
+        if height + 2 * self.pad < self.size[0] or width + 2 * self.pad < self.size[1]:
             raise LayerProblem(f"shrinks the {height}x{width} input below 1x1: the window {self.size[0]}x{self.size[1]} is larger")
         stride_h, stride_w = self._strides()
         ceil = self.round == "ceil"
@@ -183,21 +188,21 @@ class _Pool(Layer):
         return ""
 
     def build(self, shape):
-        return self.module(self.size, stride=self._strides(), ceil_mode=self.round == "ceil")
+        return self.module(self.size, stride=self._strides(), padding=self.pad, ceil_mode=self.round == "ceil")
 
 
 @register("pool", "maxpool")
 @dataclass
 class MaxPool(_Pool):
     kind: ClassVar[str] = "pool"
-    usage: ClassVar[str] = "pool KxK [stride=N] [round=ceil|floor], e.g. 'pool 2x2'"
+    usage: ClassVar[str] = "pool KxK [stride=N] [pad=N] [round=ceil|floor], e.g. 'pool 2x2'"
 
 
 @register("avgpool")
 @dataclass
 class AvgPool(_Pool):
     kind: ClassVar[str] = "avgpool"
-    usage: ClassVar[str] = "avgpool KxK [stride=N] [round=ceil|floor], e.g. 'avgpool 2x2'"
+    usage: ClassVar[str] = "avgpool KxK [stride=N] [pad=N] [round=ceil|floor], e.g. 'avgpool 2x2'"
     module: ClassVar[type] = nn.AvgPool2d
 
 
@@ -292,6 +297,11 @@ def _activation(name: str, factory: Callable[..., nn.Module]) -> None:
     register(name)(type(name, (_Activation,), {"kind": name, "usage": name, "factory": staticmethod(factory)}))
 
 
+def _activation_kind(name: str) -> type[Layer]:
+    """The registered class of an activation (blocks use relu inside them)."""
+    return KINDS[name]
+
+
 for _name, _factory in {
     "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
     "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU, "softplus": nn.Softplus, "hardswish": nn.Hardswish,
@@ -315,3 +325,40 @@ class LeakyReLU(Layer):
 
     def build(self, shape):
         return nn.LeakyReLU(self.slope)
+
+
+@register("gap")
+@dataclass
+class GlobalAvgPool(Layer):
+    kind: ClassVar[str] = "gap"
+    usage: ClassVar[str] = "gap (global average pooling: (C, H, W) -> (C,))"
+
+    def output_shape(self, shape):
+        return (_spatial(shape, "gap")[0],)
+
+    def build(self, shape):
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+@register("gn", "groupnorm")
+@dataclass
+class GroupNorm(Layer):
+    groups: int = 32
+    kind: ClassVar[str] = "gn"
+    usage: ClassVar[str] = "gn G (group norm with G groups; G must divide the channels), e.g. 'gn 8'"
+    group: ClassVar[str] = "norm"
+    converters: ClassVar[dict[str, Callable]] = {"groups": integer}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) > 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        return {"groups": tokens[0]} if tokens else {}
+
+    def output_shape(self, shape):
+        if shape[0] % self.groups:
+            raise LayerProblem(f"{self.groups} groups do not divide {shape[0]} channels")
+        return shape
+
+    def build(self, shape):
+        return nn.GroupNorm(self.groups, shape[0])

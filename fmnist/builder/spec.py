@@ -1,6 +1,7 @@
 """A spec file -> a validated Spec: JSON Schema for the document, the layer grammar for each layer."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,15 @@ SCHEMA = {
         },
         "train": TRAIN_SCHEMA,
         "search": SPACE_SCHEMA,
+        "blocks": {
+            "type": "object",
+            "additionalProperties": {"oneOf": [
+                {"type": "array", "minItems": 1},
+                {"type": "object", "required": ["layers"], "additionalProperties": False,
+                 "properties": {"params": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z_]\w*$"}},
+                                "layers": {"type": "array", "minItems": 1}}},
+            ]},
+        },
     },
 }
 
@@ -71,7 +81,7 @@ _RULES = {
 class LayerSpec:
     """One entry of `layers`, as written and as understood."""
 
-    index: int  # 1-based position in the spec's list
+    index: int | str  # 1-based position in the spec's list; '5.2' for the 2nd layer inside layer 5
     text: str  # as the user wrote it
     line: int | None
     layer: Layer
@@ -119,16 +129,11 @@ def parse_spec(document, file: str | None) -> Spec:
         kind = "a list" if isinstance(document, list) else f"'{document}'"
         raise SpecError(f"the top level must be a mapping with 'name' and 'layers', got {kind}", file, getattr(document, "line", 1))
     _check_schema(document, file)
-    problems, layers = [], []
-    for position, item in enumerate(document["layers"]):
-        line = line_of(document, ["layers", position])
-        try:
-            layers.append(LayerSpec(position + 1, layer_text(item), line, parse_layer(item)))
-        except LayerProblem as problem:
-            problems.append(SpecError(str(problem), file, line, position + 1, layer_text(item)))
-    if problems:
-        problems[0].more = problems[1:]
-        raise problems[0]
+    parser = _Parser(document, file)
+    layers = parser.layer_list(document["layers"], ["layers"], "")
+    if parser.problems:
+        parser.problems[0].more = parser.problems[1:]
+        raise parser.problems[0]
     return Spec(
         name=document["name"],
         layers=layers,
@@ -151,30 +156,135 @@ def layer_text(item) -> str:
     return yaml.safe_dump(plain(item), default_flow_style=True, sort_keys=False, width=10_000).strip()
 
 
-def parse_layer(item) -> Layer:
-    """'conv 3x3x32 stride=2' or {conv: {kernel: 3, filters: 32}} -> a Layer; raises LayerProblem."""
-    if isinstance(item, str):
-        name, *tokens = item.split()
-        positional = [token for token in tokens if "=" not in token]
-        options = dict(token.split("=", 1) for token in tokens if "=" in token)
-        kind = _kind(name)
-        settings = kind.from_positional(positional)
-        settings.update(options)
-        return kind.from_settings(settings)
-    ((name, value),) = item.items()
-    kind = _kind(str(name))
-    if value is None:
-        return kind.from_settings({})
+_USE = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)")
+
+
+class _Parser:
+    """Turns layer lists (and the blocks they use) into LayerSpecs, collecting one problem per bad layer."""
+
+    def __init__(self, document, file: str | None):
+        self.document = document
+        self.file = file
+        self.blocks = document.get("blocks", {})
+        self.problems: list[SpecError] = []
+        self.using: list[str] = []  # named blocks being expanded, to catch recursion
+
+    def layer_list(self, items, path: list, prefix: str, context: str = "") -> list[LayerSpec]:
+        specs = []
+        for position, item in enumerate(items):
+            index = f"{prefix}.{position + 1}" if prefix else position + 1
+            line = line_of(self.document, [*path, position])
+            text = layer_text(item)
+            problems_before = len(self.problems)
+            try:
+                layer = self.layer(item, [*path, position], str(index), line)
+                label = getattr(layer, "label", lambda: None)()
+                specs.append(LayerSpec(index, label or text, line, layer))
+            except LayerProblem as problem:
+                if len(self.problems) == problems_before:  # a problem inside a block was already reported there
+                    self.problems.append(SpecError(f"{problem}{context}", self.file, line, index, text))
+        return specs
+
+    def layer(self, item, path: list, index: str, line: int | None) -> Layer:
+        """'conv 3x3x32 stride=2', {conv: {kernel: 3, filters: 32}}, {residual: [...]} or basic(64) -> a Layer."""
+        if isinstance(item, str):
+            use = _USE.fullmatch(item.strip())
+            if use or item.strip() in self.blocks:
+                name, args = (use.group(1), use.group(2)) if use else (item.strip(), "")
+                return self.named_block(name, [a.strip() for a in args.split(",")] if args.strip() else [], index, line)
+            name, *tokens = item.split()
+            positional = [token for token in tokens if "=" not in token]
+            options = dict(token.split("=", 1) for token in tokens if "=" in token)
+            kind = self.kind(name)
+            if getattr(kind, "children_key", None):
+                raise LayerProblem(f"expected {kind.usage}")
+            settings = kind.from_positional(positional)
+            settings.update(options)
+            return kind.from_settings(settings)
+        ((name, value),) = item.items()
+        kind = self.kind(str(name))
+        children = getattr(kind, "children_key", None)
+        if children:
+            return self.block(kind, value, [*path, name], index)
+        if value is None:
+            return kind.from_settings({})
+        if isinstance(value, dict):
+            return kind.from_settings(dict(value))
+        return kind.from_settings(kind.from_positional([str(value)]))
+
+    def block(self, kind, value, path: list, index: str) -> Layer:
+        """A block kind whose mapping holds layer lists: residual, parallel, repeat."""
+        settings = dict(value) if isinstance(value, dict) else {kind.children_key: value}
+        lists = settings.pop(kind.children_key, None)
+        list_path = [*path, kind.children_key] if isinstance(value, dict) else path
+        if not isinstance(lists, list) or not lists:
+            raise LayerProblem(f"expected {kind.usage}")
+        if kind.children_key == "branches":
+            if not all(isinstance(branch, list) and branch for branch in lists):
+                raise LayerProblem(f"expected {kind.usage}")
+            parsed = [self.layer_list(branch, [*list_path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
+        else:
+            parsed = self.layer_list(lists, list_path, index)
+        layer = kind.from_settings(settings)
+        setattr(layer, kind.children_key, parsed)
+        return layer
+
+    def named_block(self, name: str, args: list[str], index: str, line: int | None) -> Layer:
+        from .blocks import NamedBlock
+
+        if name not in self.blocks:
+            known = [*KINDS, *self.blocks]
+            raise LayerProblem(f"unknown block '{name}'{did_you_mean(name, known)}; blocks: {', '.join(self.blocks) or 'none'}")
+        if name in self.using:
+            raise LayerProblem(f"block '{name}' uses itself ({' -> '.join([*self.using, name])})")
+        definition = self.blocks[name]
+        params = definition.get("params", []) if isinstance(definition, dict) else []
+        layers = definition["layers"] if isinstance(definition, dict) else definition
+        if len(args) != len(params):
+            wanted = f"({', '.join(params)})" if params else "no parameters"
+            raise LayerProblem(f"block '{name}' takes {wanted}: {len(args)} given")
+        values = dict(zip(params, args))
+        path = ["blocks", name, "layers"] if isinstance(definition, dict) else ["blocks", name]
+        self.using.append(name)
+        try:
+            children = self.layer_list(_substitute(layers, values), path, index,
+                                       f" (in block '{name}' used on line {line})")
+        finally:
+            self.using.pop()
+        return NamedBlock(layers=children)
+
+    def kind(self, name: str) -> type[Layer]:
+        kind = KINDS.get(name.lower())
+        if kind is None:
+            known = [*KINDS, *self.blocks]
+            raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), known)}; known: {', '.join(sorted(KINDS))}")
+        return kind
+
+
+def _substitute(value, values: dict[str, str]):
+    """A block's layers with $name replaced by the value given at its use; lines are kept (same containers)."""
+    if isinstance(value, str):
+        for name, given in sorted(values.items(), key=lambda item: -len(item[0])):
+            value = value.replace(f"${name}", given)
+        return value
+    if isinstance(value, LineList):
+        copy = LineList(_substitute(item, values) for item in value)
+        copy.line, copy.item_lines = value.line, value.item_lines
+        return copy
+    if isinstance(value, LineDict):
+        copy = LineDict((key, _substitute(item, values)) for key, item in value.items())
+        copy.line, copy.key_lines = value.line, value.key_lines
+        return copy
+    if isinstance(value, list):
+        return [_substitute(item, values) for item in value]
     if isinstance(value, dict):
-        return kind.from_settings(dict(value))
-    return kind.from_settings(kind.from_positional([str(value)]))
+        return {key: _substitute(item, values) for key, item in value.items()}
+    return value
 
 
-def _kind(name: str) -> type[Layer]:
-    kind = KINDS.get(name.lower())
-    if kind is None:
-        raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), KINDS)}; known: {', '.join(sorted(KINDS))}")
-    return kind
+def parse_layer(item) -> Layer:
+    """One layer outside any spec (no named blocks); raises LayerProblem."""
+    return _Parser({}, None).layer(item, [], "1", None)
 
 
 def _check_schema(document, file) -> None:

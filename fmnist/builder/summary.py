@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .build import Plan
 from .layers import fmt_shape
@@ -22,7 +23,7 @@ def summary_dict(built: Plan) -> dict:
         "classes": built.spec.classes,
         "layers": [
             {"index": r.index, "layer": r.text, "kind": r.kind, "output_shape": list(r.output_shape),
-             "params": r.params, "macs": r.macs, "note": r.note, "line": r.line}
+             "params": r.params, "macs": r.macs, "note": r.note, "line": r.line, "depth": r.depth, "block": r.block}
             for r in built.records
         ],
         "params": params,
@@ -47,7 +48,9 @@ def print_summary(built: Plan, console: Console) -> None:
         table.add_column(header, justify=justify)
     table.add_row("", "input", fmt_shape(tuple(data["input"])), "", "", "")
     for row in data["layers"]:
-        table.add_row("·" if row["index"] is None else str(row["index"]), row["layer"], fmt_shape(tuple(row["output_shape"])),
+        # rows inside a block are indented under it; a block's params and mult-adds are its rows' sums
+        table.add_row("·" if row["index"] is None else str(row["index"]), "  " * row["depth"] + row["layer"],
+                      fmt_shape(tuple(row["output_shape"])),
                       f"{row['params']:,}", f"{row['macs']:,}", row["note"])
     console.print(table)
     params = data["params"]
@@ -57,5 +60,5 @@ def print_summary(built: Plan, console: Console) -> None:
                   f"Size: {data['size_mb']:.2f} MB (float32)")
     console.print(f"Mult-adds per image: {data['macs']:,} ({data['macs'] / 1e6:.2f} M)")
     for check in built.checks():
-        mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
-        console.print(f"Expect {mark} {check.describe()}", highlight=False)
+        mark = ("✓", "green") if check.ok else ("✗", "red")
+        console.print(Text.assemble("Expect ", mark, f" {check.describe()}"))

@@ -1,7 +1,7 @@
 """Every `fmnist` sub-command; cli.py adds each one to the group."""
 from .experiment_commands import grid, search
-from .inspect_commands import data, evaluate, predict
+from .inspect_commands import data, evaluate, export_model, predict
 from .run_commands import run
 from .spec_commands import summary, validate
 
-COMMANDS = [summary, validate, run, evaluate, predict, data, grid, search]
+COMMANDS = [summary, validate, run, evaluate, predict, export_model, data, grid, search]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import click
-import yaml
 
 from ..builder.build import plan
 from ..builder.spec import load_spec
@@ -14,7 +14,7 @@ from ..console import make_console
 from ..errors import TrainingError, UsageError
 from ..experiments import grid as grid_cells
 from ..experiments import search as searching
-from ..hparams import DEFAULT_SPACE, LOSSES, resolve
+from ..hparams import DEFAULT_SPACE, HPARAMS, LOSSES, resolve
 from ..runner.data import load_splits, locate
 from ..runner.device import resolve_device
 from ..runner.session import RunInterrupted, RunOptions, start
@@ -32,6 +32,8 @@ def _passthrough(flags: dict) -> list[str]:
             continue
         if name == "fast":
             args.append("--fast" if value else "--plain")
+        elif isinstance(value, bool):
+            args.append(f"--{'' if value else 'no-'}{name.replace('_', '-')}")
         else:
             args += [f"--{name.replace('_', '-')}", str(value)]
     return args
@@ -56,7 +58,7 @@ def grid(specs, augment, loss, jobs, out, device, **flags) -> int:
     loaded = [load_spec(path) for path in specs]
     for spec in loaded:
         plan(spec)  # every spec is checked before the first cell starts
-    resolve({}, {k: v for k, v in flags.items() if k in ("batch_size", "lr", "rs", "num_epochs", "dropout", "seed")})
+    resolve({}, {k: v for k, v in flags.items() if k in HPARAMS})  # bad values fail here, not in every cell
     torch_device = resolve_device(device)
     check_precision(flags["precision"], torch_device)
     locate(flags["data_dir"], download=True)  # fail before launching cells, not in each of them
@@ -126,8 +128,6 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if retrain:
         best_dir = out_path / f"best-trial-{best.number}"
         if not (best_dir / "summary.json").is_file():
-            import shutil
-
             shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
             start(loaded, {**base, **best.params}, RunOptions(device, str(out_path), data_dir, train_limit, False, fast,
                                                                precision, str(best_dir)), console)

@@ -12,6 +12,7 @@ from ..console import make_console
 from ..errors import UsageError
 from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset
 from ..runner.device import resolve_device
+from ..runner.export import FORMATS, export
 from ..runner.images import load_image
 from ..runner.losses import PROBABILITIES
 from ..runner.plots import plot_confusion
@@ -81,6 +82,20 @@ def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
     for path, row in zip(images, probabilities.cpu()):
         best = int(row.argmax())
         click.echo(f"{path}\t{names[best]}\t{100 * float(row[best]):.1f}%")
+    return 0
+
+
+@click.command(name="export")
+@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="onnx", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Output file [RUN/model.onnx or RUN/model.ts.pt].")
+def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
+    """Write RUN's best model as ONNX or TorchScript, with its class names, for use outside fmnist."""
+    run, config, spec, model, checkpoint = _load_best(run_path, torch.device("cpu"))
+    names = checkpoint.get("class_names", list(CLASS_NAMES))
+    target = export(model, spec.input, names, config["hparams"]["loss"], fmt, out_file, run.path)
+    click.echo(f"{spec.name} (epoch {checkpoint['epoch']}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
+               f"input 'images' (N, {', '.join(map(str, spec.input))}) in [0, 1], output 'logits'")
     return 0
 
 

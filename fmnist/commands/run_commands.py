@@ -8,7 +8,7 @@ import click
 from ..builder.spec import load_spec
 from ..console import make_console
 from ..errors import UsageError
-from ..hparams import HPARAMS, LOSSES
+from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, SCHEDULES
 from ..runner.session import RunOptions, resume, start
 from ..runner.speedups import PRECISIONS
 
@@ -33,6 +33,12 @@ def hparam_options(command):
         click.option("--num-epochs", "--num_epochs", "num_epochs", type=int, help=HPARAMS["num_epochs"].help + " [10]"),
         click.option("--dropout", type=float, help=HPARAMS["dropout"].help),
         click.option("--seed", type=int, help=HPARAMS["seed"].help + " [0]"),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=HPARAMS["optimizer"].help + " [adam]"),
+        click.option("--momentum", type=float, help=HPARAMS["momentum"].help + " [0.9]"),
+        click.option("--nesterov/--no-nesterov", default=None, help=HPARAMS["nesterov"].help + " [off]"),
+        click.option("--schedule", type=click.Choice(SCHEDULES), help=HPARAMS["schedule"].help + " [constant]"),
+        click.option("--warmup-epochs", type=float, help=HPARAMS["warmup_epochs"].help + " [0]"),
+        click.option("--label-smoothing", type=float, help=HPARAMS["label_smoothing"].help + " [0]"),
     )):
         command = option(command)
     return command

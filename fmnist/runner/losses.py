@@ -7,16 +7,19 @@ import torch
 import torch.nn.functional as F
 
 
-def _softmax_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, labels)
+def _softmax_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing)
 
 
-def _sigmoid_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _sigmoid_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     # each class is its own yes/no question; the mean is over images and classes
-    return F.binary_cross_entropy_with_logits(logits, F.one_hot(labels, logits.shape[1]).to(logits.dtype))
+    targets = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    if smoothing:
+        targets = targets * (1 - smoothing) + smoothing / logits.shape[1]
+    return F.binary_cross_entropy_with_logits(logits, targets)
 
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "softmax": _softmax_loss,
     "sigmoid": _sigmoid_loss,
 }

@@ -37,9 +37,9 @@ def use_channels_last(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def fused_adam(device: torch.device) -> dict:
+def fused_optimizer(device: torch.device) -> bool:
     """Adam's fused kernel: one launch for all parameters instead of several per parameter."""
-    return {"fused": True} if device.type == "cuda" else {}
+    return device.type == "cuda"
 
 
 def autocast(device: torch.device, precision: str):

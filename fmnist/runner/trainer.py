@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from ..errors import TrainingError
+from . import speedups
 from .augment import crop_and_flip
 from .data import Splits
-from . import speedups
 from .losses import LOSSES
+from .optim import make_optimizer, make_schedule
 
 EVAL_BATCH = 1000
 PROGRESS_EVERY_S = 0.25  # reading the running loss syncs with the device, so only a few times a second
@@ -34,7 +35,7 @@ class NonFiniteLoss(TrainingError):
 
 
 class Trainer:
-    """Adam with L2 weight decay on the chosen loss; one object per run, resumable through state_dict()."""
+    """The chosen optimizer (the study's: Adam with L2 weight decay), schedule and loss; resumable through state_dict()."""
 
     def __init__(self, model: nn.Module, splits: Splits, hparams: dict, device: torch.device,
                  fast: bool = True, precision: str = "fp32"):
@@ -48,8 +49,8 @@ class Trainer:
             speedups.tune_cpu_allocator()
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         self.loss_fn = LOSSES[hparams["loss"]]
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=hparams["lr"], weight_decay=hparams["rs"],
-                                          **(speedups.fused_adam(device) if fast else {}))
+        self.optimizer = make_optimizer(model, hparams, fused=fast and speedups.fused_optimizer(device))
+        self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch())
         self.generator = torch.Generator(device=device).manual_seed(hparams["seed"])
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
@@ -60,7 +61,7 @@ class Trainer:
         """(logits, loss); the loss is always computed in fp32."""
         with speedups.autocast(self.device, self.precision):
             logits = self.model(self._inputs(images))
-        return logits, self.loss_fn(logits.float(), labels)
+        return logits, self.loss_fn(logits.float(), labels, self.hparams["label_smoothing"] if self.model.training else 0.0)
 
     def steps_per_epoch(self) -> int:
         size, batch = len(self.splits.train_y), self.hparams["batch_size"]
@@ -85,6 +86,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.schedule.step()
             with torch.no_grad():
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
@@ -124,11 +126,13 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "rng": rng}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and self.device.type == "cuda":

@@ -1,0 +1,232 @@
+"""Block kinds: layers made of layer lists (residual, parallel, dense, transition, repeat, named blocks).
+
+A block says how its lists are walked (`expand`: which input shape each list gets, what comes out) and how the
+built lists combine into one module (`assemble`). The builder's walker does the rest, so every layer inside a
+block gets the same shape checks, parameter counts and summary rows as a top-level one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+from torch import nn
+
+from .fields import LayerProblem, dims, integer, number
+from .layers import AvgPool, BatchNorm, Conv, Layer, Shape, _activation_kind, fmt_shape, register
+
+Walk = Callable[[list, Shape], Shape]  # walk(layer specs, input shape) -> output shape
+
+
+def generated(entry, suffix: str, text: str, layer: Layer):
+    """A LayerSpec a block makes itself (a projection, a dense layer), placed at the block's own line."""
+    from .spec import LayerSpec
+
+    return LayerSpec(f"{entry.index}.{suffix}", text, entry.line, layer)
+
+
+@dataclass
+class Block(Layer):
+    """Base of the kinds made of layer lists."""
+
+    children_key: ClassVar[str | None] = None  # mapping form {kind: [...]} holds layer lists (else settings)
+
+    def expand(self, shape: Shape, walk: Walk, entry) -> Shape:
+        """Walk the block's lists with the shapes they get; return the block's output shape."""
+        raise LayerProblem(f"{self.kind} has no layers")
+
+    def assemble(self, shape: Shape, parts: list[nn.Sequential]) -> nn.Module:
+        """The module made of the built lists, in the order expand() walked them."""
+        return parts[0]
+
+    def build(self, shape: Shape) -> nn.Module:
+        raise TypeError("blocks are built by the builder's walker through expand() and assemble()")
+
+    def label(self) -> str | None:
+        """How the block's row reads in the summary (its layers follow, indented); None: as written."""
+        return None
+
+
+class ResidualModule(nn.Module):
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut if shortcut is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class ConcatModule(nn.Module):
+    def __init__(self, branches: list[nn.Module]):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class DenseModule(nn.Module):
+    """Each layer sees the concatenation of the block's input and every earlier layer's output."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], dim=1)
+        return x
+
+
+@register("residual")
+@dataclass
+class Residual(Block):
+    body: list = field(default_factory=list)
+    kind: ClassVar[str] = "residual"
+    usage: ClassVar[str] = "{residual: [layers...]}: the body's output is added to its input"
+    children_key: ClassVar[str | None] = "body"
+
+    def expand(self, shape, walk, entry):
+        out = walk(self.body, shape)
+        if out == shape:
+            return out
+        if len(out) != 3 or len(shape) != 3:
+            raise LayerProblem(f"the body turns {fmt_shape(shape)} into {fmt_shape(out)}: a residual body must keep (C, H, W)")
+        stride = shape[1] // out[1] if out[1] else 0
+        if not stride or shape[1] % out[1] or shape[2] % out[2] or shape[2] // out[2] != stride:
+            raise LayerProblem(f"the body turns {fmt_shape(shape)} into {fmt_shape(out)}: no 1x1 projection can match "
+                               f"these sizes (the body may only shrink H and W by one whole factor)")
+        conv = Conv(kernel=(1, 1), filters=out[0], stride=stride, bias=False)
+        projection = [generated(entry, "shortcut", f"shortcut: conv 1x1x{out[0]} stride={stride}", conv),
+                      generated(entry, "shortcut", "shortcut: bn", BatchNorm())]
+        walk(projection, shape)
+        return out
+
+    def label(self):
+        return "residual"
+
+    def assemble(self, shape, parts):
+        return ResidualModule(parts[0], parts[1] if len(parts) > 1 else None)
+
+
+@register("parallel")
+@dataclass
+class Parallel(Block):
+    branches: list = field(default_factory=list)
+    kind: ClassVar[str] = "parallel"
+    usage: ClassVar[str] = "{parallel: [[layers...], [layers...]]}: branch outputs concatenated along channels"
+    children_key: ClassVar[str | None] = "branches"
+
+    def expand(self, shape, walk, entry):
+        if len(self.branches) < 2:
+            raise LayerProblem("needs at least two branches, each a list of layers")
+        outs = [walk(branch, shape) for branch in self.branches]
+        for number_, out in enumerate(outs, 1):
+            if len(out) != 3 or out[1:] != outs[0][1:]:
+                raise LayerProblem(f"branches 1 and {number_} give {fmt_shape(outs[0])} and {fmt_shape(out)}: "
+                                   f"branches must agree in everything but channels")
+        return (sum(out[0] for out in outs), *outs[0][1:])
+
+    def label(self):
+        return f"parallel ({len(self.branches)} branches, concatenated)"
+
+    def assemble(self, shape, parts):
+        return ConcatModule(parts)
+
+
+@register("repeat")
+@dataclass
+class Repeat(Block):
+    times: int = 1
+    layers: list = field(default_factory=list)
+    kind: ClassVar[str] = "repeat"
+    usage: ClassVar[str] = "{repeat: {times: N, layers: [layers...]}}"
+    children_key: ClassVar[str | None] = "layers"
+
+    def expand(self, shape, walk, entry):
+        for _ in range(self.times):
+            shape = walk(self.layers, shape)
+        return shape
+
+    def label(self):
+        return f"repeat {self.times}x"
+
+    def assemble(self, shape, parts):
+        return nn.Sequential(*parts)
+
+
+@dataclass
+class NamedBlock(Block):
+    """A use of a block defined in the spec's `blocks:` section, e.g. basic(64)."""
+
+    layers: list = field(default_factory=list)
+    kind: ClassVar[str] = "block"
+
+    def expand(self, shape, walk, entry):
+        return walk(self.layers, shape)
+
+
+@register("dense")
+@dataclass
+class Dense(Block):
+    layers: int = 4
+    growth: int = 12
+    bottleneck: bool = False
+    kind: ClassVar[str] = "dense"
+    usage: ClassVar[str] = "dense NxG (N layers, growth rate G), e.g. 'dense 6x12' or {dense: {layers: 6, growth: 12}}"
+    converters: ClassVar[dict[str, Callable]] = {"layers": integer, "growth": integer,
+                                                 "bottleneck": lambda v, what: str(v).lower() in ("true", "1", "yes")}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) != 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        layers, growth = dims(tokens[0], "dense size", 2, "NxG (layers x growth rate)")
+        return {"layers": layers, "growth": growth}
+
+    def expand(self, shape, walk, entry):
+        if len(shape) != 3:
+            raise LayerProblem(f"needs a (C, H, W) input, but gets {fmt_shape(shape)}")
+        channels, height, width = shape
+        for number_ in range(1, self.layers + 1):
+            steps = [BatchNorm(), _activation_kind("relu")()]
+            if self.bottleneck:  # DenseNet-B: a 1x1 conv to 4G channels first
+                steps += [Conv(kernel=(1, 1), filters=4 * self.growth, bias=False), BatchNorm(), _activation_kind("relu")()]
+            steps.append(Conv(kernel=(3, 3), filters=self.growth, pad=1, bias=False))
+            texts = ["bn", "relu"] + (["conv 1x1x%d" % (4 * self.growth), "bn", "relu"] if self.bottleneck else []) \
+                + [f"conv 3x3x{self.growth} pad=1"]
+            walk([generated(entry, str(number_), f"layer {number_}: {text}", step) for text, step in zip(texts, steps)],
+                 (channels, height, width))
+            channels += self.growth
+        return (channels, height, width)
+
+    def assemble(self, shape, parts):
+        return DenseModule(parts)
+
+
+@register("transition")
+@dataclass
+class Transition(Block):
+    compression: float = 0.5
+    kind: ClassVar[str] = "transition"
+    usage: ClassVar[str] = "transition [THETA], THETA in (0, 1], e.g. 'transition 0.5': bn, relu, 1x1 conv, 2x2 avgpool"
+    converters: ClassVar[dict[str, Callable]] = {"compression": number}
+
+    @classmethod
+    def from_positional(cls, tokens):
+        if len(tokens) > 1:
+            raise LayerProblem(f"expected '{cls.usage}'")
+        return {"compression": tokens[0]} if tokens else {}
+
+    def expand(self, shape, walk, entry):
+        if not 0 < self.compression <= 1:
+            raise LayerProblem(f"compression must be in (0, 1], got {self.compression}")
+        if len(shape) != 3:
+            raise LayerProblem(f"needs a (C, H, W) input, but gets {fmt_shape(shape)}")
+        filters = max(1, math.floor(shape[0] * self.compression))
+        steps = [("bn", BatchNorm()), ("relu", _activation_kind("relu")()),
+                 (f"conv 1x1x{filters}", Conv(kernel=(1, 1), filters=filters, bias=False)),
+                 ("avgpool 2x2", AvgPool(size=(2, 2)))]
+        return walk([generated(entry, "t", text, step) for text, step in steps], shape)

@@ -1,0 +1,55 @@
+"""Optimizers and learning-rate schedules by name: one registry entry each."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+# name -> (parameters, hparams, extra keyword arguments such as fused=True) -> optimizer
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": lambda params, h, extra: torch.optim.Adam(params, lr=h["lr"], weight_decay=h["rs"], **extra),
+    "adamw": lambda params, h, extra: torch.optim.AdamW(params, lr=h["lr"], weight_decay=h["rs"], **extra),
+    "sgd": lambda params, h, extra: torch.optim.SGD(params, lr=h["lr"], weight_decay=h["rs"], momentum=h["momentum"],
+                                                    nesterov=h["nesterov"] and h["momentum"] > 0),
+}
+FUSABLE = {"adam", "adamw"}  # the optimizers with a fused CUDA kernel
+
+
+def _warm(step: int, warmup: int) -> float:
+    return (step + 1) / warmup
+
+
+def _constant(step: int, total: int, warmup: int) -> float:
+    return _warm(step, warmup) if step < warmup else 1.0
+
+
+def _cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return _warm(step, warmup)
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _onecycle(step: int, total: int, warmup: int) -> float:
+    """Up from lr/25 to lr, then cosine down to lr/1e4 (as torch's OneCycleLR)."""
+    warmup = warmup or max(1, int(0.3 * total))
+    if step < warmup:
+        return 1 / 25 + (1 - 1 / 25) * step / warmup
+    return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+# name -> (step, total steps, warm-up steps) -> multiplier of the learning rate
+SCHEDULES: dict[str, Callable[[int, int, int], float]] = {"constant": _constant, "cosine": _cosine, "onecycle": _onecycle}
+
+
+def make_optimizer(model: torch.nn.Module, hparams: dict, fused: bool) -> torch.optim.Optimizer:
+    extra = {"fused": True} if fused and hparams["optimizer"] in FUSABLE else {}
+    return OPTIMIZERS[hparams["optimizer"]](model.parameters(), hparams, extra)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, hparams: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step schedule over the whole run (stepped after every optimizer step)."""
+    total = hparams["num_epochs"] * steps_per_epoch
+    warmup = int(round(hparams["warmup_epochs"] * steps_per_epoch))
+    shape = SCHEDULES[hparams["schedule"]]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: shape(step, total, warmup))

@@ -137,3 +137,20 @@ def test_schedule_and_optimizer_state_survive_a_resume(write_spec):
     second.load_state_dict(state)
     assert second.optimizer.param_groups[0]["lr"] == first.optimizer.param_groups[0]["lr"] < 0.1
     assert second.train_epoch(2) == first.train_epoch(2)
+
+
+def test_progress_bar_on_a_terminal_and_nothing_per_step_in_a_pipe(write_spec):
+    from rich.console import Console
+
+    from fmnist.runner.progress import epoch_progress
+
+    trainer = tiny_trainer(write_spec)
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=120)
+    with epoch_progress(console, 1, 3, trainer.steps_per_epoch()) as on_progress:
+        assert on_progress is not None
+        on_progress(16, 0.75, 12_345.0)
+    shown = terminal.getvalue()
+    assert "epoch 1/3" in shown and "16/32" in shown and "loss 0.7500" in shown and "12,345 img/s" in shown
+    with epoch_progress(Console(file=io.StringIO(), force_terminal=False), 1, 3, 32) as on_progress:
+        assert on_progress is None

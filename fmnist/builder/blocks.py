@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .fields import LayerProblem, dims, integer, number
-from .layers import AvgPool, BatchNorm, Conv, Layer, Shape, _activation_kind, fmt_shape, register
+from .layers import AvgPool, BatchNorm, Conv, Layer, Shape, activation_kind, fmt_shape, register
 
 Walk = Callable[[list, Shape], Shape]  # walk(layer specs, input shape) -> output shape
 
@@ -191,13 +191,13 @@ class Dense(Block):
             raise LayerProblem(f"needs a (C, H, W) input, but gets {fmt_shape(shape)}")
         channels, height, width = shape
         for number_ in range(1, self.layers + 1):
-            steps = [BatchNorm(), _activation_kind("relu")()]
+            relu = activation_kind("relu")
+            steps = [("bn", BatchNorm()), ("relu", relu())]
             if self.bottleneck:  # DenseNet-B: a 1x1 conv to 4G channels first
-                steps += [Conv(kernel=(1, 1), filters=4 * self.growth, bias=False), BatchNorm(), _activation_kind("relu")()]
-            steps.append(Conv(kernel=(3, 3), filters=self.growth, pad=1, bias=False))
-            texts = ["bn", "relu"] + (["conv 1x1x%d" % (4 * self.growth), "bn", "relu"] if self.bottleneck else []) \
-                + [f"conv 3x3x{self.growth} pad=1"]
-            walk([generated(entry, str(number_), f"layer {number_}: {text}", step) for text, step in zip(texts, steps)],
+                steps += [(f"conv 1x1x{4 * self.growth}", Conv(kernel=(1, 1), filters=4 * self.growth, bias=False)),
+                          ("bn", BatchNorm()), ("relu", relu())]
+            steps.append((f"conv 3x3x{self.growth} pad=1", Conv(kernel=(3, 3), filters=self.growth, pad=1, bias=False)))
+            walk([generated(entry, str(number_), f"layer {number_}: {text}", step) for text, step in steps],
                  (channels, height, width))
             channels += self.growth
         return (channels, height, width)
@@ -213,12 +213,7 @@ class Transition(Block):
     kind: ClassVar[str] = "transition"
     usage: ClassVar[str] = "transition [THETA], THETA in (0, 1], e.g. 'transition 0.5': bn, relu, 1x1 conv, 2x2 avgpool"
     converters: ClassVar[dict[str, Callable]] = {"compression": number}
-
-    @classmethod
-    def from_positional(cls, tokens):
-        if len(tokens) > 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        return {"compression": tokens[0]} if tokens else {}
+    optional_value: ClassVar[str | None] = "compression"
 
     def expand(self, shape, walk, entry):
         if not 0 < self.compression <= 1:
@@ -226,7 +221,7 @@ class Transition(Block):
         if len(shape) != 3:
             raise LayerProblem(f"needs a (C, H, W) input, but gets {fmt_shape(shape)}")
         filters = max(1, math.floor(shape[0] * self.compression))
-        steps = [("bn", BatchNorm()), ("relu", _activation_kind("relu")()),
+        steps = [("bn", BatchNorm()), ("relu", activation_kind("relu")()),
                  (f"conv 1x1x{filters}", Conv(kernel=(1, 1), filters=filters, bias=False)),
                  ("avgpool 2x2", AvgPool(size=(2, 2)))]
         return walk([generated(entry, "t", text, step) for text, step in steps], shape)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from ..errors import ExpectationError, SpecError, did_you_mean
-from .fields import LayerProblem
 from .blocks import Block
+from .fields import LayerProblem
 from .layers import KINDS, Flatten, fmt_shape
 from .spec import Spec, load_spec
 

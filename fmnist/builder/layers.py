@@ -49,13 +49,14 @@ class Layer(ABC):
     flat_input: ClassVar[bool] = False  # an implicit flatten is put before it on a (C, H, W) input
     converters: ClassVar[dict[str, Callable]] = {}
     aliases: ClassVar[dict[str, str]] = {}
+    optional_value: ClassVar[str | None] = None  # the setting a lone value sets ('dropout 0.3' -> p)
 
     @classmethod
     def from_positional(cls, tokens: list[str]) -> dict:
-        """Map the compact form's positional tokens ('3x3x32') to settings; default: none allowed."""
-        if tokens:
-            raise LayerProblem(f"takes no size, expected '{cls.usage}'")
-        return {}
+        """Map the compact form's positional tokens ('3x3x32') to settings; default: at most the optional value."""
+        if len(tokens) > (1 if cls.optional_value else 0):
+            raise LayerProblem(f"expected '{cls.usage}'" if cls.optional_value else f"takes no size, expected '{cls.usage}'")
+        return {cls.optional_value: tokens[0]} if tokens else {}
 
     @classmethod
     def from_settings(cls, settings: dict) -> "Layer":
@@ -224,12 +225,7 @@ class Dropout(Layer):
     kind: ClassVar[str] = "dropout"
     usage: ClassVar[str] = "dropout [P], P in [0, 1), e.g. 'dropout 0.5'"
     converters: ClassVar[dict[str, Callable]] = {"p": lambda v, what: probability(v, "dropout p")}
-
-    @classmethod
-    def from_positional(cls, tokens):
-        if len(tokens) > 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        return {"p": tokens[0]} if tokens else {}
+    optional_value: ClassVar[str | None] = "p"
 
     def build(self, shape):
         return nn.Dropout(self.p)
@@ -297,7 +293,7 @@ def _activation(name: str, factory: Callable[..., nn.Module]) -> None:
     register(name)(type(name, (_Activation,), {"kind": name, "usage": name, "factory": staticmethod(factory)}))
 
 
-def _activation_kind(name: str) -> type[Layer]:
+def activation_kind(name: str) -> type[Layer]:
     """The registered class of an activation (blocks use relu inside them)."""
     return KINDS[name]
 
@@ -316,12 +312,7 @@ class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
     usage: ClassVar[str] = "leaky_relu [SLOPE], e.g. 'leaky_relu 0.1'"
     converters: ClassVar[dict[str, Callable]] = {"slope": number}
-
-    @classmethod
-    def from_positional(cls, tokens):
-        if len(tokens) > 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        return {"slope": tokens[0]} if tokens else {}
+    optional_value: ClassVar[str | None] = "slope"
 
     def build(self, shape):
         return nn.LeakyReLU(self.slope)
@@ -348,12 +339,7 @@ class GroupNorm(Layer):
     usage: ClassVar[str] = "gn G (group norm with G groups; G must divide the channels), e.g. 'gn 8'"
     group: ClassVar[str] = "norm"
     converters: ClassVar[dict[str, Callable]] = {"groups": integer}
-
-    @classmethod
-    def from_positional(cls, tokens):
-        if len(tokens) > 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        return {"groups": tokens[0]} if tokens else {}
+    optional_value: ClassVar[str | None] = "groups"
 
     def output_shape(self, shape):
         if shape[0] % self.groups:

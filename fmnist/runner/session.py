@@ -16,7 +16,7 @@ import torch
 import yaml
 from rich.console import Console
 
-from .. import __version__
+from .. import STARTED, __version__
 from ..builder.build import build_model, plan
 from ..builder.spec import Spec, parse_spec
 from ..errors import FmnistError, UsageError
@@ -106,8 +106,8 @@ def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
     data = config.get("data", {})
     source = locate(data.get("data_dir"), download=True)
     splits = load_splits(source, data.get("train_limit"))
-    _train(run, spec, config["hparams"], resolve_device(device_name), splits, console, source.how,
-           config.get("speed", {}), checkpoint)
+    hparams = resolve(config["hparams"], {})  # a run folder from an older fmnist gets today's defaults for new settings
+    _train(run, spec, hparams, resolve_device(device_name), splits, console, source.how, config.get("speed", {}), checkpoint)
     return run
 
 
@@ -134,6 +134,8 @@ def _train(run, spec, hparams, device, splits, console, data_how, speed, checkpo
     console.print(f"data: {data_how} (verified) · {path} · run folder: {run.path}")
     epochs = hparams["num_epochs"]
     epoch = len(history) + 1
+    startup = round(time.monotonic() - STARTED, 2)
+    console.print(f"start-up: {startup:.1f} s from process start to the first training step")
     try:
         for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
@@ -159,10 +161,10 @@ def _train(run, spec, hparams, device, splits, console, data_how, speed, checkpo
                              f"resume with: fmnist run --resume {run.path}") from None
     except FmnistError as error:
         kept = f"best checkpoint (epoch {best['epoch']}, val {_percent(best['val_acc'])}) kept in {run.file('best.pt')}" \
-            if best["epoch"] else f"no epoch finished; nothing else was written to {run.path}"
+            if best["epoch"] else "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
         raise
-    return finish(run, trainer, spec, hparams, splits, history, best, console)
+    return finish(run, trainer, spec, hparams, splits, history, best, console, startup)
 
 
 def _last(trainer, epoch, history, best, spec, hparams) -> dict:
@@ -170,7 +172,7 @@ def _last(trainer, epoch, history, best, spec, hparams) -> dict:
             "spec": spec.document, "hparams": hparams}
 
 
-def finish(run, trainer, spec, hparams, splits, history, best, console) -> dict:
+def finish(run, trainer, spec, hparams, splits, history, best, console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
     trainer.model.load_state_dict(run.load_checkpoint("best.pt")["model"])
     report = test_report(trainer, splits)
@@ -181,6 +183,7 @@ def finish(run, trainer, spec, hparams, splits, history, best, console) -> dict:
         "best_epoch": best["epoch"],
         "epochs": history,
         "train_seconds": round(sum(e["seconds"] for e in history), 3),
+        "startup_seconds": startup,
         "params": sum(p.numel() for p in trainer.model.parameters()),
         "hparams": hparams,
         "device": str(trainer.device),

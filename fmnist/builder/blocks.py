@@ -144,6 +144,7 @@ class Repeat(Block):
     kind: ClassVar[str] = "repeat"
     usage: ClassVar[str] = "{repeat: {times: N, layers: [layers...]}}"
     children_key: ClassVar[str | None] = "layers"
+    converters: ClassVar[dict[str, Callable]] = {"times": integer}
 
     def expand(self, shape, walk, entry):
         for _ in range(self.times):

@@ -282,11 +282,6 @@ def _substitute(value, values: dict[str, str]):
     return value
 
 
-def parse_layer(item) -> Layer:
-    """One layer outside any spec (no named blocks); raises LayerProblem."""
-    return _Parser({}, None).layer(item, [], "1", None)
-
-
 def _check_schema(document, file) -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems = []

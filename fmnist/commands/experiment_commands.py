@@ -129,8 +129,9 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
         best_dir = out_path / f"best-trial-{best.number}"
         if not (best_dir / "summary.json").is_file():
             shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
-            start(loaded, {**base, **best.params}, RunOptions(device, str(out_path), data_dir, train_limit, False, fast,
-                                                               precision, str(best_dir)), console)
+            options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision,
+                                 run_dir=str(best_dir))
+            start(loaded, {**base, **best.params}, options, console)
         result["retrain"] = {"run": str(best_dir), "test_acc": json.loads((best_dir / "summary.json").read_text())["test_acc"]}
         console.print(f"best trial retrained: test accuracy {100 * result['retrain']['test_acc']:.2f}% · {best_dir}")
     (out_path / "search.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -87,5 +87,7 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
         raise UsageError("--augment and --augment_data disagree")
     flags["augment"] = augment if augment is not None else augment_data
     loaded = load_spec(spec or spec_for_model(model))
-    start(loaded, flags, RunOptions(device, out, data_dir, train_limit, dry_run, fast, precision, run_dir), console)
+    options = RunOptions(device=device, out=out, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
+                         precision=precision, run_dir=run_dir)
+    start(loaded, flags, options, console)
     return 0

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=argv, prog_name="fmnist", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.UsageError as error:  # click's own usage text is four lines; users get one
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `fmnist` (click >= 8.2): the help, not an error
+            click.echo(error.ctx.get_help())
+            return 0
         command = error.ctx.command_path if error.ctx else "fmnist"
         click.echo(f"fmnist: error: {error.format_message()} (see '{command} --help')", err=True)
         return error.exit_code

@@ -94,3 +94,10 @@ def test_python_api_raises_spec_error(write_spec):
     with pytest.raises(SpecError) as caught:
         build_model(write_spec("name: x\nlayers: [fc 10, relu, fc 11]\n"))
     assert caught.value.layer == 3 and caught.value.line == 2
+
+
+def test_bare_command_prints_help_and_unknown_command_is_one_line(cli):
+    code, out, err = cli()
+    assert code == 0 and "Commands:" in out and "summary" in out and err == ""
+    code, out, err = cli("nonsense")
+    assert code == 2 and err == "fmnist: error: No such command 'nonsense'. (see 'fmnist --help')\n"

@@ -48,6 +48,8 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
                                  "loss": "softmax", "augment": False, **RECIPE_DEFAULTS, "seed": 1}
     assert config["spec"]["name"] == "CNN_4" and config["device"] == "cpu" and config["data"]["train"] == 1000
     assert config["versions"]["torch"] == str(torch.__version__)
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert best["epoch"] == summary["best_epoch"] and {"model", "optimizer", "spec", "hparams", "class_names"} <= set(best)
     for plot in ("loss.png", "accuracy.png"):
         assert (run / plot).read_bytes().startswith(PNG_SIGNATURE)
 

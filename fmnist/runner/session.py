@@ -148,7 +148,8 @@ def _train(run, spec, hparams, device, splits, console, data_how, speed, checkpo
             improved = val.accuracy > best["val_acc"]
             if improved:
                 best = {"epoch": epoch, "val_acc": val.accuracy}
-                run.save_checkpoint("best.pt", {"epoch": epoch, "model": model.state_dict(), "spec": spec.document,
+                run.save_checkpoint("best.pt", {"epoch": epoch, "model": model.state_dict(),
+                                                "optimizer": trainer.optimizer.state_dict(), "spec": spec.document,
                                                 "hparams": hparams, "val_acc": val.accuracy, "class_names": list(splits.class_names)})
             run.save_checkpoint("last.pt", _last(trainer, epoch, history, best, spec, hparams))
             run.write_metrics(history)

@@ -29,7 +29,6 @@ from torchvision.datasets import FashionMNIST
 
 from fmnist.builder.spec import load_spec
 from fmnist.hparams import resolve
-from fmnist.runner.augment import CROP_PAD
 from fmnist.runner.data import FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset, stratified_split
 from fmnist.runner.device import resolve_device
 from fmnist.runner.session import make_model
@@ -72,7 +71,7 @@ def torchvision_root(source) -> Path:
 
 def plain_epochs(spec, hparams, device, root, train_indices, epochs, workers):
     """The usual loop: Dataset + per-sample transforms + DataLoader + .to(device) per batch."""
-    chain = [transforms.RandomCrop(28, padding=CROP_PAD), transforms.RandomHorizontalFlip()] if hparams["augment"] else []
+    chain = [transforms.RandomCrop(28, padding=hparams["crop_pad"]), transforms.RandomHorizontalFlip()] if hparams["augment"] else []
     dataset = FashionMNIST(str(root), train=True, transform=transforms.Compose([*chain, transforms.ToTensor()]))
     loader = DataLoader(Subset(dataset, train_indices.tolist()), batch_size=hparams["batch_size"], shuffle=True,
                         num_workers=workers, persistent_workers=workers > 0)

@@ -1,51 +1,80 @@
-"""The `fmnist` command: a click group; turns user errors into one line on stderr and an exit code."""
+"""The `fmnist` command: a click group; turns every problem into one line on stderr and an exit code.
+
+The sub-commands (and torch behind them) are imported inside main()'s guard, so even a Ctrl-C during
+start-up is one line, and no input a user can give ends in a traceback.
+"""
 from __future__ import annotations
 
+import os
 import sys
 
-import click
-
-from .commands import COMMANDS
-from .errors import FmnistError
-
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 3
+SHOW_TRACEBACK = "FMNIST_TRACEBACK"  # set to 1 to see the traceback of an internal error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="fmnist")
-def cli() -> None:
-    """Write a CNN as a YAML list of layers; build, summarise, train and test it on Fashion-MNIST."""
+def make_cli():
+    """The click group with every sub-command added."""
+    import click
+
+    from .commands import COMMANDS
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.version_option(package_name="fmnist")
+    def cli() -> None:
+        """Write a CNN as a YAML list of layers; build, summarise, train and test it on Fashion-MNIST."""
+
+    for command in COMMANDS:
+        cli.add_command(command)
+    return cli
 
 
-for command in COMMANDS:
-    cli.add_command(command)
+def _say(text: str) -> None:
+    print(f"fmnist: {' '.join(str(text).split())}", file=sys.stderr)  # one line, whatever the message holds
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
-        result = cli.main(args=argv, prog_name="fmnist", standalone_mode=False)
+        import click
+
+        from .errors import FmnistError
+        from .redact import masked
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    try:
+        result = make_cli().main(args=argv, prog_name="fmnist", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.UsageError as error:  # click's own usage text is four lines; users get one
         if type(error).__name__ == "NoArgsIsHelpError":  # bare `fmnist` (click >= 8.2): the help, not an error
             click.echo(error.ctx.get_help())
             return 0
         command = error.ctx.command_path if error.ctx else "fmnist"
-        click.echo(f"fmnist: error: {error.format_message()} (see '{command} --help')", err=True)
+        _say(f"error: {masked(error.format_message())} (see '{command} --help')")
         return error.exit_code
     except click.ClickException as error:
-        click.echo(f"fmnist: error: {error.format_message()}", err=True)
+        _say(f"error: {masked(error.format_message())}")
         return error.exit_code
-    except click.exceptions.Abort:
-        click.echo("fmnist: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _say("interrupted")
         return EXIT_INTERRUPTED
     except FmnistError as error:
         for problem in error.all():
-            click.echo(f"fmnist: error: {problem}", err=True)
+            _say(f"error: {masked(problem)}")
         return error.exit_code
-    except KeyboardInterrupt:
-        click.echo("fmnist: interrupted", err=True)
-        return EXIT_INTERRUPTED
+    except OSError as error:  # a disk, folder or pipe problem no command turned into a message of its own
+        where = f"{error.filename}: " if error.filename else ""
+        _say(f"error: {where}{error.strerror or error}")
+        return 1
+    except MemoryError:
+        _say("error: out of memory (try a smaller --batch-size or a smaller model)")
+        return 1
+    except Exception as error:  # a bug in fmnist, not the user's input: one line, the traceback on request
+        if os.environ.get(SHOW_TRACEBACK):
+            raise
+        _say(f"internal error: {type(error).__name__}: {masked(error)} (please report it; {SHOW_TRACEBACK}=1 shows the traceback)")
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

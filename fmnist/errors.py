@@ -44,6 +44,12 @@ class ExpectationError(FmnistError):
     exit_code = 1
 
 
+class StorageError(FmnistError):
+    """A file could not be written (disk full, read-only, no such folder); what was written before is kept: exit 1."""
+
+    exit_code = 1
+
+
 class TrainingError(FmnistError):
     """Training could not go on (say, the loss became NaN); finished work is kept: the CLI exits 1."""
 

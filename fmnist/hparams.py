@@ -4,6 +4,7 @@ The spec schema's `train:` section and the runner's CLI flags are both made from
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,25 +18,47 @@ class HParam:
 
 
 LOSSES = ("softmax", "sigmoid")
+MAX_CROP_PAD = 14  # half a 28-pixel image: a larger shift would crop the object out entirely
+AUGMENT_MAPPING = {"type": "object", "additionalProperties": False,
+                   "properties": {"crop": {"type": "integer", "minimum": 0, "maximum": MAX_CROP_PAD},
+                                  "flip": {"type": "boolean"}}}
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle")
 
+MAX_SEED = 2**32 - 1  # numpy's (and so Optuna's samplers') limit; torch takes any of these
+
+
+def _number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> dict:
+    """A number schema; high None: no upper bound (a huge learning rate fails cleanly as a NaN loss, it crashes nothing)."""
+    schema = {"type": "number", ("exclusiveMinimum" if low_open else "minimum"): low}
+    if high is not None:
+        schema["exclusiveMaximum" if high_open else "maximum"] = high
+    return schema
+
+
+def _integer(low: int, high: int) -> dict:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
 HPARAMS: dict[str, HParam] = {h.name: h for h in (
-    HParam("batch_size", 128, {"type": "integer", "minimum": 1}, "images per training step"),
-    HParam("lr", 4e-3, {"type": "number", "exclusiveMinimum": 0}, "learning rate (the peak one under a schedule)"),
-    HParam("rs", 1e-3, {"type": "number", "minimum": 0}, "L2 regularisation strength (the optimizer's weight_decay)"),
-    HParam("num_epochs", 10, {"type": "integer", "minimum": 1}, "training epochs"),
-    HParam("dropout", None, {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-           "override p of every dropout layer (default: as written in the spec)"),
+    HParam("batch_size", 128, _integer(1, 65_536), "images per training step"),
+    HParam("lr", 4e-3, _number(0, low_open=True), "learning rate (the peak one under a schedule)"),
+    HParam("rs", 1e-3, _number(0), "L2 regularisation strength (the optimizer's weight_decay)"),
+    HParam("num_epochs", 10, _integer(1, 10_000), "training epochs"),
+    HParam("dropout", None, _number(0, 1, high_open=True), "override p of every dropout layer (default: as written in the spec)"),
     HParam("loss", "softmax", {"enum": list(LOSSES)}, "softmax = cross-entropy; sigmoid = one-vs-all binary cross-entropy"),
-    HParam("augment", False, {"type": "boolean"}, "random crop (pad 4) and horizontal flip, per sample"),
+    HParam("augment", False, {"oneOf": [{"type": "boolean"}, AUGMENT_MAPPING]},
+           "random crop and horizontal flip, per sample (a mapping {crop: N, flip: BOOL} sets both and turns it on)"),
+    HParam("crop_pad", 4, _integer(0, MAX_CROP_PAD),
+           "augmentation: zero border before the random crop back to size (shifts of up to +-N pixels)"),
+    HParam("flip", True, {"type": "boolean"}, "augmentation: random horizontal flip (off for digits and text)"),
     HParam("optimizer", "adam", {"enum": list(OPTIMIZERS)}, "adam (the study's), adamw or sgd"),
-    HParam("momentum", 0.9, {"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "sgd momentum"),
+    HParam("momentum", 0.9, _number(0, 1, high_open=True), "sgd momentum"),
     HParam("nesterov", False, {"type": "boolean"}, "sgd with Nesterov momentum"),
     HParam("schedule", "constant", {"enum": list(SCHEDULES)}, "learning-rate schedule over the whole run, per step"),
-    HParam("warmup_epochs", 0, {"type": "number", "minimum": 0}, "linear warm-up before the schedule (onecycle: 30% of the run if 0)"),
-    HParam("label_smoothing", 0.0, {"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "label smoothing of the targets"),
-    HParam("seed", 0, {"type": "integer", "minimum": 0}, "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
+    HParam("warmup_epochs", 0, _number(0, 10_000), "linear warm-up before the schedule (onecycle: 30% of the run if 0)"),
+    HParam("label_smoothing", 0.0, _number(0, 1, high_open=True), "label smoothing of the targets"),
+    HParam("seed", 0, _integer(0, MAX_SEED), "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
 )}
 
 TRAIN_SCHEMA = {
@@ -64,16 +87,44 @@ SPACE_SCHEMA = {
 }
 
 
-def resolve(spec_train: dict, flags: dict) -> dict:
-    """CLI flag > spec `train:` section > the study's defaults; flags given as None are not set."""
+def value_problem(name: str, value) -> str | None:
+    """Why `value` is not allowed for hyper-parameter `name`, or None; NaN and infinities are never allowed
+    (JSON Schema's minimum/maximum comparisons are false for NaN, so they would pass)."""
     import jsonschema
 
+    if value is None and HPARAMS[name].default is None:  # 'not set': e.g. dropout as written in the spec
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    try:
+        jsonschema.validate(value, HPARAMS[name].schema)
+    except jsonschema.ValidationError as error:
+        return error.message
+    return None
+
+
+def resolve(spec_train: dict, flags: dict) -> dict:
+    """CLI flag > spec `train:` section > the study's defaults; flags given as None are not set."""
     from .errors import UsageError
 
     given = {name: value for name, value in flags.items() if value is not None}
     for name, value in given.items():
-        try:
-            jsonschema.validate(value, HPARAMS[name].schema)
-        except jsonschema.ValidationError as error:
-            raise UsageError(f"--{name.replace('_', '-')} {value}: {error.message}") from None
-    return {name: given.get(name, spec_train.get(name, h.default)) for name, h in HPARAMS.items()}
+        problem = value_problem(name, value)
+        if problem:
+            raise UsageError(f"--{name.replace('_', '-')} {value}: {problem}")
+    train = _augment_mapping(spec_train)
+    return {name: given.get(name, train.get(name, h.default)) for name, h in HPARAMS.items()}
+
+
+def _augment_mapping(train: dict) -> dict:
+    """`augment: {crop: N, flip: B}` -> augment on, crop_pad N, flip B (the flat settings the trainer reads)."""
+    augment = train.get("augment")
+    if not isinstance(augment, dict):
+        return dict(train)
+    flat = {key: value for key, value in train.items() if key != "augment"}
+    flat["augment"] = True
+    if "crop" in augment:
+        flat["crop_pad"] = augment["crop"]
+    if "flip" in augment:
+        flat["flip"] = augment["flip"]
+    return flat

@@ -83,7 +83,7 @@ def test_summary_indents_block_rows(cli, write_spec):
     assert "parallel (3 branches, concatenated)" in out and "repeat 2x" in out
     code, out, _ = cli("summary", path, "--json")
     layers = json.loads(out)["layers"]
-    assert {"index": "3.1.shortcut", "depth": 2, "block": False, "layer": "shortcut: conv 1x1x32 stride=2"}.items() <= \
+    assert {"index": "3.1.shortcut.1", "depth": 2, "block": False, "layer": "shortcut: conv 1x1x32 stride=2"}.items() <= \
         next(layer for layer in layers if layer["layer"].startswith("shortcut: conv")).items()
 
 

@@ -66,6 +66,7 @@ def test_named_folder_is_the_only_place_looked(tmp_path, monkeypatch):
     assert locate(tmp_path / "tv").how.startswith("--data-dir (torchvision layout)")
     monkeypatch.setenv("FMNIST_DATA", str(tmp_path / "mine"))
     assert locate().how == f"$FMNIST_DATA: {tmp_path / 'mine'}"
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match=r"Fashion-MNIST not found \(looked in .*empty.*\); get it with 'apt-get install dataset-fashion-mnist'"):
         locate(tmp_path / "empty")
 

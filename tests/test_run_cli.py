@@ -17,7 +17,7 @@ from PIL import Image
 from tests.conftest import PNG_SIGNATURE, SPECS, write_idx
 
 RECIPE_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "nesterov": False, "schedule": "constant", "warmup_epochs": 0,
-                   "label_smoothing": 0.0}
+                   "label_smoothing": 0.0, "crop_pad": 4, "flip": True}
 QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
 
 
@@ -103,7 +103,7 @@ def test_flags_beat_the_spec_which_beats_the_defaults(cli, write_spec):
     (["specs/cnn_4.yaml", "--device", "tpu"], "--device tpu: not a device; use auto, cpu, cuda, cuda:N or mps"),
     (["--model", "CNN_7"], "--model CNN_7: no such model; known: CNN_1, CNN_2, CNN_3, CNN_4, CNN_5"),
     ([], "give one of: a spec file, --model NAME, or --resume RUN_FOLDER"),
-    (["--resume", "/nonexistent/run"], "/nonexistent/run: not an fmnist run folder (no config.yaml)"),
+    (["--resume", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
 ])
 def test_bad_run_options_get_one_line_and_exit_2(cli, args, message, monkeypatch):
     monkeypatch.chdir(SPECS.parent)

@@ -7,7 +7,7 @@ block gets the same shape checks, parameter counts and summary rows as a top-lev
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar
 
 import torch
@@ -16,7 +16,8 @@ from torch import nn
 from .fields import LayerProblem, dims, integer, number
 from .layers import AvgPool, BatchNorm, Conv, Layer, Shape, activation_kind, fmt_shape, register
 
-Walk = Callable[[list, Shape], Shape]  # walk(layer specs, input shape) -> output shape
+Walk = Callable[[list, Shape], Shape]
+MAX_REPEAT = 1_000  # a repeat past this is a typo (and the builder's row budget would stop it anyway)  # walk(layer specs, input shape) -> output shape
 
 
 def generated(entry, suffix: str, text: str, layer: Layer):
@@ -26,11 +27,27 @@ def generated(entry, suffix: str, text: str, layer: Layer):
     return LayerSpec(f"{entry.index}.{suffix}", text, entry.line, layer)
 
 
+def reindexed(entries: list, old: str, new: str) -> list:
+    """Copies of layer entries (and the lists inside their blocks) whose index starts `new` instead of `old`."""
+    copies = []
+    for entry in entries:
+        index = str(entry.index)
+        layer = entry.layer
+        if isinstance(layer, Block) and layer.children_field:
+            children = getattr(layer, layer.children_field)
+            nested = [reindexed(branch, old, new) for branch in children] if layer.children_field == "branches" \
+                else reindexed(children, old, new)
+            layer = replace(layer, **{layer.children_field: nested})
+        copies.append(replace(entry, index=new + index[len(old):] if index.startswith(old) else index, layer=layer))
+    return copies
+
+
 @dataclass
 class Block(Layer):
     """Base of the kinds made of layer lists."""
 
     children_key: ClassVar[str | None] = None  # mapping form {kind: [...]} holds layer lists (else settings)
+    children_field: ClassVar[str | None] = None  # the field that holds parsed layer lists, if any
 
     def expand(self, shape: Shape, walk: Walk, entry) -> Shape:
         """Walk the block's lists with the shapes they get; return the block's output shape."""
@@ -87,6 +104,7 @@ class Residual(Block):
     kind: ClassVar[str] = "residual"
     usage: ClassVar[str] = "{residual: [layers...]}: the body's output is added to its input"
     children_key: ClassVar[str | None] = "body"
+    children_field: ClassVar[str | None] = "body"
 
     def expand(self, shape, walk, entry):
         out = walk(self.body, shape)
@@ -99,8 +117,8 @@ class Residual(Block):
             raise LayerProblem(f"the body turns {fmt_shape(shape)} into {fmt_shape(out)}: no 1x1 projection can match "
                                f"these sizes (the body may only shrink H and W by one whole factor)")
         conv = Conv(kernel=(1, 1), filters=out[0], stride=stride, bias=False)
-        projection = [generated(entry, "shortcut", f"shortcut: conv 1x1x{out[0]} stride={stride}", conv),
-                      generated(entry, "shortcut", "shortcut: bn", BatchNorm())]
+        projection = [generated(entry, "shortcut.1", f"shortcut: conv 1x1x{out[0]} stride={stride}", conv),
+                      generated(entry, "shortcut.2", "shortcut: bn", BatchNorm())]
         walk(projection, shape)
         return out
 
@@ -118,6 +136,7 @@ class Parallel(Block):
     kind: ClassVar[str] = "parallel"
     usage: ClassVar[str] = "{parallel: [[layers...], [layers...]]}: branch outputs concatenated along channels"
     children_key: ClassVar[str | None] = "branches"
+    children_field: ClassVar[str | None] = "branches"
 
     def expand(self, shape, walk, entry):
         if len(self.branches) < 2:
@@ -144,11 +163,12 @@ class Repeat(Block):
     kind: ClassVar[str] = "repeat"
     usage: ClassVar[str] = "{repeat: {times: N, layers: [layers...]}}"
     children_key: ClassVar[str | None] = "layers"
-    converters: ClassVar[dict[str, Callable]] = {"times": integer}
+    children_field: ClassVar[str | None] = "layers"
+    converters: ClassVar[dict[str, Callable]] = {"times": lambda v, what: integer(v, what, maximum=MAX_REPEAT)}
 
     def expand(self, shape, walk, entry):
-        for _ in range(self.times):
-            shape = walk(self.layers, shape)
+        for time in range(1, self.times + 1):  # rows of the r-th repetition read N.r.k, so every row has its own index
+            shape = walk(reindexed(self.layers, f"{entry.index}.", f"{entry.index}.{time}."), shape)
         return shape
 
     def label(self):
@@ -164,6 +184,7 @@ class NamedBlock(Block):
 
     layers: list = field(default_factory=list)
     kind: ClassVar[str] = "block"
+    children_field: ClassVar[str | None] = "layers"
 
     def expand(self, shape, walk, entry):
         return walk(self.layers, shape)
@@ -198,7 +219,8 @@ class Dense(Block):
                 steps += [(f"conv 1x1x{4 * self.growth}", Conv(kernel=(1, 1), filters=4 * self.growth, bias=False)),
                           ("bn", BatchNorm()), ("relu", relu())]
             steps.append((f"conv 3x3x{self.growth} pad=1", Conv(kernel=(3, 3), filters=self.growth, pad=1, bias=False)))
-            walk([generated(entry, str(number_), f"layer {number_}: {text}", step) for text, step in steps],
+            walk([generated(entry, f"{number_}.{k}", f"layer {number_}: {text}", step)
+                  for k, (text, step) in enumerate(steps, 1)],
                  (channels, height, width))
             channels += self.growth
         return (channels, height, width)
@@ -225,4 +247,4 @@ class Transition(Block):
         steps = [("bn", BatchNorm()), ("relu", activation_kind("relu")()),
                  (f"conv 1x1x{filters}", Conv(kernel=(1, 1), filters=filters, bias=False)),
                  ("avgpool 2x2", AvgPool(size=(2, 2)))]
-        return walk([generated(entry, "t", text, step) for text, step in steps], shape)
+        return walk([generated(entry, f"t.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)

@@ -17,6 +17,7 @@ from .spec import Spec, load_spec
 # A spec beyond these is refused before any memory is allocated (a typo like 'fc 10240000').
 MAX_PARAMS = 200_000_000
 MAX_ACTIVATIONS = 50_000_000  # values per image in any one layer's output
+MAX_ROWS = 20_000  # summary rows once repeats are unrolled: planning stays well under a second
 
 
 @dataclass
@@ -118,6 +119,9 @@ class _Walker:
         modules = []
         for entry in entries:
             layer = entry.layer
+            if len(self.records) > MAX_ROWS:
+                raise SpecError(f"expands to more than {MAX_ROWS:,} layers once repeats are unrolled",
+                                self.spec.file, entry.line, entry.index, entry.text)
             if layer.flat_input and len(shape) != 1:
                 flatten = Flatten()
                 out = flatten.output_shape(shape)

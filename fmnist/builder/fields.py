@@ -9,15 +9,21 @@ class LayerProblem(Exception):
     """A problem inside one layer; the spec loader adds the file, line and layer index."""
 
 
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?\d{1,30}")  # more digits than any real size; Python refuses int() of 4,300+ digits anyway
+MAX_INTEGER = 1 << 20  # any size, stride or count past this is a typo; torch would overflow int64 further on
 
 
-def integer(value, what: str, minimum: int = 1) -> int:
+def integer(value, what: str, minimum: int = 1, maximum: int = MAX_INTEGER) -> int:
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit() and len(value.strip()) > 30:
+        raise LayerProblem(f"absurd size: {what} of {len(value.strip())} digits is over the limit of {maximum:,}")
     if isinstance(value, str) and _INT.fullmatch(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise LayerProblem(f"{what} must be {rule}, got {value!r}")
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise LayerProblem(f"{what} must be {rule}, got {shown!r}")
+    if value > maximum:
+        raise LayerProblem(f"absurd size: {what} {value:,} is over the limit of {maximum:,}")
     return value
 
 

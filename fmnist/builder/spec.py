@@ -1,6 +1,7 @@
 """A spec file -> a validated Spec: JSON Schema for the document, the layer grammar for each layer."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,11 @@ from ..errors import SpecError, did_you_mean
 from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
 from .fields import LayerProblem
 from .layers import KINDS, Layer
-from .yaml_source import LineDict, LineList, line_of, load_yaml
+from .yaml_source import MAX_BYTES, LineDict, LineList, line_of, load_yaml
+
+MAX_LAYERS = 10_000  # layer entries after named blocks are expanded: a self-doubling chain of blocks stops here
+MAX_BLOCK_DEPTH = 32  # named blocks inside named blocks
+STDIN = "-"
 
 _FIGURE = {
     "oneOf": [
@@ -34,10 +39,10 @@ SCHEMA = {
     "required": ["name", "layers"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9_.+-]+$"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^[A-Za-z0-9_.+-]+\Z"},
         "description": {"type": "string"},
         "input": {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "integer", "minimum": 1, "maximum": 4096}},
-        "classes": {"type": "integer", "minimum": 1},
+        "classes": {"type": "integer", "minimum": 1, "maximum": 100_000},
         "layers": {
             "type": "array",
             "minItems": 1,
@@ -109,18 +114,31 @@ def plain(value):
     return value
 
 
-def load_spec(source: str | Path | dict) -> Spec:
-    """Read and validate a spec from a file path (or already-loaded data); raises SpecError."""
-    if isinstance(source, dict):
-        return parse_spec(source, None)
+def read_spec_text(source: str | Path) -> tuple[str, str]:
+    """(text, name to show) of a spec file, or of standard input for '-'; a file over the size limit is not read."""
+    if str(source) == STDIN:
+        import sys
+
+        return sys.stdin.read(MAX_BYTES + 1), "<stdin>"
     path = Path(source)
     if not path.is_file():
         raise SpecError("no such spec file" if not path.exists() else "not a file", str(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"cannot read: {error}", str(path)) from None
-    return parse_spec(load_yaml(text, str(path)), str(path))
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError(f"too large for a spec: {path.stat().st_size:,} bytes (limit {MAX_BYTES:,})", str(path))
+        return path.read_text(encoding="utf-8"), str(path)
+    except UnicodeDecodeError as error:
+        raise SpecError(f"cannot read: not UTF-8 text (byte {error.start})", str(path)) from None
+    except OSError as error:
+        raise SpecError(f"cannot read: {error.strerror}", str(path)) from None
+
+
+def load_spec(source: str | Path | dict) -> Spec:
+    """Read and validate a spec from a file path, '-' for standard input, or already-loaded data; raises SpecError."""
+    if isinstance(source, dict):
+        return parse_spec(source, None)
+    text, name = read_spec_text(source)
+    return parse_spec(load_yaml(text, name), name)
 
 
 def parse_spec(document, file: str | None) -> Spec:
@@ -128,6 +146,7 @@ def parse_spec(document, file: str | None) -> Spec:
     if not isinstance(document, dict):
         kind = "a list" if isinstance(document, list) else f"'{document}'"
         raise SpecError(f"the top level must be a mapping with 'name' and 'layers', got {kind}", file, getattr(document, "line", 1))
+    _check_finite(document, [], document, file)
     _check_schema(document, file)
     parser = _Parser(document, file)
     layers = parser.layer_list(document["layers"], ["layers"], "")
@@ -168,6 +187,7 @@ class _Parser:
         self.blocks = document.get("blocks", {})
         self.problems: list[SpecError] = []
         self.using: list[str] = []  # named blocks being expanded, to catch recursion
+        self.count = 0  # layer entries made so far, against MAX_LAYERS
 
     def layer_list(self, items, path: list, prefix: str, context: str = "") -> list[LayerSpec]:
         specs = []
@@ -176,6 +196,10 @@ class _Parser:
             line = line_of(self.document, [*path, position])
             text = layer_text(item)
             problems_before = len(self.problems)
+            self.count += 1
+            if self.count > MAX_LAYERS:
+                raise SpecError(f"expands to more than {MAX_LAYERS:,} layers (blocks used inside blocks multiply)",
+                                self.file, line, index, text)
             try:
                 layer = self.layer(item, [*path, position], str(index), line)
                 label = getattr(layer, "label", lambda: None)()
@@ -187,6 +211,8 @@ class _Parser:
 
     def layer(self, item, path: list, index: str, line: int | None) -> Layer:
         """'conv 3x3x32 stride=2', {conv: {kernel: 3, filters: 32}}, {residual: [...]} or basic(64) -> a Layer."""
+        if not (isinstance(item, str) and item.strip()) and not (isinstance(item, dict) and len(item) == 1):
+            raise LayerProblem(f"expected {_RULES['layer']}")
         if isinstance(item, str):
             use = _USE.fullmatch(item.strip())
             if use or item.strip() in self.blocks:
@@ -194,7 +220,7 @@ class _Parser:
                 return self.named_block(name, [a.strip() for a in args.split(",")] if args.strip() else [], index, line)
             name, *tokens = item.split()
             positional = [token for token in tokens if "=" not in token]
-            options = dict(token.split("=", 1) for token in tokens if "=" in token)
+            options = _options(token for token in tokens if "=" in token)
             kind = self.kind(name)
             if getattr(kind, "children_key", None):
                 raise LayerProblem(f"expected {kind.usage}")
@@ -237,6 +263,8 @@ class _Parser:
             raise LayerProblem(f"unknown block '{name}'{did_you_mean(name, known)}; blocks: {', '.join(self.blocks) or 'none'}")
         if name in self.using:
             raise LayerProblem(f"block '{name}' uses itself ({' -> '.join([*self.using, name])})")
+        if len(self.using) >= MAX_BLOCK_DEPTH:
+            raise LayerProblem(f"blocks nested deeper than {MAX_BLOCK_DEPTH} ({' -> '.join(self.using[:3])} -> ...)")
         definition = self.blocks[name]
         params = definition.get("params", []) if isinstance(definition, dict) else []
         layers = definition["layers"] if isinstance(definition, dict) else definition
@@ -261,6 +289,17 @@ class _Parser:
         return kind
 
 
+def _options(tokens) -> dict[str, str]:
+    """'stride=2 pad=1' -> {'stride': '2', 'pad': '1'}; a setting written twice is refused, not silently the last."""
+    options: dict[str, str] = {}
+    for token in tokens:
+        key, value = token.split("=", 1)
+        if key in options:
+            raise LayerProblem(f"'{key}' is given twice ({key}={options[key]} and {key}={value})")
+        options[key] = value
+    return options
+
+
 def _substitute(value, values: dict[str, str]):
     """A block's layers with $name replaced by the value given at its use; lines are kept (same containers)."""
     if isinstance(value, str):
@@ -280,6 +319,15 @@ def _substitute(value, values: dict[str, str]):
     if isinstance(value, dict):
         return {key: _substitute(item, values) for key, item in value.items()}
     return value
+
+
+def _check_finite(value, path: list, document, file) -> None:
+    """NaN and infinities pass JSON Schema's minimum/maximum checks (every comparison with NaN is false): refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{_path_text(path) or 'value'}: {value} is not a finite number", file, line_of(document, path))
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _check_finite(item, [*path, key], document, file)
 
 
 def _check_schema(document, file) -> None:

@@ -8,6 +8,7 @@ from ..errors import SpecError
 # Billion-laughs guard: aliases make the node graph small but its expansion huge.
 MAX_NODES = 20_000
 MAX_DEPTH = 40
+MAX_BYTES = 1 << 20  # a spec is a page of text; a larger file is refused before it is parsed
 _STANDARD = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_STANDARD + name for name in ("map", "seq", "omap")}
 
@@ -39,19 +40,43 @@ def line_of(document, path) -> int | None:
     return line
 
 
+def _line_at(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def _check_depth(text: str, file: str | None) -> None:
+    """Refuse runaway nesting from the event stream (iterative) before PyYAML's recursive composer sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"nested deeper than {MAX_DEPTH} levels", file, event.start_mark.line + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def load_yaml(text: str, file: str | None = None):
     """Parse YAML text into LineDict/LineList/scalars; every problem is a SpecError with a line."""
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"too large for a spec: {len(text):,} characters (limit {MAX_BYTES:,})", file)
+    loader = None
     try:
+        _check_depth(text, file)
+        loader = yaml.SafeLoader(text)  # the reader refuses control characters here, in the constructor
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "malformed YAML"
         raise SpecError(f"not valid YAML: {problem}", file, mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as error:
+        raise SpecError(f"not valid YAML: character #x{error.character:04x} is not allowed in a spec (a control character?)",
+                        file, _line_at(text, error.position)) from None
     except yaml.YAMLError as error:
-        raise SpecError(f"not valid YAML: {error}", file) from None
+        raise SpecError(f"not valid YAML: {' '.join(str(error).split())}", file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         raise SpecError("the file is empty: expected a mapping with 'name' and 'layers'", file, 1)
     budget = [MAX_NODES]
@@ -77,21 +102,35 @@ def _convert(loader, node, file, budget, depth):
             result.append(_convert(loader, item, file, budget, depth + 1))
             result.item_lines.append(item.start_mark.line + 1)
         return result
-    loader.flatten_mapping(node)  # resolves '<<' merge keys the way PyYAML does
+    written = [key for key, _ in node.value if key.tag != _STANDARD + "merge"]
+    _refuse_duplicates(loader, written, file, budget, depth)
+    try:
+        loader.flatten_mapping(node)  # resolves '<<' merge keys the way PyYAML does: merged first, written keys last
+    except yaml.MarkedYAMLError as error:
+        raise SpecError(f"not valid YAML: {error.problem or 'bad merge key'} ('<<' takes a mapping or a list of mappings)",
+                        file, (error.problem_mark.line + 1) if error.problem_mark else line) from None
     result = LineDict()
     result.line, result.key_lines = line, {}
     for key_node, value_node in node.value:
         key = _convert(loader, key_node, file, budget, depth + 1)
+        result.pop(key, None)  # a written key overrides a merged one (YAML's merge rule); written twice was refused above
+        result[key] = _convert(loader, value_node, file, budget, depth + 1)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _refuse_duplicates(loader, key_nodes, file, budget, depth) -> None:
+    """A key written twice in one mapping: YAML would silently keep the last, so it is refused."""
+    first_line: dict = {}
+    for key_node in key_nodes:
+        key = _convert(loader, key_node, file, budget, depth + 1)
         key_line = key_node.start_mark.line + 1
         if not isinstance(key, (str, int, float, bool)) and key is not None:
             raise SpecError("mapping keys must be plain text", file, key_line)
-        if key in result:
-            raise SpecError(
-                f"duplicate key '{key}' (first on line {result.key_lines[key]}): YAML would silently keep the last",
-                file, key_line)
-        result[key] = _convert(loader, value_node, file, budget, depth + 1)
-        result.key_lines[key] = key_line
-    return result
+        if key in first_line:
+            raise SpecError(f"duplicate key '{key}' (first on line {first_line[key]}): YAML would silently keep the last",
+                            file, key_line)
+        first_line[key] = key_line
 
 
 def _tag_message(tag: str) -> str:

@@ -1,7 +1,7 @@
 """`fmnist eval`, `fmnist predict` and `fmnist data`: look at a finished run, use it, or check the dataset."""
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import click
 import torch
@@ -9,15 +9,16 @@ from rich.table import Table
 
 from ..builder.spec import parse_spec
 from ..console import make_console
-from ..errors import UsageError
+from ..hparams import resolve
+from ..errors import StorageError, UsageError
 from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset
 from ..runner.device import resolve_device
 from ..runner.export import FORMATS, export
 from ..runner.images import load_image
 from ..runner.losses import PROBABILITIES
 from ..runner.plots import plot_confusion
-from ..runner.rundir import RunDir
-from ..runner.session import make_model
+from ..runner.rundir import RunDir, strict_json
+from ..runner.session import load_weights, make_model
 from ..runner.trainer import Trainer, test_report
 
 
@@ -26,9 +27,11 @@ def _load_best(run_path: str, device: torch.device):
     run = RunDir.existing(run_path)
     config = run.read_config()
     checkpoint = run.load_checkpoint("best.pt")
+    if not isinstance(checkpoint["spec"], dict) or checkpoint["spec"] != config["spec"]:
+        raise UsageError("best.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("best.pt")))
     spec = parse_spec(checkpoint["spec"], str(run.file("best.pt")))
-    model = make_model(spec, config["hparams"])
-    model.load_state_dict(checkpoint["model"])
+    model = make_model(spec, resolve(config["hparams"], {}))
+    load_weights(model, checkpoint["model"], run.file("best.pt"))
     return run, config, spec, model.to(device).eval(), checkpoint
 
 
@@ -42,15 +45,24 @@ def evaluate(run_path: str, device: str, as_json: bool) -> int:
     run, config, spec, model, checkpoint = _load_best(run_path, torch_device)
     data = config.get("data", {})
     splits = load_splits(locate(data.get("data_dir"), download=True), data.get("train_limit")).to(torch_device)
-    report = test_report(Trainer(model, splits, config["hparams"], torch_device, **config.get("speed", {})), splits)
+    hparams = resolve(config["hparams"], {})
+    report = test_report(Trainer(model, splits, hparams, torch_device, **config.get("speed", {})), splits)
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], **report}
+    # the figures are printed first: a read-only or full run folder must not cost the user the result
+    if as_json:
+        click.echo(strict_json(report))
+    else:
+        print_report(report, spec.name, checkpoint["epoch"])
     plot_confusion(report["confusion"], report["class_names"], run.file("confusion.png"),
                    f"{spec.name}, epoch {checkpoint['epoch']}: test accuracy {100 * report['test_acc']:.2f}%")
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return 0
+    if not as_json:
+        click.echo(f"confusion matrix plot: {run.file('confusion.png')}")
+    return 0
+
+
+def print_report(report: dict, name: str, epoch: int) -> None:
     console = make_console()
-    console.print(f"{spec.name} · best validation epoch {checkpoint['epoch']} · test accuracy {100 * report['test_acc']:.2f}% "
+    console.print(f"{name} · best validation epoch {epoch} · test accuracy {100 * report['test_acc']:.2f}% "
                   f"· test loss {report['test_loss']:.4f}")
     names = report["class_names"]
     table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
@@ -61,8 +73,6 @@ def evaluate(run_path: str, device: str, as_json: bool) -> int:
     for index, (name, row) in enumerate(zip(names, report["confusion"])):
         table.add_row(f"{index} {name}", *(f"{count:,}" for count in row), f"{100 * report['per_class_acc'][name]:.1f}%")
     console.print(table)
-    console.print(f"confusion matrix plot: {run.file('confusion.png')}")
-    return 0
 
 
 @click.command()
@@ -93,6 +103,13 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     """Write RUN's best model as ONNX or TorchScript, with its class names, for use outside fmnist."""
     run, config, spec, model, checkpoint = _load_best(run_path, torch.device("cpu"))
     names = checkpoint.get("class_names", list(CLASS_NAMES))
+    if out_file:
+        try:
+            Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(f"--out {out_file}: cannot create its folder ({error.strerror})") from None
+        if Path(out_file).is_dir():
+            raise UsageError(f"--out {out_file}: is a folder; give a file name, e.g. {Path(out_file) / FORMATS[fmt][0]}")
     target = export(model, spec.input, names, config["hparams"]["loss"], fmt, out_file, run.path)
     click.echo(f"{spec.name} (epoch {checkpoint['epoch']}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
                f"input 'images' (N, {', '.join(map(str, spec.input))}) in [0, 1], output 'logits'")
@@ -104,7 +121,7 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
 @click.option("--download", is_flag=True, help="If not found, fetch it with torchvision (needs the internet).")
 def data(data_dir: str | None, download: bool) -> int:
     """Where Fashion-MNIST was found, whether it verifies, and how to get it if not."""
-    source = locate(data_dir, download=download)
+    source = locate(data_dir, download=download, create=download)
     arrays = read_dataset(source)
     click.echo(f"Fashion-MNIST found: {source.how}")
     for key, expected in FILES.items():

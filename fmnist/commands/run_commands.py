@@ -24,6 +24,21 @@ def spec_for_model(name: str) -> Path:
     return path
 
 
+def given_options(context: click.Context, allowed: set[str]) -> list[str]:
+    """The options typed on the command line (not defaults), as the user wrote them, other than `allowed`."""
+    from click.core import ParameterSource
+
+    return [param.opts[0] for param in context.command.params
+            if param.name not in allowed and context.get_parameter_source(param.name) == ParameterSource.COMMANDLINE]
+
+
+def check_out_folder(out: str | Path) -> None:
+    """--out must be a folder (or not exist yet): a file there is refused before anything runs."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder")
+
+
 def hparam_options(command):
     """The hyper-parameter flags (the study's train.py spellings too), shared by run, grid and search."""
     for option in reversed((
@@ -39,6 +54,8 @@ def hparam_options(command):
         click.option("--schedule", type=click.Choice(SCHEDULES), help=HPARAMS["schedule"].help + " [constant]"),
         click.option("--warmup-epochs", type=float, help=HPARAMS["warmup_epochs"].help + " [0]"),
         click.option("--label-smoothing", type=float, help=HPARAMS["label_smoothing"].help + " [0]"),
+        click.option("--crop-pad", type=int, help=HPARAMS["crop_pad"].help + f" [{HPARAMS['crop_pad'].default}]"),
+        click.option("--flip/--no-flip", default=None, help=HPARAMS["flip"].help + " [flip]"),
     )):
         command = option(command)
     return command
@@ -81,8 +98,13 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
     if len(chosen) != 1:
         raise UsageError("give one of: a spec file, --model NAME, or --resume RUN_FOLDER")
     if resume_path:
+        changed = given_options(click.get_current_context(), allowed={"resume_path", "device"})
+        if changed:
+            raise UsageError(f"--resume continues a run with the settings it started with; {', '.join(changed)} cannot "
+                             f"change it (start a new run for other settings)")
         resume(resume_path, device, console)
         return 0
+    check_out_folder(out)
     if augment is not None and augment_data is not None and augment != augment_data:
         raise UsageError("--augment and --augment_data disagree")
     flags["augment"] = augment if augment is not None else augment_data

@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from ..builder.build import plan
 from ..builder.summary import print_summary, summary_dict
 from ..console import make_console
-from ..errors import FmnistError
+from ..builder.spec import STDIN
+from ..errors import FmnistError, UsageError
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def summary(spec: str, as_json: bool) -> int:
-    """Per-layer table of SPEC: output shapes, params, mult-adds, totals and `expect` checks.
+    """Per-layer table of SPEC (a file, or - for standard input): output shapes, params, mult-adds, totals, `expect` checks.
 
-    Exit 1 when an `expect` figure does not come out, 2 when the spec is invalid.
+    Exit 1 when an `expect` figure does not come out, 2 when the spec is invalid (as validate).
     """
     built = plan(spec)
     if as_json:
@@ -25,26 +27,47 @@ def summary(spec: str, as_json: bool) -> int:
         click.echo(json.dumps(data, indent=2))
     else:
         print_summary(built, make_console())
-    return 0 if all(check.ok for check in built.checks()) else 1
+    return 0 if all(check.ok for check in built.checks()) else EXIT_EXPECT
+
+
+EXIT_EXPECT = 1  # the spec builds, but an `expect` figure does not come out (summary and validate alike)
+EXIT_INVALID = 2  # the spec is not valid
+
+
+def spec_paths(given: tuple[str, ...]) -> list[str]:
+    """The spec files named, with a folder standing for the *.yaml / *.yml files in it and '-' for standard input."""
+    paths = []
+    for entry in given:
+        if entry != STDIN and Path(entry).is_dir():
+            found = sorted(str(p) for p in Path(entry).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise UsageError(f"no spec files (*.yaml, *.yml) in this folder", entry)
+            paths += found
+        else:
+            paths.append(entry)
+    return paths
 
 
 @click.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("specs", nargs=-1, required=True)
 def validate(specs: tuple[str, ...]) -> int:
-    """Check SPECS (schema, layers, shapes, `expect` figures): exit 0 if all good, else 2 with one line per problem."""
-    problems = 0
-    for spec in specs:
+    """Check SPECS (files, folders of *.yaml, or - for standard input): schema, layers, shapes, `expect` figures.
+
+    Exit 0 if all are good, 2 if any is invalid, else 1 if an `expect` figure does not come out; one line per problem.
+    """
+    invalid = failed_expect = 0
+    for spec in spec_paths(specs):
         try:
             built = plan(spec)
             failed = [check for check in built.checks() if not check.ok]
         except FmnistError as error:
             for problem in error.all():
-                click.echo(f"{problem}", err=True)
-                problems += 1
+                click.echo(" ".join(str(problem).split()), err=True)
+            invalid += 1
             continue
         for check in failed:
-            click.echo(f"{spec}: expect {check.describe()}", err=True)
-            problems += 1
+            click.echo(f"{built.spec.file}: expect {check.describe()}", err=True)
+        failed_expect += bool(failed)
         if not failed:
-            click.echo(f"{spec}: ok ({built.spec.name}, {built.params['total']:,} params)")
-    return 2 if problems else 0
+            click.echo(f"{built.spec.file}: ok ({built.spec.name}, {built.params['total']:,} params)")
+    return EXIT_INVALID if invalid else EXIT_EXPECT if failed_expect else 0

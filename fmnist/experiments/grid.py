@@ -5,10 +5,10 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,11 @@ COLUMNS = (("No Augment. Softmax", False, "softmax"), ("Augment. Softmax", True,
            ("No Augment. Sigmoid", False, "sigmoid"), ("Augment. Sigmoid", True, "sigmoid"))
 
 
+CELL_LOCKS = ".cells"  # the grid's claim on a cell lives here: the cell's own folder lock belongs to its `fmnist run`
+STOP_GRACE_S = 60  # after Ctrl-C a cell gets this long to save its epoch and exit before it is killed
+POLL_S = 0.2
+
+
 @dataclass
 class Cell:
     spec_file: str
@@ -26,6 +31,7 @@ class Cell:
     augment: bool
     loss: str
     folder: Path
+    device: str = "auto"
 
     @property
     def name(self) -> str:
@@ -33,56 +39,146 @@ class Cell:
 
     @property
     def summary(self) -> dict | None:
+        """The finished cell's summary.json; None while it is not finished (or when the file is damaged)."""
         path = self.folder / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) and isinstance(summary.get("test_acc"), (int, float)) \
+            and isinstance(summary.get("epochs"), list) else None
+
+    @property
+    def damaged(self) -> bool:
+        """summary.json is there but unreadable: the cell is reported, not re-run over it or crashed on."""
+        return (self.folder / "summary.json").exists() and self.summary is None
 
     def command(self, passthrough: list[str]) -> list[str]:
-        """A killed cell resumes from its last epoch; a new one starts in its fixed folder."""
-        if (self.folder / "last.pt").is_file():
-            device = passthrough[passthrough.index("--device") + 1] if "--device" in passthrough else "auto"
-            return [sys.executable, "-m", "fmnist.cli", "run", "--resume", str(self.folder), "--device", device]
-        return [sys.executable, "-m", "fmnist.cli", "run", self.spec_file, "--augment" if self.augment else "--no-augment",
-                "--loss", self.loss, "--run-dir", str(self.folder), *passthrough]
+        """A cell that has begun (config.yaml is there) resumes or restarts in its folder; a new one starts there."""
+        if (self.folder / "config.yaml").is_file():
+            return [sys.executable, "-m", "fmnist", "run", "--resume", str(self.folder), "--device", self.device]
+        return [sys.executable, "-m", "fmnist", "run", self.spec_file, "--augment" if self.augment else "--no-augment",
+                "--loss", self.loss, "--run-dir", str(self.folder), "--device", self.device, *passthrough]
 
 
-def make_cells(specs: list[tuple[str, str]], augments: list[bool], losses: list[str], out: Path) -> list[Cell]:
+def make_cells(specs: list[tuple[str, str]], augments: list[bool], losses: list[str], out: Path, device: str = "auto") -> list[Cell]:
     """specs: (file, model name) pairs, in table order."""
     cells = []
     for spec_file, model in specs:
         for _, augment, loss in COLUMNS:
             if augment in augments and loss in losses:
                 name = f"{model}-{'aug' if augment else 'noaug'}-{loss}"
-                cells.append(Cell(spec_file, model, augment, loss, out / name))
+                cells.append(Cell(spec_file, model, augment, loss, out / name, device))
     return cells
 
 
-def run_cells(cells: list[Cell], passthrough: list[str], jobs: int, cpu_threads: int | None, log_dir: Path, report) -> dict[str, str]:
-    """Run the unfinished cells, `jobs` at a time; returns {cell name: error line} for the cells that failed."""
+def _claim(path: Path):
+    """An exclusive lock on `path` without waiting, or None when another grid holds it."""
+    import fcntl
+
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return handle
+    except BlockingIOError:
+        handle.close()
+        return None
+
+
+def _wait_for(path: Path) -> None:
+    import fcntl
+
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+@dataclass
+class Outcome:
+    failures: dict[str, str]  # cell name -> its error line
+    elsewhere: list[str]  # cells another grid on the same --out ran
+
+
+def run_cells(cells: list[Cell], passthrough: list[str], jobs: int, cpu_threads: int | None, out: Path, report) -> Outcome:
+    """Run the unfinished cells, `jobs` at a time, each in its own process; Ctrl-C stops them all and the queue.
+
+    A cell another grid is running (same --out) is left to it; this grid waits for it at the end, so either grid's
+    table is complete. Returns the failures and the cells run elsewhere.
+    """
+    log_dir, claims = out / "logs", out / CELL_LOCKS
     log_dir.mkdir(parents=True, exist_ok=True)
+    claims.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if cpu_threads:
         env["OMP_NUM_THREADS"] = str(cpu_threads)  # N cells on a CPU share its cores instead of fighting for them
-    todo = [cell for cell in cells if cell.summary is None]
-    failures: dict[str, str] = {}
-
-    def run_one(cell: Cell) -> tuple[Cell, int, float]:
-        started = time.perf_counter()
-        with open(log_dir / f"{cell.name}.log", "w") as log:
-            code = subprocess.run(cell.command(passthrough), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-        return cell, code, time.perf_counter() - started
-
+    failures = {cell.name: "damaged summary.json (delete the cell's folder to run it again)" for cell in cells if cell.damaged}
+    todo = [cell for cell in cells if cell.summary is None and not cell.damaged]
+    running: dict[str, tuple[Cell, subprocess.Popen, object, float]] = {}
+    elsewhere: list[Cell] = []
     done = len(cells) - len(todo)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in as_completed([pool.submit(run_one, cell) for cell in todo]):
-            cell, code, seconds = future.result()
-            done += 1
-            if code == 0 and cell.summary:
-                report(f"[{done}/{len(cells)}] {cell.name}: test {100 * cell.summary['test_acc']:.2f}% ({seconds:.0f} s)")
-            else:
-                lines = (log_dir / f"{cell.name}.log").read_text().strip().splitlines()
-                failures[cell.name] = lines[-1] if lines else f"exit {code}"
-                report(f"[{done}/{len(cells)}] {cell.name}: FAILED (exit {code}): {failures[cell.name]}")
-    return failures
+
+    def finished(cell: Cell, code: int, seconds: float) -> None:
+        nonlocal done
+        done += 1
+        if code == 0 and cell.summary:
+            report(f"[{done}/{len(cells)}] {cell.name}: test {100 * cell.summary['test_acc']:.2f}% ({seconds:.0f} s)")
+            return
+        lines = (log_dir / f"{cell.name}.log").read_text(errors="replace").strip().splitlines()
+        failures[cell.name] = lines[-1] if lines else f"exit {code}"
+        report(f"[{done}/{len(cells)}] {cell.name}: FAILED (exit {code}): {failures[cell.name]}")
+
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                cell = todo.pop(0)
+                claim = _claim(claims / f"{cell.name}.lock")
+                if claim is None:
+                    elsewhere.append(cell)
+                    continue
+                if cell.summary is not None:  # another grid finished it meanwhile
+                    claim.close()
+                    done += 1
+                    continue
+                with open(log_dir / f"{cell.name}.log", "w") as log:
+                    process = subprocess.Popen(cell.command(passthrough), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                               start_new_session=True)  # Ctrl-C reaches the grid, which stops each cell once
+                running[cell.name] = (cell, process, claim, time.perf_counter())
+            for name, (cell, process, claim, started) in list(running.items()):
+                if process.poll() is not None:
+                    del running[name]
+                    claim.close()
+                    finished(cell, process.returncode, time.perf_counter() - started)
+            time.sleep(POLL_S)
+        for cell in elsewhere:
+            report(f"{cell.name}: being run by another grid on {out}; waiting for it")
+            _wait_for(claims / f"{cell.name}.lock")
+    except KeyboardInterrupt:
+        _stop(running)
+        raise GridInterrupted([c.name for c in cells if c.summary is not None],
+                              [c.name for c in cells if c.summary is None]) from None
+    return Outcome(failures, [cell.name for cell in elsewhere])
+
+
+def _stop(running: dict) -> None:
+    """Ask every running cell to stop as Ctrl-C does (it saves its epoch), then kill what has not exited in time."""
+    for _, process, _, _ in running.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for _, process, claim, _ in running.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        claim.close()
+
+
+class GridInterrupted(Exception):
+    """Ctrl-C in a grid: which cells are finished and which are not (those resume on the next run)."""
+
+    def __init__(self, finished: list[str], unfinished: list[str]):
+        super().__init__("grid interrupted")
+        self.finished, self.unfinished = finished, unfinished
 
 
 def table(cells: list[Cell]) -> tuple[str, str]:

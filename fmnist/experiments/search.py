@@ -2,15 +2,19 @@
 and Optuna's own distributed mode when several workers share one database URL."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import UsageError
-from ..hparams import SPACE_SCHEMA
+from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
+from ..redact import masked
 
 INTEGER = {"batch_size", "num_epochs"}  # suggested as integers
 
@@ -31,6 +35,35 @@ def parse_space_flag(text: str) -> tuple[str, dict]:
         return name, {"choices": [convert(part) for part in value.split(",")]}
     except ValueError:
         raise UsageError(f"--space {text}: bad numbers (LOW <= HIGH, positive for lr and rs)") from None
+
+
+def check_space(space: dict, where: str) -> None:
+    """Every choice, and both ends of every range, must be a value its hyper-parameter accepts (finite, in bounds)."""
+    for name, rule in space.items():
+        ends = rule["choices"] if "choices" in rule else [rule["low"], rule["high"]]
+        for value in ends:
+            if name in INTEGER and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            problem = value_problem(name, value)
+            if problem:
+                raise UsageError(f"{where} {name}: {value!r} {problem}")
+        if "low" in rule:
+            if not rule["low"] <= rule["high"]:
+                raise UsageError(f"{where} {name}: low {rule['low']} is above high {rule['high']}")
+            if rule.get("log") and rule["low"] <= 0:
+                raise UsageError(f"{where} {name}: a log range needs low > 0, got {rule['low']}")
+
+
+def choose_space(spec_space: dict, flag_texts: tuple[str, ...], fixed: dict, spec_file: str | None) -> dict:
+    """The study's space, then the spec's `search:`, then --space; a parameter a flag fixes is not searched."""
+    space = dict(DEFAULT_SPACE)
+    check_space(spec_space, f"{spec_file or 'spec'}: search:")
+    space.update(spec_space)
+    for text in flag_texts:
+        name, rule = parse_space_flag(text)
+        check_space({name: rule}, f"--space {text}:")
+        space[name] = rule
+    return {name: rule for name, rule in space.items() if fixed.get(name) is None}
 
 
 def suggest(trial, space: dict) -> dict:
@@ -89,8 +122,8 @@ def open_study(storage: str | None, name: str, out: Path, seed: int | None):
             if racing and attempt < 3:  # workers started together race to create the tables: the loser looks again
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            first = str(error).strip().splitlines()[0][:200]
-            raise UsageError(f"--storage {url}: cannot open the study ({type(error).__name__}: {first})") from None
+            first = " ".join(str(error).split())[:200]
+            raise UsageError(masked(f"--storage {url}: cannot open the study ({type(error).__name__}: {first})")) from None
     # one worker: reproducible, and a resumed search draws new points; several workers: each draws its own
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials) if storage is None else None)
     return study
@@ -138,3 +171,61 @@ def plot_search(study, out: Path) -> list[str]:
         plt.close(axes.figure)
         written.append(name)
     return written
+
+
+@dataclass
+class SearchSettings:
+    """What `fmnist search` was asked for, beyond the run options every trial shares."""
+
+    trials: int
+    storage: str | None
+    name: str
+    out: Path
+    retrain: bool
+
+
+def run_search(ready, space: dict, settings: SearchSettings, options, console) -> dict:
+    """Optimise until the study holds `trials` finished trials, plot it, retrain and test the best; returns search.json."""
+    import optuna
+
+    from ..runner.data import load_splits
+    from ..runner.rundir import atomic_write, strict_json
+    from ..runner.session import RunInterrupted, start
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its per-trial warnings repeat what our own lines say
+    out = settings.out
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        study = open_study(settings.storage, settings.name, out, ready.hparams["seed"])
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
+    except UsageError:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a search that never started leaves no empty folder behind
+        raise
+    storage = masked(settings.storage) if settings.storage else out / "search.db"
+    console.print(f"study {settings.name} · {finished_trials(study)} of {settings.trials} trials finished · "
+                  f"storage {storage} · space {json.dumps(space)}")
+    splits = load_splits(ready.source, options.train_limit).to(ready.device)
+    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console.print)
+    try:
+        optimise(study, objective, settings.trials)
+    except KeyboardInterrupt:
+        raise RunInterrupted("interrupted; the finished trials are stored: run the same command again to continue") from None
+    best = study.best_trial
+    console.print(f"best: trial {best.number}, val {100 * best.value:.2f}%, {best.params}")
+    result = {"study": settings.name, "trials": finished_trials(study), "best_trial": best.number,
+              "best_val_acc": best.value, "best_params": best.params, "plots": plot_search(study, out)}
+    if settings.retrain:
+        best_dir = out / f"best-trial-{best.number}"
+        if not (best_dir / "summary.json").is_file():
+            shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
+            options.run_dir = str(best_dir)
+            start(ready.spec, {**ready.hparams, **best.params}, options, console)
+        summary = json.loads((best_dir / "summary.json").read_text())
+        result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}
+        console.print(f"best trial retrained: test accuracy {100 * summary['test_acc']:.2f}% · {best_dir}")
+    atomic_write(out / "search.json", (strict_json(result) + "\n").encode())
+    console.print(f"written: {out / 'search.json'}" + "".join(f", {out / p}" for p in result["plots"]))
+    return result

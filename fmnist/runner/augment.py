@@ -4,11 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-CROP_PAD = 4  # zero border added before cropping back to the original size: shifts of up to ±4 pixels
-
-
-def crop_and_flip(images: torch.Tensor, generator: torch.Generator, pad: int = CROP_PAD) -> torch.Tensor:
-    """(N, C, H, W) -> same shape; each image shifted by its own random offset and flipped with p = 0.5.
+def crop_and_flip(images: torch.Tensor, generator: torch.Generator, pad: int, flip: bool = True) -> torch.Tensor:
+    """(N, C, H, W) -> same shape; each image shifted by its own random offset of up to ±pad pixels and, with
+    `flip`, mirrored with p = 0.5.
 
     One gather for the whole batch (no per-image Python), on whatever device the images are.
     """
@@ -17,10 +15,11 @@ def crop_and_flip(images: torch.Tensor, generator: torch.Generator, pad: int = C
     device = images.device
     dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
     dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
-    flip = torch.rand((n, 1), generator=generator, device=device) < 0.5
+    flipped = torch.rand((n, 1), generator=generator, device=device) < 0.5  # drawn even when unused: same RNG stream
+    flipped &= flip
     rows = dy + torch.arange(height, device=device)
     columns = torch.arange(width, device=device)
-    columns = dx + torch.where(flip, columns.flip(0), columns)  # a flipped image reads its columns backwards
+    columns = dx + torch.where(flipped, columns.flip(0), columns)  # a flipped image reads its columns backwards
     batch = torch.arange(n, device=device)[:, None, None]
     # (N, H, W, C) gather, then back to (N, C, H, W)
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)

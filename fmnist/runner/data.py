@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from ..errors import UsageError
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of every image
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 VALIDATION_PER_CLASS = 1_000  # 10 x 1,000 = the study's 10,000 validation images
 SPLIT_SEED = 0  # fixed, so every run, grid cell and search trial is judged on the same validation images
@@ -90,8 +92,14 @@ def candidates(data_dir: str | Path | None) -> list[tuple[str, Path]]:
             ("Debian package dataset-fashion-mnist", DEBIAN_DIR)]
 
 
-def locate(data_dir: str | Path | None = None, download: bool = False) -> DataSource:
-    """Find the four files; with download=True, fall back to torchvision's download into the named folder or ./data."""
+def locate(data_dir: str | Path | None = None, download: bool = False, create: bool = False) -> DataSource:
+    """Find the four files; with download=True, fall back to torchvision's download into the named folder or ./data.
+
+    A folder the user names must exist (a typo is an error, not a new empty folder) unless `create` (fmnist data --download).
+    """
+    named = ("--data-dir", data_dir) if data_dir else ("$FMNIST_DATA", os.environ.get("FMNIST_DATA"))
+    if named[1] and not create and not Path(named[1]).is_dir():
+        raise UsageError(f"{named[0]} {named[1]}: no such folder; {HOW_TO_GET}")
     places = candidates(data_dir)
     for how, directory in places:
         paths = _find_in(directory)
@@ -118,35 +126,56 @@ def _download(root: Path) -> DataSource:
     return DataSource(f"torchvision download: {root / 'FashionMNIST' / 'raw'}", paths)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as stream:
-                return stream.read()
-        return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise UsageError(f"corrupt file: {error} (re-install or re-download it)", str(path)) from None
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_exactly(stream, size: int, path: Path, before: int, problem: str) -> bytes:
+    """`size` bytes, or the file's size as far as read (`before` + what came) in the error `problem` names."""
+    data = stream.read(size)
+    if len(data) != size:
+        raise UsageError(problem.format(got=f"{before + len(data):,}"), str(path))
+    return data
+
+
+def _check_intact(stream, expected: IdxFile) -> None:
+    """A wrong header in a .gz may be damage, which gzip only notices further on: read on (bounded) to tell."""
+    if isinstance(stream, gzip.GzipFile):
+        stream.read(4 + 4 * len(expected.shape) + int(np.prod(expected.shape)) + 1)
 
 
 def read_idx(path: Path, expected: IdxFile, verify_checksum: bool = True) -> np.ndarray:
-    """One IDX file as a uint8 array, after checking its magic number, shape, length and checksum."""
-    raw = _read_bytes(path)
+    """One IDX file as a uint8 array, after checking its magic number, shape, length and checksum.
+
+    The header is checked first and no more than the expected bytes (+1, to see that nothing follows) are read,
+    so a huge file or a gzip bomb costs no more than a real one.
+    """
     where = str(path)
-    if len(raw) < 8:
-        raise UsageError(f"truncated file: {len(raw)} bytes, not an IDX header", where)
-    magic = int.from_bytes(raw[:4], "big")
-    if magic != expected.magic:
-        raise UsageError(f"not a Fashion-MNIST {expected.name} file: IDX magic number {magic}, expected {expected.magic}", where)
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if shape != expected.shape:
-        raise UsageError(f"holds shape {shape}, expected {expected.shape}", where)
-    if len(raw) != header + int(np.prod(shape)):
-        raise UsageError(f"truncated or padded: {len(raw):,} bytes, expected {header + int(np.prod(shape)):,}", where)
-    if verify_checksum and hashlib.md5(raw).hexdigest() != expected.md5:
-        raise UsageError(f"checksum mismatch: MD5 {hashlib.md5(raw).hexdigest()}, published {expected.md5} (corrupt or altered)", where)
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    try:
+        with _open(path) as stream:
+            header = 4 + 4 * len(expected.shape)
+            head = _read_exactly(stream, 4, path, 0, "truncated file: {got} bytes, not an IDX header")
+            magic = int.from_bytes(head, "big")
+            if magic != expected.magic:
+                _check_intact(stream, expected)
+                raise UsageError(f"not a Fashion-MNIST {expected.name} file: IDX magic number {magic}, expected {expected.magic}", where)
+            dims = _read_exactly(stream, 4 * len(expected.shape), path, 4, "truncated file: {got} bytes, not an IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(len(expected.shape)))
+            if shape != expected.shape:
+                _check_intact(stream, expected)
+                raise UsageError(f"holds shape {shape}, expected {expected.shape}", where)
+            size = header + int(np.prod(shape))
+            body = _read_exactly(stream, size - header, path, header, f"truncated or padded: {{got}} bytes, expected {size:,}")
+            if stream.read(1):
+                raise UsageError(f"truncated or padded: more than the {size:,} bytes expected", where)
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError; flipped bytes inside are zlib's
+        reason = getattr(error, "strerror", None) or " ".join(str(error).split()) or type(error).__name__
+        raise UsageError(f"corrupt file: {reason} (re-install or re-download it)", where) from None
+    if verify_checksum:
+        digest = hashlib.md5(head + dims + body).hexdigest()
+        if digest != expected.md5:
+            raise UsageError(f"checksum mismatch: MD5 {digest}, published {expected.md5} (corrupt or altered)", where)
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
 def read_dataset(source: DataSource, verify_checksum: bool = True) -> dict[str, np.ndarray]:

@@ -1,12 +1,18 @@
-"""A run folder: config.yaml, metrics.csv, best.pt/last.pt (written atomically), summary.json, plots."""
+"""A run folder: config.yaml, metrics.csv, best.pt/last.pt (written atomically), summary.json, plots.
+
+One writer at a time: the process that trains in a folder holds an exclusive lock on the folder (released by the
+kernel when the process ends, however it ends), so a second `--resume` or a second grid is refused, not mixed in.
+"""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -14,24 +20,69 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..errors import UsageError
+from ..errors import StorageError, UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
+    fcntl = None
 
 CHECKPOINT_FORMAT = "fmnist-checkpoint-v1"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+# what each checkpoint must hold to be used (beyond the format tag and digest)
+REQUIRED = {"last.pt": ("epoch", "trainer", "history", "best", "spec", "hparams"),
+            "best.pt": ("epoch", "model", "spec", "hparams")}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide run files from the user's group
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename: a crash leaves the old file or the new one."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file beside `path`, flush it to disk, then rename: a crash leaves the old file or the new one.
+
+    Any OSError (disk full, read-only folder, no such folder) becomes one StorageError line; the old file is kept.
+    """
+    temporary = None
     try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), FILE_MODE)
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path.name}: {error.strerror or error}", str(path.parent)) from None
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def tensor_digest(value, hasher=None) -> str:
+    """SHA-256 over every tensor inside a checkpoint (names, dtypes, shapes, bytes): a changed byte or a NaN written
+    over the weights no longer matches."""
+    hasher = hasher or hashlib.sha256()
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        hasher.update(f"{value.dtype}{tuple(value.shape)}".encode())
+        hasher.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    elif isinstance(value, dict):
+        for key in sorted(value, key=str):
+            hasher.update(str(key).encode())
+            tensor_digest(value[key], hasher)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            tensor_digest(item, hasher)
+    return hasher.hexdigest()
 
 
 class RunDir:
@@ -39,41 +90,67 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock = None
 
     @classmethod
     def create(cls, out: str | Path, name: str) -> "RunDir":
-        """A new folder out/<name>-<timestamp>[-N]."""
+        """A new folder out/<name>-<timestamp>[-N], locked."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         base = Path(out) / f"{name}-{stamp}"
         path, suffix = base, 1
         while True:
             try:
                 path.mkdir(parents=True)
-                return cls(path)
+                return cls(path).lock()
             except FileExistsError:
                 suffix += 1
                 path = Path(f"{base}-{suffix}")
             except OSError as error:
-                raise UsageError(f"cannot create the run folder: {error.strerror}", str(path)) from None
+                raise StorageError(f"cannot create the run folder: {error.strerror}", str(path)) from None
 
     @classmethod
     def create_at(cls, path: str | Path) -> "RunDir":
-        """Exactly this folder (grid cells, search retrains); it must not hold a run already."""
+        """Exactly this folder (grid cells, search retrains), locked; it must not hold a run already."""
         run = cls(path)
-        if (run.path / "config.yaml").exists():
-            raise UsageError("already holds a run; resume it with 'fmnist run --resume' or choose another folder", str(path))
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise UsageError(f"cannot create the run folder: {error.strerror}", str(path)) from None
+            raise StorageError(f"cannot create the run folder: {error.strerror}", str(path)) from None
+        run.lock()
+        if run.file("config.yaml").exists():
+            raise UsageError("already holds a run; resume it with 'fmnist run --resume' or choose another folder", str(path))
         return run
 
     @classmethod
     def existing(cls, path: str | Path) -> "RunDir":
         run = cls(path)
-        if not (run.path / "config.yaml").is_file():
+        if not run.path.is_dir():
+            raise UsageError("no such run folder", str(path))
+        if not run.file("config.yaml").is_file():
             raise UsageError("not an fmnist run folder (no config.yaml)", str(path))
         return run
+
+    def lock(self) -> "RunDir":
+        """Become this folder's one writer, or refuse; then clear what a killed writer left half-written.
+
+        The lock is on the folder itself (no lock file), so it also works where the folder is read-only.
+        """
+        if fcntl is None or self._lock is not None:
+            return self
+        try:
+            handle = os.open(self.path, os.O_RDONLY)
+        except OSError as error:
+            raise StorageError(f"cannot open the run folder: {error.strerror}", str(self.path)) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise UsageError("in use by another fmnist process (a run or --resume is writing here); wait for it to "
+                             "finish or stop it", str(self.path)) from None
+        self._lock = handle  # held until the process exits, however it exits
+        for stale in self.path.glob(".*.tmp"):  # a temporary file nobody renamed: its writer died mid-write
+            stale.unlink(missing_ok=True)
+        return self
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -82,12 +159,25 @@ class RunDir:
         atomic_write(self.file("config.yaml"), yaml.safe_dump(config, sort_keys=False).encode())
 
     def read_config(self) -> dict:
+        """config.yaml, checked: a mapping with the spec and valid hyper-parameters."""
+        from ..hparams import HPARAMS, value_problem
+
+        where = str(self.file("config.yaml"))
         try:
             config = yaml.safe_load(self.file("config.yaml").read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise UsageError(f"unreadable config.yaml: {error}", str(self.path)) from None
-        if not isinstance(config, dict) or "spec" not in config or "hparams" not in config:
-            raise UsageError("config.yaml is not an fmnist run config", str(self.path))
+        except OSError as error:
+            raise UsageError(f"unreadable config.yaml: {error.strerror}", where) from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            raise UsageError(f"damaged config.yaml: not valid YAML{f' (line {mark.line + 1})' if mark else ''}", where) from None
+        if not isinstance(config, dict) or not isinstance(config.get("spec"), dict) or not isinstance(config.get("hparams"), dict):
+            raise UsageError("config.yaml is not an fmnist run config (needs 'spec' and 'hparams' mappings)", where)
+        for name, value in config["hparams"].items():
+            problem = value_problem(name, value) if name in HPARAMS else "not a setting fmnist knows"
+            if problem:
+                raise UsageError(f"damaged config.yaml: hparams.{name} {value!r}: {problem}", where)
+        if not isinstance(config.get("data", {}), dict):
+            raise UsageError("damaged config.yaml: 'data' must be a mapping", where)
         return config
 
     def write_metrics(self, epochs: list[dict]) -> None:
@@ -98,26 +188,49 @@ class RunDir:
         atomic_write(self.file("metrics.csv"), text.getvalue().encode())
 
     def write_json(self, name: str, data: dict) -> None:
-        atomic_write(self.file(name), (json.dumps(data, indent=2) + "\n").encode())
+        atomic_write(self.file(name), (strict_json(data) + "\n").encode())
 
     def save_checkpoint(self, name: str, checkpoint: dict) -> None:
         buffer = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, buffer)
+        torch.save({"format": CHECKPOINT_FORMAT, "digest": tensor_digest(checkpoint), **checkpoint}, buffer)
         atomic_write(self.file(name), buffer.getvalue())
 
     def load_checkpoint(self, name: str) -> dict:
-        return load_checkpoint(self.file(name))
+        return load_checkpoint(self.file(name), REQUIRED.get(name, ()))
 
 
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint written by fmnist, loaded safely (weights_only: no code runs); anything else is a clear error."""
+def strict_json(data) -> str:
+    """JSON without NaN/Infinity (which are not JSON): such a value means something upstream is broken."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise UsageError("a result holds NaN or infinity (a damaged model?); nothing was written") from None
+
+
+def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict:
+    """A checkpoint written by fmnist, loaded safely (weights_only: no code runs) and checked against its digest;
+    anything else is one clear line."""
     if not path.is_file():
         raise UsageError("no such checkpoint", str(path))
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
-        first = str(error).strip().splitlines()[0][:150] if str(error).strip() else type(error).__name__
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle warnings are for its own developers, several lines long
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
+            AttributeError, TypeError, IndexError, UnicodeDecodeError) as error:
+        first = " ".join(str(error).split())[:150] or type(error).__name__
         raise UsageError(f"damaged or not an fmnist checkpoint ({first})", str(path)) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UsageError(f"not an fmnist checkpoint (expected format {CHECKPOINT_FORMAT})", str(path))
+    missing = [key for key in required if key not in checkpoint]
+    if missing:
+        raise UsageError(f"damaged or not an fmnist checkpoint (it lacks {', '.join(missing)})", str(path))
+    digest = checkpoint.pop("digest", None)
+    payload = {key: value for key, value in checkpoint.items() if key != "format"}
+    if digest is not None and digest != tensor_digest(payload):
+        raise UsageError("damaged checkpoint: its weights do not match the digest written with them", str(path))
+    weights = checkpoint.get("model", checkpoint.get("trainer", {}).get("model") if isinstance(checkpoint.get("trainer"), dict) else None)
+    if isinstance(weights, dict) and any(isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+                                         for t in weights.values()):
+        raise UsageError("damaged checkpoint: its weights hold NaN or infinity", str(path))
     return checkpoint

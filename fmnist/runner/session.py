@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -17,17 +17,18 @@ import yaml
 from rich.console import Console
 
 from .. import STARTED, __version__
-from ..builder.build import build_model, plan
+from ..builder.build import build_model
 from ..builder.spec import Spec, parse_spec
 from ..errors import FmnistError, UsageError
-from ..hparams import resolve
-from .data import load_splits, locate
-from .device import resolve_device
+from ..redact import masked
+from .data import load_splits
 from .plots import plot_curves
+from .preflight import Prepared, RunOptions, check_fits, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
-from .speedups import speed_settings
 from .trainer import Trainer, test_report
+
+__all__ = ["RunInterrupted", "RunOptions", "make_model", "resume", "start"]
 
 
 class RunInterrupted(FmnistError):
@@ -37,17 +38,16 @@ class RunInterrupted(FmnistError):
 
 
 @dataclass
-class RunOptions:
-    """Where and on what a run trains (not hyper-parameters: those are in hparams)."""
+class RunState:
+    """What a run has done so far: the epochs' metrics, its best epoch, and how many epochs last.pt holds."""
 
-    device: str = "auto"
-    out: str = "runs"
-    data_dir: str | None = None
-    train_limit: int | None = None
-    dry_run: bool = False  # resolve and print the settings, train nothing
-    fast: bool = True  # the measured speed levers (runner/speedups.py); False = the plain eager fp32 loop
-    precision: str = "auto"
-    run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0})
+    saved: int = 0  # epochs in last.pt: what a resume continues from
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> "RunState":
+        return cls(list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"]))
 
 
 def make_model(spec: Spec, hparams: dict) -> torch.nn.Module:
@@ -61,53 +61,66 @@ def make_model(spec: Spec, hparams: dict) -> torch.nn.Module:
     return model
 
 
+def load_weights(module, state: dict, where: Path) -> None:
+    """load_state_dict, with a checkpoint of another model as one clear line instead of torch's list of keys."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
+        first = " ".join(str(error).split())[:120]
+        raise UsageError(f"checkpoint does not fit this run's model or optimizer: another run's file? ({first})",
+                         str(where)) from None
+
+
 def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> RunDir | None:
     """A new run of `spec`: settings are flags > spec `train:` > the study's defaults."""
-    plan(spec)  # shape or size problems surface before any data is read
-    hparams = resolve(spec.train, flags)
-    device = resolve_device(options.device)
-    if options.train_limit is not None and options.train_limit < 2:
-        raise UsageError(f"--train-limit {options.train_limit}: needs at least 2 images")
-    speed = speed_settings(options.fast, options.precision, device)
+    ready = prepare(spec, flags, options, find_data=not options.dry_run)
     if options.dry_run:
-        console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "hparams": hparams, "device": str(device),
-                                      "train_limit": options.train_limit, "speed": speed}, sort_keys=False).rstrip())
+        console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "hparams": ready.hparams,
+                                      "device": str(ready.device), "train_limit": options.train_limit,
+                                      "speed": ready.speed}, sort_keys=False).rstrip())
         return None
-    source = locate(options.data_dir, download=True)
-    splits = load_splits(source, options.train_limit)
+    splits = load_splits(ready.source, options.train_limit)
     run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
-    config = {
-        "spec_file": spec.file,
-        "spec": spec.document,
-        "hparams": hparams,
-        "device": str(device),
-        "speed": speed,
-        "data": {"source": source.how, "verified": True, "data_dir": options.data_dir, "train_limit": options.train_limit,
+    run.write_config(_config(ready, options, splits))
+    _train(run, ready, splits, console)
+    return run
+
+
+def _config(ready: Prepared, options: RunOptions, splits) -> dict:
+    return {
+        "spec_file": ready.spec.file,
+        "spec": ready.spec.document,
+        "hparams": ready.hparams,
+        "device": str(ready.device),
+        "speed": ready.speed,
+        "data": {"source": ready.source.how, "verified": True, "data_dir": options.data_dir, "train_limit": options.train_limit,
                  "train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)},
         "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads()},
-        "command": " ".join(["fmnist", *sys.argv[1:]]),
+        "command": masked(" ".join(["fmnist", *sys.argv[1:]])),
         "created": datetime.now().isoformat(timespec="seconds"),
     }
-    run.write_config(config)
-    _train(run, spec, hparams, device, splits, console, source.how, speed)
-    return run
 
 
 def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
-    """Continue a run from its last finished epoch (or just test it, if training had finished)."""
+    """Continue a run from its last finished epoch; a run killed before its first save starts over in its folder."""
     run = RunDir.existing(path)
     if run.file("summary.json").is_file():
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
+    run.lock()
     config = run.read_config()
     spec = parse_spec(config["spec"], str(run.file("config.yaml")))
-    checkpoint = run.load_checkpoint("last.pt")
     data = config.get("data", {})
-    source = locate(data.get("data_dir"), download=True)
-    splits = load_splits(source, data.get("train_limit"))
-    hparams = resolve(config["hparams"], {})  # a run folder from an older fmnist gets today's defaults for new settings
-    _train(run, spec, hparams, resolve_device(device_name), splits, console, source.how, config.get("speed", {}), checkpoint)
+    options = RunOptions(device=device_name, data_dir=data.get("data_dir"), train_limit=data.get("train_limit"),
+                         **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
+    ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
+    checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
+    if checkpoint is not None and checkpoint["spec"] != config["spec"]:
+        raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("last.pt")))
+    if checkpoint is None:
+        console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
+    _train(run, ready, load_splits(ready.source, options.train_limit), console, checkpoint)
     return run
 
 
@@ -115,81 +128,106 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _train(run, spec, hparams, device, splits, console, data_how, speed, checkpoint=None) -> dict:
+def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: dict | None = None) -> dict:
+    spec, hparams, device = ready.spec, ready.hparams, ready.device
     model = make_model(spec, hparams).to(device)
     splits = splits.to(device)
-    trainer = Trainer(model, splits, hparams, device, **speed)
-    history, best = [], {"epoch": 0, "val_acc": -1.0}
+    trainer = Trainer(model, splits, hparams, device, **ready.speed)
+
+    # where to begin: a fresh run saves its epoch 0 at once, so a kill from here on can always be resumed
     if checkpoint is not None:
-        trainer.load_state_dict(checkpoint["trainer"])
-        history, best = checkpoint["history"], checkpoint["best"]
-        console.print(f"Resuming {run.path} after epoch {checkpoint['epoch']} of {hparams['num_epochs']}")
+        load_weights(trainer, checkpoint["trainer"], run.file("last.pt"))
+        state = RunState.from_checkpoint(checkpoint)
+        console.print(f"Resuming {run.path} after epoch {state.saved} of {hparams['num_epochs']}")
     else:
-        run.save_checkpoint("last.pt", _last(trainer, 0, history, best, spec, hparams))
-    params = sum(p.numel() for p in model.parameters())
-    console.print(f"{spec.name} · {params:,} params · {device} · {len(splits.train_y):,} train / {len(splits.val_y):,} val / "
-                  f"{len(splits.test_y):,} test images · loss {hparams['loss']} · augment {hparams['augment']} · "
-                  f"batch {hparams['batch_size']} · lr {hparams['lr']:g} · rs {hparams['rs']:g} · seed {hparams['seed']}")
-    path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"
-    console.print(f"data: {data_how} (verified) · {path} · run folder: {run.path}")
-    epochs = hparams["num_epochs"]
-    epoch = len(history) + 1
+        state = RunState()
+        run.save_checkpoint("last.pt", _last(trainer, state, spec, hparams))
     startup = round(time.monotonic() - STARTED, 2)
-    console.print(f"start-up: {startup:.1f} s from process start to the first training step")
+    report_start(console, run, ready, trainer, splits, startup)
+
+    epoch = state.saved + 1
     try:
-        for epoch in range(len(history) + 1, epochs + 1):
+        for epoch in range(state.saved + 1, hparams["num_epochs"] + 1):
+            # one pass over the training split, a progress bar on a terminal
             started = time.perf_counter()
-            with epoch_progress(console, epoch, epochs, trainer.steps_per_epoch()) as on_progress:
+            with epoch_progress(console, epoch, hparams["num_epochs"], trainer.steps_per_epoch()) as on_progress:
                 train_loss, train_acc = trainer.train_epoch(epoch, on_progress)
             seconds = time.perf_counter() - started
+
+            # judge it on the validation split; the best epoch so far is the one that gets tested
             val = trainer.evaluate(splits.val_x, splits.val_y)
-            history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
-                            "val_loss": round(val.loss, 6), "val_acc": round(val.accuracy, 6), "seconds": round(seconds, 3)})
-            improved = val.accuracy > best["val_acc"]
+            state.history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
+                                  "val_loss": round(val.loss, 6), "val_acc": round(val.accuracy, 6), "seconds": round(seconds, 3)})
+            improved = val.accuracy > state.best["val_acc"]
             if improved:
-                best = {"epoch": epoch, "val_acc": val.accuracy}
                 run.save_checkpoint("best.pt", {"epoch": epoch, "model": model.state_dict(),
                                                 "optimizer": trainer.optimizer.state_dict(), "spec": spec.document,
-                                                "hparams": hparams, "val_acc": val.accuracy, "class_names": list(splits.class_names)})
-            run.save_checkpoint("last.pt", _last(trainer, epoch, history, best, spec, hparams))
-            run.write_metrics(history)
-            plot_curves(history, run.path, spec.name)
-            console.print(f"epoch {epoch:>2}/{epochs}  train loss {train_loss:.4f} acc {_percent(train_acc)}  "
-                          f"val loss {val.loss:.4f} acc {_percent(val.accuracy)}  {seconds:.1f} s "
-                          f"({len(splits.train_y) / seconds:,.0f} img/s){'  ★ best' if improved else ''}")
+                                                "hparams": hparams, "val_acc": val.accuracy,
+                                                "class_names": list(splits.class_names)})
+                state.best = {"epoch": epoch, "val_acc": val.accuracy}
+
+            # last.pt makes the epoch resumable; metrics and plots follow it
+            run.save_checkpoint("last.pt", _last(trainer, state, spec, hparams, epoch))
+            state.saved = epoch
+            run.write_metrics(state.history)
+            plot_curves(state.history, run.path, spec.name)
+            report_epoch(console, state.history[-1], hparams["num_epochs"], len(splits.train_y), improved)
     except KeyboardInterrupt:
-        raise RunInterrupted(f"interrupted in epoch {epoch}; {len(history)} finished epoch(s) are saved in {run.file('last.pt')}; "
-                             f"resume with: fmnist run --resume {run.path}") from None
+        raise RunInterrupted(f"interrupted in epoch {epoch}; {state.saved} finished epoch(s) are saved in "
+                             f"{run.file('last.pt')}; resume with: fmnist run --resume {run.path}") from None
     except FmnistError as error:
-        kept = f"best checkpoint (epoch {best['epoch']}, val {_percent(best['val_acc'])}) kept in {run.file('best.pt')}" \
-            if best["epoch"] else "no epoch finished, so there is no best checkpoint"
+        kept = f"best checkpoint (epoch {state.best['epoch']}, val {_percent(state.best['val_acc'])}) kept in " \
+               f"{run.file('best.pt')}" if state.best["epoch"] else "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
         raise
-    return finish(run, trainer, spec, hparams, splits, history, best, console, startup)
+    return finish(run, trainer, ready, splits, state, console, startup)
 
 
-def _last(trainer, epoch, history, best, spec, hparams) -> dict:
-    return {"epoch": epoch, "trainer": trainer.state_dict(), "history": history, "best": best,
+def _last(trainer: Trainer, state: RunState, spec: Spec, hparams: dict, epoch: int = 0) -> dict:
+    return {"epoch": epoch, "trainer": trainer.state_dict(), "history": state.history[:epoch], "best": state.best,
             "spec": spec.document, "hparams": hparams}
 
 
-def finish(run, trainer, spec, hparams, splits, history, best, console, startup: float) -> dict:
+def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: RunState, console: Console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
-    trainer.model.load_state_dict(run.load_checkpoint("best.pt")["model"])
+    load_weights(trainer.model, run.load_checkpoint("best.pt")["model"], run.file("best.pt"))
     report = test_report(trainer, splits)
     summary = {
-        "name": spec.name,
+        "name": ready.spec.name,
         **report,
-        "best_val_acc": round(best["val_acc"], 6),
-        "best_epoch": best["epoch"],
-        "epochs": history,
-        "train_seconds": round(sum(e["seconds"] for e in history), 3),
+        "best_val_acc": round(state.best["val_acc"], 6),
+        "best_epoch": state.best["epoch"],
+        "epochs": state.history,
+        "train_seconds": round(sum(e["seconds"] for e in state.history), 3),
         "startup_seconds": startup,
         "params": sum(p.numel() for p in trainer.model.parameters()),
-        "hparams": hparams,
+        "hparams": ready.hparams,
         "device": str(trainer.device),
     }
     run.write_json("summary.json", summary)
-    console.print(f"test accuracy {_percent(report['test_acc'])} (best validation epoch {best['epoch']}: "
-                  f"{_percent(best['val_acc'])}) · {run.file('summary.json')}")
+    console.print(f"test accuracy {_percent(report['test_acc'])} (best validation epoch {state.best['epoch']}: "
+                  f"{_percent(state.best['val_acc'])}) · {run.file('summary.json')}")
     return summary
+
+
+def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Trainer, splits, startup: float) -> None:
+    h = ready.hparams
+    params = sum(p.numel() for p in trainer.model.parameters())
+    console.print(f"{ready.spec.name} · {params:,} params · {ready.device} · {len(splits.train_y):,} train / "
+                  f"{len(splits.val_y):,} val / {len(splits.test_y):,} test images · loss {h['loss']} · "
+                  f"augment {_augment_text(h)} · batch {h['batch_size']} · lr {h['lr']:g} · rs {h['rs']:g} · seed {h['seed']}")
+    path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"
+    console.print(f"data: {ready.source.how} (verified) · {path} · run folder: {run.path}")
+    console.print(f"start-up: {startup:.1f} s from process start to the first training step")
+
+
+def _augment_text(hparams: dict) -> str:
+    if not hparams["augment"]:
+        return "off"
+    return f"crop ±{hparams['crop_pad']}" + (" + flip" if hparams["flip"] else "")
+
+
+def report_epoch(console: Console, row: dict, epochs: int, images: int, improved: bool) -> None:
+    console.print(f"epoch {row['epoch']:>2}/{epochs}  train loss {row['train_loss']:.4f} acc {_percent(row['train_acc'])}  "
+                  f"val loss {row['val_loss']:.4f} acc {_percent(row['val_acc'])}  {row['seconds']:.1f} s "
+                  f"({images / row['seconds']:,.0f} img/s){'  ★ best' if improved else ''}")

@@ -81,7 +81,7 @@ class Trainer:
             index = order[step * batch:(step + 1) * batch]
             x, y = images[index], labels[index]
             if self.hparams["augment"]:
-                x = crop_and_flip(x, self.generator)
+                x = crop_and_flip(x, self.generator, self.hparams["crop_pad"], self.hparams["flip"])
             logits, loss = self._forward(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

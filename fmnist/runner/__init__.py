@@ -1,0 +1,1 @@
+"""Training: data, the loop, run folders, devices, speed levers, plots and export."""

@@ -1,0 +1,79 @@
+"""Everything that can be wrong with a run, checked before any run folder, grid cell or study exists.
+
+`run`, `grid`, `search` and `--resume` all go through `prepare`, so a setting, a spec or a dataset that cannot
+train is refused in one line up front, never after the folder is made or the last epoch is done.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..builder.build import Plan, plan
+from ..builder.spec import Spec
+from ..errors import UsageError
+from ..hparams import resolve
+from .data import CLASS_NAMES, IMAGE_SHAPE, DataSource, locate
+from .device import resolve_device
+from .speedups import speed_settings
+
+
+@dataclass
+class RunOptions:
+    """Where and on what a run trains (not hyper-parameters: those are in hparams)."""
+
+    device: str = "auto"
+    out: str = "runs"
+    data_dir: str | None = None
+    train_limit: int | None = None
+    dry_run: bool = False  # resolve and print the settings, train nothing
+    fast: bool = True  # the measured speed levers (runner/speedups.py); False = the plain eager fp32 loop
+    precision: str = "auto"
+    run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
+
+
+@dataclass
+class Prepared:
+    """A run that can start: its plan, resolved settings, device, speed levers and the data's location."""
+
+    spec: Spec
+    plan: Plan
+    hparams: dict
+    device: torch.device
+    speed: dict
+    source: DataSource | None  # None when only the settings were wanted (--dry-run)
+
+
+def check_train_limit(train_limit: int | None) -> None:
+    if train_limit is not None and train_limit < 2:
+        raise UsageError(f"--train-limit {train_limit}: needs at least 2 images")
+
+
+def check_fits(built: Plan, hparams: dict) -> None:
+    """The spec against the data it will see and the settings it will train with."""
+    spec = built.spec
+    if tuple(spec.input) != IMAGE_SHAPE:
+        raise UsageError(f"spec wants input {tuple(spec.input)}; Fashion-MNIST gives {IMAGE_SHAPE} "
+                         f"(write input: {list(IMAGE_SHAPE)} or leave it out)", spec.file)
+    if spec.classes != len(CLASS_NAMES):
+        raise UsageError(f"spec has classes: {spec.classes}; Fashion-MNIST has {len(CLASS_NAMES)} "
+                         f"(end with 'fc {len(CLASS_NAMES)}' and write classes: {len(CLASS_NAMES)} or leave it out)", spec.file)
+    if hparams["batch_size"] < 2:
+        # batch norm over a single value per channel (after fc, or on a 1x1 map) has no variance to normalise by
+        for record in built.records:
+            if record.kind == "bn" and math.prod(record.input_shape[1:]) == 1:
+                raise UsageError(f"--batch-size {hparams['batch_size']}: layer {record.index} '{record.text}' normalises "
+                                 f"over the batch, which needs at least 2 images per batch", spec.file)
+
+
+def prepare(spec: Spec, flags: dict, options: RunOptions, find_data: bool = True) -> Prepared:
+    """Plan the spec, resolve its settings (flag > spec > defaults), check both against the data and the machine."""
+    built = plan(spec)  # shape or size problems surface before any data is read
+    hparams = resolve(spec.train, flags)
+    check_train_limit(options.train_limit)
+    check_fits(built, hparams)
+    device = resolve_device(options.device)
+    speed = speed_settings(options.fast, options.precision, device)
+    source = locate(options.data_dir, download=True) if find_data else None
+    return Prepared(spec, built, hparams, device, speed, source)

@@ -61,3 +61,53 @@ def real_data():
         return locate()
     except UsageError as error:
         pytest.fail(f"these tests need the real dataset ('make data' installs it): {error}")
+
+
+TINY_SPEC = "name: tiny\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n"  # trains in a fraction of a second per epoch
+
+
+def only_run(parent: Path) -> Path:
+    """The one run folder fmnist made under `parent`."""
+    (run,) = [path for path in parent.iterdir() if path.is_dir()]
+    return run
+
+
+def spawn(*args, cwd, env=None):
+    """`python -m fmnist ARGS` as a separate process (for signals, kills and two processes at once)."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "fmnist", *map(str, args)], cwd=cwd, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(condition, process=None, limit_s: float = 120, what: str = "the condition"):
+    """Poll `condition()` until it is true; fail if `process` exits first or time runs out."""
+    import time
+
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        if condition():
+            return
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {process.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {limit_s} s")
+
+
+def mount_or_skip(target: Path, *options: str) -> None:
+    """mount(8) a tmpfs (or bind) at `target`; tests of full and read-only disks need root, as CI has."""
+    import subprocess
+
+    target.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", *options, str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount here (needs root): {result.stderr.strip()}")
+
+
+def unmount(target: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(target)], capture_output=True)

@@ -3,9 +3,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +11,11 @@ import torch
 import yaml
 from PIL import Image
 
-from tests.conftest import PNG_SIGNATURE, SPECS, write_idx
+from tests.conftest import PNG_SIGNATURE, SPECS, only_run, spawn, wait_until, write_idx
 
 RECIPE_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "nesterov": False, "schedule": "constant", "warmup_epochs": 0,
                    "label_smoothing": 0.0, "crop_pad": 4, "flip": True}
 QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
-
-
-def only_run(out: Path) -> Path:
-    (run,) = out.iterdir()
-    return run
 
 
 def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path):
@@ -158,20 +150,19 @@ def test_nan_loss_stops_with_exit_1_and_says_where(cli, real_data, tmp_path):
 
 
 def _spawn(*args, cwd):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "fmnist.cli", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return spawn(*args, cwd=cwd)
 
 
 def _wait_for_epochs(run_parent: Path, epochs: int, process, limit_s=120):
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
+    found = []
+
+    def written():
         metrics = list(run_parent.glob("*/metrics.csv"))
-        if metrics and len(metrics[0].read_text().splitlines()) > epochs:
-            return metrics[0].parent
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.1)
-    raise AssertionError("the run did not get there in time")
+        found[:] = [m.parent for m in metrics if len(m.read_text().splitlines()) > epochs]
+        return bool(found)
+
+    wait_until(written, process, limit_s, f"epoch {epochs} was saved")
+    return found[0]
 
 
 RESUMABLE = ("--train-limit", "2000", "--num-epochs", "3", "--seed", "3", "--augment")

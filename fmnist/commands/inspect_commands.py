@@ -108,8 +108,6 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageError(f"--out {out_file}: cannot create its folder ({error.strerror})") from None
-        if Path(out_file).is_dir():
-            raise UsageError(f"--out {out_file}: is a folder; give a file name, e.g. {Path(out_file) / FORMATS[fmt][0]}")
     target = export(model, spec.input, names, config["hparams"]["loss"], fmt, out_file, run.path)
     click.echo(f"{spec.name} (epoch {checkpoint['epoch']}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
                f"input 'images' (N, {', '.join(map(str, spec.input))}) in [0, 1], output 'logits'")

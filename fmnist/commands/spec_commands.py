@@ -41,7 +41,7 @@ def spec_paths(given: tuple[str, ...]) -> list[str]:
         if entry != STDIN and Path(entry).is_dir():
             found = sorted(str(p) for p in Path(entry).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
             if not found:
-                raise UsageError(f"no spec files (*.yaml, *.yml) in this folder", entry)
+                raise UsageError("no spec files (*.yaml, *.yml) in this folder", entry)
             paths += found
         else:
             paths.append(entry)

@@ -29,12 +29,11 @@ def parse_space_flag(text: str) -> tuple[str, dict]:
     try:
         if ":" in value:
             low, high = (convert(part) for part in value.split(":", 1))
-            if low > high or (name in ("lr", "rs") and low <= 0):
-                raise ValueError
-            return name, {"low": low, "high": high, "log": name in ("lr", "rs")}
+            return name, {"low": low, "high": high, "log": name in ("lr", "rs")}  # check_space judges the values
         return name, {"choices": [convert(part) for part in value.split(",")]}
     except ValueError:
-        raise UsageError(f"--space {text}: bad numbers (LOW <= HIGH, positive for lr and rs)") from None
+        kind = "whole numbers" if convert is int else "numbers"
+        raise UsageError(f"--space {text}: expected {kind}, as NAME=LOW:HIGH or NAME=A,B,C") from None
 
 
 def check_space(space: dict, where: str) -> None:

@@ -152,6 +152,12 @@ class RunDir:
             stale.unlink(missing_ok=True)
         return self
 
+    def unlock(self) -> None:
+        """Stop being the writer (the lock also goes when the process ends)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     def file(self, name: str) -> Path:
         return self.path / name
 

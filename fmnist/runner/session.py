@@ -23,7 +23,7 @@ from ..errors import FmnistError, UsageError
 from ..redact import masked
 from .data import load_splits
 from .plots import plot_curves
-from .preflight import Prepared, RunOptions, check_fits, prepare
+from .preflight import Prepared, RunOptions, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
 from .trainer import Trainer, test_report
@@ -81,8 +81,11 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> Run
         return None
     splits = load_splits(ready.source, options.train_limit)
     run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
-    run.write_config(_config(ready, options, splits))
-    _train(run, ready, splits, console)
+    try:
+        run.write_config(_config(ready, options, splits))
+        _train(run, ready, splits, console)
+    finally:
+        run.unlock()
     return run
 
 
@@ -109,6 +112,14 @@ def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
     if run.file("summary.json").is_file():
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
     run.lock()
+    try:
+        _resume_locked(run, device_name, console)
+    finally:
+        run.unlock()
+    return run
+
+
+def _resume_locked(run: RunDir, device_name: str, console: Console) -> None:
     config = run.read_config()
     spec = parse_spec(config["spec"], str(run.file("config.yaml")))
     data = config.get("data", {})
@@ -121,7 +132,6 @@ def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
     if checkpoint is None:
         console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
     _train(run, ready, load_splits(ready.source, options.train_limit), console, checkpoint)
-    return run
 
 
 def _percent(value: float) -> str:

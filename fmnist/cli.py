@@ -6,6 +6,7 @@ start-up is one line, and no input a user can give ends in a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -33,18 +34,36 @@ def _say(text: str) -> None:
     print(f"fmnist: {' '.join(str(text).split())}", file=sys.stderr)  # one line, whatever the message holds
 
 
+def _import_commands():
+    """The group, with Ctrl-C held back while torch loads: a KeyboardInterrupt raised inside its native start-up
+    aborts the process (SIGABRT) instead of unwinding. None when Ctrl-C came meanwhile."""
+    pressed = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    except ValueError:  # not the main thread: signals cannot be held back here
+        return make_cli()
+    try:
+        group = make_cli()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return None if pressed else group
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
+        group = _import_commands()
         import click
 
         from .errors import FmnistError
         from .redact import masked
     except KeyboardInterrupt:
+        group = None
+    if group is None:
         _say("interrupted")
         return EXIT_INTERRUPTED
     try:
-        result = make_cli().main(args=argv, prog_name="fmnist", standalone_mode=False)
+        result = group.main(args=argv, prog_name="fmnist", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.UsageError as error:  # click's own usage text is four lines; users get one
         if type(error).__name__ == "NoArgsIsHelpError":  # bare `fmnist` (click >= 8.2): the help, not an error

@@ -73,7 +73,7 @@ def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_sp
 def test_bad_search_input(cli, write_spec):
     spec = write_spec(TINY_A, "a.yaml")
     code, _, err = cli("search", spec, "--space", "lr=1:0.1")
-    assert code == 2 and "--space lr=1:0.1: bad numbers" in err
+    assert code == 2 and "--space lr=1:0.1: lr: low 1.0 is above high 0.1" in err
     code, _, err = cli("search", spec, "--space", "momentum=0.1:0.9")
     assert code == 2 and "--space momentum=0.1:0.9: expected NAME=LOW:HIGH or NAME=A,B,C" in err
     code, _, err = cli("search", spec, "--storage", "postgresql://nobody@127.0.0.1:1/none", "--trials", "1")

@@ -15,6 +15,7 @@ from .fields import LayerProblem
 from .layers import KINDS, Layer
 from .yaml_source import MAX_BYTES, LineDict, LineList, line_of, load_yaml
 
+PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"  # the study's CNNs and the beyond-study specs
 MAX_LAYERS = 10_000  # layer entries after named blocks are expanded: a self-doubling chain of blocks stops here
 MAX_BLOCK_DEPTH = 32  # named blocks inside named blocks
 STDIN = "-"
@@ -114,15 +115,25 @@ def plain(value):
     return value
 
 
+def packaged_or_path(source: str | Path) -> Path:
+    """A spec file, or where there is none of that name, the packaged spec it names ('cnn_4', 'CNN_4', 'cnn_4.yaml')."""
+    path = Path(source)
+    if path.exists() or path.parent != Path("."):
+        return path
+    packaged = PACKAGED_SPECS / f"{path.stem.lower()}.yaml"
+    return packaged if packaged.is_file() else path
+
+
 def read_spec_text(source: str | Path) -> tuple[str, str]:
     """(text, name to show) of a spec file, or of standard input for '-'; a file over the size limit is not read."""
     if str(source) == STDIN:
         import sys
 
         return sys.stdin.read(MAX_BYTES + 1), "<stdin>"
-    path = Path(source)
+    path = packaged_or_path(source)
     if not path.is_file():
-        raise SpecError("no such spec file" if not path.exists() else "not a file", str(path))
+        known = ", ".join(sorted(p.stem for p in PACKAGED_SPECS.glob("*.yaml")))
+        raise SpecError(f"no such spec file (or packaged spec: {known})" if not path.exists() else "not a file", str(path))
     try:
         if path.stat().st_size > MAX_BYTES:
             raise SpecError(f"too large for a spec: {path.stat().st_size:,} bytes (limit {MAX_BYTES:,})", str(path))

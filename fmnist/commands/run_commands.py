@@ -5,14 +5,13 @@ from pathlib import Path
 
 import click
 
-from ..builder.spec import load_spec
+from ..builder.spec import PACKAGED_SPECS, load_spec
 from ..console import make_console
 from ..errors import UsageError
 from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, SCHEDULES
 from ..runner.session import RunOptions, resume, start
 from ..runner.speedups import PRECISIONS
 
-PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def spec_for_model(name: str) -> Path:

@@ -1,0 +1,24 @@
+"""What a wheel holds: every folder of Python code is a package that `packages = find:` picks up."""
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import find_packages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_folder_of_code_is_in_the_wheel():
+    code_folders = {str(p.parent.relative_to(ROOT)).replace("/", ".") for p in (ROOT / "fmnist").rglob("*.py")}
+    assert code_folders - set(find_packages(str(ROOT), include=["fmnist*"])) == set()
+
+
+def test_packaged_specs_ship_with_the_package():
+    from fmnist.builder.spec import PACKAGED_SPECS
+
+    assert PACKAGED_SPECS.is_relative_to(ROOT / "fmnist") and len(list(PACKAGED_SPECS.glob("cnn_*.yaml"))) == 5
+
+
+def test_python_dash_m_fmnist_is_the_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fmnist", "summary", "cnn_4"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and "Total params: 65,994" in result.stdout

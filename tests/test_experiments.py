@@ -136,3 +136,26 @@ def test_two_workers_share_one_study_on_postgresql(postgres, write_spec, real_da
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
     seen_as_best = {json.loads((tmp_path / f"worker{i}" / "search.json").read_text())["best_trial"] for i in range(2)}
     assert study.best_trial.number in seen_as_best  # the worker that finished last reports the study's one best
+
+
+def test_two_grids_on_two_machines_share_cells_through_postgresql(postgres, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "fmnist", "grid", str(spec), *QUICK, "--storage", postgres,
+                                 "--study", "table", "--out", str(tmp_path / f"machine{i}")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    ran = [line.split("] ")[1].split(":")[0] for out, _ in outputs for line in out.splitlines() if line.startswith("[")]
+    assert sorted(ran) == sorted(["tiny_a-noaug-softmax", "tiny_a-aug-softmax", "tiny_a-noaug-sigmoid", "tiny_a-aug-sigmoid"])
+    for i in range(2):  # each machine's table has all four cells, those run elsewhere from the study
+        row = (tmp_path / f"machine{i}" / "table.md").read_text().splitlines()[2]
+        assert row.count("%") == 4 and "–" not in row, row
+    import optuna
+
+    study = optuna.load_study(study_name="table", storage=postgres)
+    assert sorted(t.params["cell"] for t in study.trials if t.state.name == "COMPLETE") == sorted(ran)
+    code = subprocess.run([sys.executable, "-m", "fmnist", "grid", str(spec), *QUICK, "--storage", postgres, "--study", "table",
+                           "--out", str(tmp_path / "machine2")], env=env, capture_output=True, text=True)
+    assert code.returncode == 0 and "[" not in "".join(l[:1] for l in code.stdout.splitlines())  # nothing left to run
+    assert (tmp_path / "machine2" / "table.md").read_text().count("%") == 4

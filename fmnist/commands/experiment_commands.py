@@ -57,9 +57,11 @@ def _distinct(paths: tuple[str, ...]) -> list:
 @click.option("--loss", type=click.Choice(["both", *LOSSES]), default="both", show_default=True)
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (separate processes).")
 @click.option("--out", default="runs/table1", show_default=True, help="Folder of the cells, table.md and table.csv.")
+@click.option("--storage", help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
+@click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")
 @hparam_options
 @where_options
-def grid(specs, augment, loss, jobs, out, device, **flags) -> int:
+def grid(specs, augment, loss, jobs, out, storage, study_name, device, **flags) -> int:
     """The study's Table 1: every SPEC x augmentation x softmax/sigmoid, each cell a normal run.
 
     Finished cells are skipped when the command is run again; a killed cell resumes from its last epoch.
@@ -75,13 +77,21 @@ def grid(specs, augment, loss, jobs, out, device, **flags) -> int:
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
         ready = prepare(spec, hparam_flags, options)
     out_path = Path(out)
+    try:
+        out_path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
     cells = grid_cells.make_cells([(spec.file, spec.name) for spec in loaded], BOTH[augment],
                                   list(LOSSES) if loss == "both" else [loss], out_path, device)
     finished = sum(cell.summary is not None for cell in cells)
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
     threads = max(1, (os.cpu_count() or 1) // jobs) if ready.device.type == "cpu" else None
     try:
-        outcome = grid_cells.run_cells(cells, _passthrough(flags), jobs, threads, out_path, console.print)
+        if storage:
+            study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
+            outcome = grid_cells.run_shared(cells, _passthrough(flags), study, threads, out_path, console.print)
+        else:
+            outcome = grid_cells.run_cells(cells, _passthrough(flags), jobs, threads, out_path, console.print)
     except grid_cells.GridInterrupted as stop:
         grid_cells.write_table(cells, out_path)
         raise RunInterrupted(f"grid interrupted: {len(stop.finished)} of {len(cells)} cells finished "

@@ -32,6 +32,7 @@ class Cell:
     loss: str
     folder: Path
     device: str = "auto"
+    remote: dict | None = None  # the result of a cell another machine ran (grid --storage)
 
     @property
     def name(self) -> str:
@@ -39,12 +40,13 @@ class Cell:
 
     @property
     def summary(self) -> dict | None:
-        """The finished cell's summary.json; None while it is not finished (or when the file is damaged)."""
+        """The finished cell's summary.json (or its result from the shared study); None while it is not finished
+        (or when the file is damaged)."""
         path = self.folder / "summary.json"
         try:
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
-            return None
+            return self.remote
         return summary if isinstance(summary, dict) and isinstance(summary.get("test_acc"), (int, float)) \
             and isinstance(summary.get("epochs"), list) else None
 
@@ -218,3 +220,103 @@ def write_table(cells: list[Cell], out: Path) -> str:
     atomic_write(out / "table.md", markdown.encode())
     atomic_write(out / "table.csv", comma_separated.encode())
     return markdown
+
+
+# --- cells shared by grids on several machines, through one Optuna study in a database ---
+
+HEARTBEAT_S = 30  # a worker killed mid-cell stops beating; after the grace period its cell is handed out again
+SHARED_POLL_S = 2.0
+
+
+def _result_of(summary: dict) -> dict:
+    """The part of a cell's summary.json another machine needs for its table (no confusion matrix, no paths)."""
+    keep = ("name", "test_acc", "test_loss", "per_class_acc", "best_val_acc", "best_epoch", "epochs", "train_seconds",
+            "params", "hparams", "device")
+    return {key: summary[key] for key in keep if key in summary}
+
+
+def _cell_states(study) -> dict[str, tuple[str, dict | None]]:
+    """cell name -> (state of its newest trial, its result if complete); a complete result wins over later attempts."""
+    states: dict[str, tuple[str, dict | None]] = {}
+    for trial in study.get_trials(deepcopy=False):
+        name = trial.params.get("cell")
+        if name is None or states.get(name, ("",))[0] == "COMPLETE":
+            continue
+        states[name] = (trial.state.name, trial.user_attrs.get("result"))
+    return states
+
+
+def open_shared(storage: str, name: str, cells: list[Cell]):
+    """The grid's study: created by the first worker, joined by the others; one grid point per cell."""
+    import optuna
+
+    from ..redact import masked
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        store = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S)
+        sampler = optuna.samplers.GridSampler({"cell": [cell.name for cell in cells]}, seed=0)
+        return optuna.create_study(study_name=name, storage=store, sampler=sampler, direction="maximize",
+                                   load_if_exists=True)
+    except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver
+        from ..errors import UsageError
+
+        first = " ".join(str(error).split())[:200]
+        raise UsageError(masked(f"--storage {storage}: cannot open the grid's study ({type(error).__name__}: {first})")) from None
+
+
+class CellFailed(Exception):
+    """A shared cell's run did not finish; its trial is marked failed, so a later grid asks for it again."""
+
+
+def run_shared(cells: list[Cell], passthrough: list[str], study, cpu_threads: int | None, out: Path, report) -> Outcome:
+    """Take cells nobody has taken from the shared study, one at a time, until every cell is done everywhere.
+
+    The first pass is Optuna's GridSampler (trial k gets cell k, so workers never collide); a cell that failed or
+    whose worker died is asked for again by name. Results go into the study, so every worker's table is complete.
+    """
+    import warnings
+
+    import optuna
+
+    by_name = {cell.name: cell for cell in cells}
+    tried: set[str] = set()
+    failures: dict[str, str] = {}
+
+    def objective(trial) -> float:  # one cell; Optuna records it as the trial's value and result
+        name = trial.suggest_categorical("cell", list(by_name))
+        tried.add(name)
+        cell = by_name[name]
+        if cell.summary is None:
+            failures.update(run_cells([cell], passthrough, 1, cpu_threads, out, report).failures)
+        if cell.summary is None:
+            raise CellFailed(name)
+        trial.set_user_attr("result", _result_of(cell.summary))
+        return cell.summary["test_acc"]
+
+    waited = False
+    try:
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are marked experimental; they work as documented
+                optuna.storages.fail_stale_trials(study)
+            states = _cell_states(study)
+            todo = [n for n in by_name if states.get(n, ("",))[0] not in ("COMPLETE", "RUNNING") and n not in tried]
+            if not todo:
+                if not any(state == "RUNNING" for state, _ in states.values()):
+                    break
+                if not waited:
+                    report("waiting for the cells other workers are running")
+                    waited = True
+                time.sleep(SHARED_POLL_S)
+                continue
+            if len(study.trials) >= len(cells):  # the grid's first pass is handed out: ask for a missing cell by name
+                study.enqueue_trial({"cell": todo[0]})
+            study.optimize(objective, n_trials=1, catch=(CellFailed,))
+    except KeyboardInterrupt:
+        raise GridInterrupted([c.name for c in cells if c.summary is not None],
+                              [c.name for c in cells if c.summary is None]) from None
+    for name, (state, result) in _cell_states(study).items():
+        if name in by_name and by_name[name].summary is None and state == "COMPLETE":
+            by_name[name].remote = result  # run on another machine: its figures come from the study
+    return Outcome(failures, [n for n in by_name if n not in tried])

@@ -6,7 +6,6 @@ parameter count, or is refused with one FmnistError line — never another excep
 import math
 import time
 
-import pytest
 import torch
 import yaml
 from hypothesis import HealthCheck, given, settings

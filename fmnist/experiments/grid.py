@@ -250,19 +250,13 @@ def open_shared(storage: str, name: str, cells: list[Cell]):
     """The grid's study: created by the first worker, joined by the others; one grid point per cell."""
     import optuna
 
-    from ..redact import masked
+    from .storage import create_or_join
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        store = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S)
-        sampler = optuna.samplers.GridSampler({"cell": [cell.name for cell in cells]}, seed=0)
-        return optuna.create_study(study_name=name, storage=store, sampler=sampler, direction="maximize",
-                                   load_if_exists=True)
-    except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver
-        from ..errors import UsageError
-
-        first = " ".join(str(error).split())[:200]
-        raise UsageError(masked(f"--storage {storage}: cannot open the grid's study ({type(error).__name__}: {first})")) from None
+    sampler = optuna.samplers.GridSampler({"cell": [cell.name for cell in cells]}, seed=0)
+    return create_or_join(storage, "the grid's study", study_name=name, sampler=sampler, direction="maximize",
+                          make_storage=lambda: optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S,
+                                                                          grace_period=4 * HEARTBEAT_S))
 
 
 class CellFailed(Exception):

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from ..errors import UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
+from .storage import create_or_join
 
 INTEGER = {"batch_size", "num_epochs"}  # suggested as integers
 
@@ -111,18 +111,8 @@ def open_study(storage: str | None, name: str, out: Path, seed: int | None):
     import optuna
 
     url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
-    for attempt in range(4):
-        try:
-            study = optuna.create_study(study_name=name, storage=url, direction="maximize", load_if_exists=True,
-                                        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-            break
-        except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver, races
-            racing = "UniqueViolation" in repr(error) or "IntegrityError" in type(error).__name__
-            if racing and attempt < 3:  # workers started together race to create the tables: the loser looks again
-                time.sleep(0.5 * (attempt + 1))
-                continue
-            first = " ".join(str(error).split())[:200]
-            raise UsageError(masked(f"--storage {url}: cannot open the study ({type(error).__name__}: {first})")) from None
+    study = create_or_join(url, "the study", study_name=name, direction="maximize",
+                           pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
     # one worker: reproducible, and a resumed search draws new points; several workers: each draws its own
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials) if storage is None else None)
     return study

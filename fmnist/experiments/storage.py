@@ -1,0 +1,29 @@
+"""Opening an Optuna study in a database that several workers share (search trials, grid cells)."""
+from __future__ import annotations
+
+import time
+
+from ..errors import UsageError
+from ..redact import masked
+
+RACE_RETRIES = 3
+
+
+def create_or_join(url: str, what: str, make_storage=None, **study_options):
+    """optuna.create_study(load_if_exists=True) that survives workers starting together; errors are one masked line.
+
+    make_storage() builds the storage object (an RDBStorage creates the tables, so it races too); default: the URL.
+    """
+    import optuna
+
+    for attempt in range(RACE_RETRIES + 1):
+        try:
+            storage = make_storage() if make_storage else url
+            return optuna.create_study(storage=storage, load_if_exists=True, **study_options)
+        except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver, races
+            racing = "UniqueViolation" in repr(error) or "IntegrityError" in type(error).__name__
+            if racing and attempt < RACE_RETRIES:  # workers started together race to create the tables: look again
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first = " ".join(str(error).split())[:200]
+            raise UsageError(masked(f"--storage {url}: cannot open {what} ({type(error).__name__}: {first})")) from None

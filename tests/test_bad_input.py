@@ -94,7 +94,9 @@ def test_spec_that_does_not_fit_the_data_is_refused_before_any_folder(cli, write
     (["--space", "epochs=1:3"], "expected NAME=LOW:HIGH or NAME=A,B,C"),
     (["--train-limit", "0"], "--train-limit 0: needs at least 2 images"),
     (["--train-limit", "-1"], "--train-limit -1: needs at least 2 images"),
-    (["--trials", "0"], "--trials 0: must be at least 1"),
+    (["--trials", "0"], "--trials 0: must be from 1 to 100,000"),
+    (["--trials", "100000000000000000000000"], "must be from 1 to 100,000"),
+    (["--device", ""], "--device : not a device"),
 ])
 def test_bad_search_input_is_refused_and_leaves_no_folder(cli, tmp_path, args, message):
     code, _, err = cli("search", SPECS / "cnn_4.yaml", *args, "--out", tmp_path / "search")

@@ -16,6 +16,7 @@ from ..runner.preflight import RunOptions, prepare
 from ..runner.session import RunInterrupted
 from .run_commands import check_out_folder, hparam_options, where_options
 
+MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
 
 
@@ -123,8 +124,8 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
     """
-    if trials < 1:
-        raise UsageError(f"--trials {trials}: must be at least 1")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
     loaded = load_spec(spec)
     options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision)
     fixed = {**flags, "loss": loss, "augment": augment}

@@ -12,7 +12,7 @@ def _mps_available() -> bool:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The device to train on; 'auto' takes a CUDA GPU, else Apple's MPS, else the CPU."""
-    name = (name or "auto").strip().lower()
+    name = "auto" if name is None else name.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu")
     try:

@@ -1,8 +1,10 @@
 """A new architecture written as a spec (not one of the study's) builds, sums up and runs."""
+import pytest
 import torch
 from torch import nn
 
 from fmnist import build_model, plan
+from tests.conftest import SPECS
 
 NEW_SPEC = """
 name: my_net
@@ -66,3 +68,39 @@ def test_implicit_flatten_is_a_real_module_and_explicit_one_is_not_doubled(write
     explicit = build_model(write_spec("name: b\nlayers: [conv 3x3x4, flatten, fc 10]\n", "b.yaml"))
     assert [type(m).__name__ for m in implicit] == ["Conv2d", "Flatten", "Linear"]
     assert [type(m).__name__ for m in explicit] == ["Conv2d", "Flatten", "Linear"]
+
+
+def readme_kinds() -> set[str]:
+    """Every name the README's two tables of kinds list (kinds, their aliases in brackets, the activations row)."""
+    import re
+
+    readme = (SPECS.parent / "README.md").read_text()
+    text = readme[readme.index("| kind | compact form"):readme.index("| named block |")]  # the layer and block tables
+    names = set()
+    for row in re.findall(r"^\| (`[^|]*`(?: \([^|]*\))?|activations) \|([^|]*)\|", text, re.M):
+        cell = row[1] if row[0] == "activations" else row[0]
+        names |= {name for name in re.findall(r"`([a-z_0-9]+)", cell)}
+    return names
+
+
+def test_the_readme_lists_exactly_the_registered_kinds():
+    from fmnist.builder import KINDS
+
+    assert readme_kinds() == set(KINDS)
+
+
+def test_a_name_registers_once():
+    from fmnist.builder.layers import Layer, register
+
+    with pytest.raises(ValueError, match="layer kind name 'dense' is registered twice: by Dense and Shadow"):
+        @register("dense")
+        class Shadow(Layer):
+            def build(self, shape):
+                raise NotImplementedError
+
+
+def test_dense_is_the_densenet_block_and_its_flags_are_checked(cli, write_spec):
+    code, _, err = cli("validate", write_spec("name: d\nlayers: [dense 1024, fc 10]\n"))
+    assert code == 2 and "dense size has 1 part(s), expected NxG (layers x growth rate)" in err
+    code, _, err = cli("validate", write_spec("name: d\nlayers: [conv 3x3x8, {dense: {layers: 2, growth: 4, bottleneck: nope}}, fc 10]\n"))
+    assert code == 2 and "bottleneck must be true or false, got 'nope'" in err

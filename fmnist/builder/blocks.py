@@ -13,17 +13,19 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from .fields import LayerProblem, dims, integer, number
-from .layers import AvgPool, BatchNorm, Conv, Layer, Shape, activation_kind, fmt_shape, register
+from .fields import LayerProblem, boolean, dims, integer, number
+from .layers import (AvgPool, BatchNorm, Conv, Layer, LayerSpec, Shape, activation_kind, fmt_shape, one_token, register,
+                     spatial)
 
 Walk = Callable[[list, Shape], Shape]
 MAX_REPEAT = 1_000  # a repeat past this is a typo (and the builder's row budget would stop it anyway)  # walk(layer specs, input shape) -> output shape
 
 
-def generated(entry, suffix: str, text: str, layer: Layer):
-    """A LayerSpec a block makes itself (a projection, a dense layer), placed at the block's own line."""
-    from .spec import LayerSpec
+ParseList = Callable[[list, list, str], list]  # parse_list(items, path in the document, index prefix) -> LayerSpecs
 
+
+def generated(entry: LayerSpec, suffix: str, text: str, layer: Layer) -> LayerSpec:
+    """A LayerSpec a block makes itself (a projection, a dense layer), placed at the block's own line."""
     return LayerSpec(f"{entry.index}.{suffix}", text, entry.line, layer)
 
 
@@ -48,6 +50,21 @@ class Block(Layer):
 
     children_key: ClassVar[str | None] = None  # mapping form {kind: [...]} holds layer lists (else settings)
     children_field: ClassVar[str | None] = None  # the field that holds parsed layer lists, if any
+
+    @classmethod
+    def from_mapping(cls, value, parse_list: ParseList, path: list, index: str) -> "Block":
+        """{kind: [layers]} or {kind: {children_key: [layers], setting: ...}} -> the block, its lists parsed."""
+        settings = dict(value) if isinstance(value, dict) else {cls.children_key: value}
+        lists = settings.pop(cls.children_key, None)
+        list_path = [*path, cls.children_key] if isinstance(value, dict) else path
+        if not isinstance(lists, list) or not lists:
+            raise LayerProblem(f"expected {cls.usage}")
+        return cls.from_settings({**settings, cls.children_field: cls.parse_children(lists, parse_list, list_path, index)})
+
+    @classmethod
+    def parse_children(cls, lists: list, parse_list: ParseList, path: list, index: str) -> list:
+        """The block's written lists as LayerSpecs; one list of layers unless a kind says otherwise."""
+        return parse_list(lists, path, index)
 
     def expand(self, shape: Shape, walk: Walk, entry) -> Shape:
         """Walk the block's lists with the shapes they get; return the block's output shape."""
@@ -101,7 +118,6 @@ class DenseModule(nn.Module):
 @dataclass
 class Residual(Block):
     body: list = field(default_factory=list)
-    kind: ClassVar[str] = "residual"
     usage: ClassVar[str] = "{residual: [layers...]}: the body's output is added to its input"
     children_key: ClassVar[str | None] = "body"
     children_field: ClassVar[str | None] = "body"
@@ -133,10 +149,16 @@ class Residual(Block):
 @dataclass
 class Parallel(Block):
     branches: list = field(default_factory=list)
-    kind: ClassVar[str] = "parallel"
     usage: ClassVar[str] = "{parallel: [[layers...], [layers...]]}: branch outputs concatenated along channels"
     children_key: ClassVar[str | None] = "branches"
     children_field: ClassVar[str | None] = "branches"
+
+    @classmethod
+    def parse_children(cls, lists, parse_list, path, index):
+        """A list of branches, each a non-empty list of layers, numbered N.b.k."""
+        if not all(isinstance(branch, list) and branch for branch in lists):
+            raise LayerProblem(f"expected {cls.usage}")
+        return [parse_list(branch, [*path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
 
     def expand(self, shape, walk, entry):
         if len(self.branches) < 2:
@@ -160,7 +182,6 @@ class Parallel(Block):
 class Repeat(Block):
     times: int = 1
     layers: list = field(default_factory=list)
-    kind: ClassVar[str] = "repeat"
     usage: ClassVar[str] = "{repeat: {times: N, layers: [layers...]}}"
     children_key: ClassVar[str | None] = "layers"
     children_field: ClassVar[str | None] = "layers"
@@ -196,22 +217,16 @@ class Dense(Block):
     layers: int = 4
     growth: int = 12
     bottleneck: bool = False
-    kind: ClassVar[str] = "dense"
     usage: ClassVar[str] = "dense NxG (N layers, growth rate G), e.g. 'dense 6x12' or {dense: {layers: 6, growth: 12}}"
-    converters: ClassVar[dict[str, Callable]] = {"layers": integer, "growth": integer,
-                                                 "bottleneck": lambda v, what: str(v).lower() in ("true", "1", "yes")}
+    converters: ClassVar[dict[str, Callable]] = {"layers": integer, "growth": integer, "bottleneck": boolean}
 
     @classmethod
     def from_positional(cls, tokens):
-        if len(tokens) != 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        layers, growth = dims(tokens[0], "dense size", 2, "NxG (layers x growth rate)")
+        layers, growth = dims(one_token(cls, tokens), "dense size", 2, "NxG (layers x growth rate)")
         return {"layers": layers, "growth": growth}
 
     def expand(self, shape, walk, entry):
-        if len(shape) != 3:
-            raise LayerProblem(f"needs a (C, H, W) input, but gets {fmt_shape(shape)}")
-        channels, height, width = shape
+        channels, height, width = spatial(shape, self.kind)
         for number_ in range(1, self.layers + 1):
             relu = activation_kind("relu")
             steps = [("bn", BatchNorm()), ("relu", relu())]
@@ -233,7 +248,6 @@ class Dense(Block):
 @dataclass
 class Transition(Block):
     compression: float = 0.5
-    kind: ClassVar[str] = "transition"
     usage: ClassVar[str] = "transition [THETA], THETA in (0, 1], e.g. 'transition 0.5': bn, relu, 1x1 conv, 2x2 avgpool"
     converters: ClassVar[dict[str, Callable]] = {"compression": number}
     optional_value: ClassVar[str | None] = "compression"
@@ -241,9 +255,8 @@ class Transition(Block):
     def expand(self, shape, walk, entry):
         if not 0 < self.compression <= 1:
             raise LayerProblem(f"compression must be in (0, 1], got {self.compression}")
-        if len(shape) != 3:
-            raise LayerProblem(f"needs a (C, H, W) input, but gets {fmt_shape(shape)}")
-        filters = max(1, math.floor(shape[0] * self.compression))
+        channels, _, _ = spatial(shape, self.kind)
+        filters = max(1, math.floor(channels * self.compression))
         steps = [("bn", BatchNorm()), ("relu", activation_kind("relu")()),
                  (f"conv 1x1x{filters}", Conv(kernel=(1, 1), filters=filters, bias=False)),
                  ("avgpool 2x2", AvgPool(size=(2, 2)))]

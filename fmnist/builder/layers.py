@@ -19,20 +19,46 @@ KINDS: dict[str, type["Layer"]] = {}
 
 
 def register(*names: str):
-    """Class decorator: make a layer kind available in specs under each of `names`."""
+    """Class decorator: make a layer kind available in specs under `names`; the first is its kind.
+
+    A name is registered once: a second class for it (a plug-in shadowing a kind, two kinds sharing an alias) is
+    refused at import, not left to whichever registered last.
+    """
 
     def add(cls):
         for name in names:
+            if name in KINDS:
+                raise ValueError(f"layer kind name '{name}' is registered twice: by {KINDS[name].__name__} and {cls.__name__}")
+        for name in names:
             KINDS[name] = cls
+        cls.kind = names[0]
         return cls
 
     return add
 
 
-def _spatial(shape: Shape, kind: str) -> tuple[int, int, int]:
+def spatial(shape: Shape, kind: str) -> tuple[int, int, int]:
+    """The (C, H, W) of a layer's input, or the problem that it is flat already."""
     if len(shape) != 3:
         raise LayerProblem(f"{kind} needs a (C, H, W) input, but gets {fmt_shape(shape)} (already flat)")
     return shape  # type: ignore[return-value]
+
+
+def one_token(cls, tokens: list[str]) -> str:
+    """The compact form's one size token ('conv 3x3x32' -> '3x3x32'), or the problem that there is not exactly one."""
+    if len(tokens) != 1:
+        raise LayerProblem(f"expected '{cls.usage}'")
+    return tokens[0]
+
+
+@dataclass
+class LayerSpec:
+    """One entry of a layer list, as written and as understood."""
+
+    index: int | str  # 1-based position in the spec's list; '5.2' for the 2nd layer inside layer 5
+    text: str  # as the user wrote it
+    line: int | None
+    layer: "Layer"
 
 
 def fmt_shape(shape: Shape) -> str:
@@ -43,7 +69,7 @@ def fmt_shape(shape: Shape) -> str:
 class Layer(ABC):
     """Base of all kinds. Subclasses are dataclasses whose fields are the layer's settings."""
 
-    kind: ClassVar[str] = ""
+    kind: ClassVar[str] = ""  # set by @register: the first name it is registered under
     usage: ClassVar[str] = ""  # how the compact form is written, quoted in error messages
     group: ClassVar[str] = ""  # parameter group in the summary ('' = holds no parameters)
     flat_input: ClassVar[bool] = False  # an implicit flatten is put before it on a (C, H, W) input
@@ -100,7 +126,6 @@ class Conv(Layer):
     stride: int = 1
     pad: int | str = 0
     bias: bool = True
-    kind: ClassVar[str] = "conv"
     usage: ClassVar[str] = "conv KxKxF [stride=N] [pad=N|same], e.g. 'conv 3x3x32'"
     group: ClassVar[str] = "conv"
     aliases: ClassVar[dict[str, str]] = {"padding": "pad", "size": "kernel", "channels": "filters", "out": "filters"}
@@ -114,13 +139,11 @@ class Conv(Layer):
 
     @classmethod
     def from_positional(cls, tokens):
-        if len(tokens) != 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        kh, kw, filters = dims(tokens[0], "conv size", 3, "KxKxF (kernel height x kernel width x filters)")
+        kh, kw, filters = dims(one_token(cls, tokens), "conv size", 3, "KxKxF (kernel height x kernel width x filters)")
         return {"kernel": (kh, kw), "filters": filters}
 
     def output_shape(self, shape):
-        channels, height, width = _spatial(shape, "conv")
+        channels, height, width = spatial(shape, "conv")
         if self.pad == "same":
             if self.stride != 1:
                 raise LayerProblem("pad=same needs stride=1 (as in PyTorch); give pad=N for strided convs")
@@ -156,9 +179,7 @@ class _Pool(Layer):
 
     @classmethod
     def from_positional(cls, tokens):
-        if len(tokens) != 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        return {"size": pair(tokens[0], f"{cls.kind} size")}
+        return {"size": pair(one_token(cls, tokens), f"{cls.kind} size")}
 
     def _strides(self) -> tuple[int, int]:
         return (self.stride, self.stride) if self.stride else self.size
@@ -171,7 +192,7 @@ class _Pool(Layer):
         return steps + 1
 
     def output_shape(self, shape):
-        channels, height, width = _spatial(shape, self.kind)
+        channels, height, width = spatial(shape, self.kind)
         if 2 * self.pad > min(self.size):
             raise LayerProblem(f"pad={self.pad} is more than half the {self.size[0]}x{self.size[1]} window (PyTorch's limit)")
         if height + 2 * self.pad < self.size[0] or width + 2 * self.pad < self.size[1]:
@@ -195,14 +216,12 @@ class _Pool(Layer):
 @register("pool", "maxpool")
 @dataclass
 class MaxPool(_Pool):
-    kind: ClassVar[str] = "pool"
     usage: ClassVar[str] = "pool KxK [stride=N] [pad=N] [round=ceil|floor], e.g. 'pool 2x2'"
 
 
 @register("avgpool")
 @dataclass
 class AvgPool(_Pool):
-    kind: ClassVar[str] = "avgpool"
     usage: ClassVar[str] = "avgpool KxK [stride=N] [pad=N] [round=ceil|floor], e.g. 'avgpool 2x2'"
     module: ClassVar[type] = nn.AvgPool2d
 
@@ -210,7 +229,6 @@ class AvgPool(_Pool):
 @register("bn", "batchnorm")
 @dataclass
 class BatchNorm(Layer):
-    kind: ClassVar[str] = "bn"
     usage: ClassVar[str] = "bn"
     group: ClassVar[str] = "bn"
 
@@ -222,7 +240,6 @@ class BatchNorm(Layer):
 @dataclass
 class Dropout(Layer):
     p: float = 0.5
-    kind: ClassVar[str] = "dropout"
     usage: ClassVar[str] = "dropout [P], P in [0, 1), e.g. 'dropout 0.5'"
     converters: ClassVar[dict[str, Callable]] = {"p": lambda v, what: probability(v, "dropout p")}
     optional_value: ClassVar[str | None] = "p"
@@ -234,7 +251,6 @@ class Dropout(Layer):
 @register("flatten")
 @dataclass
 class Flatten(Layer):
-    kind: ClassVar[str] = "flatten"
     usage: ClassVar[str] = "flatten"
 
     def output_shape(self, shape):
@@ -244,13 +260,12 @@ class Flatten(Layer):
         return nn.Flatten()
 
 
-@register("fc", "linear", "dense")
+@register("fc", "linear")
 @dataclass
 class FullyConnected(Layer):
     units: int
     inputs: int | None = None
     bias: bool = True
-    kind: ClassVar[str] = "fc"
     usage: ClassVar[str] = "fc N or fc INxN, e.g. 'fc 1024' or 'fc 3200x1024'"
     group: ClassVar[str] = "fc"
     flat_input: ClassVar[bool] = True
@@ -259,9 +274,7 @@ class FullyConnected(Layer):
 
     @classmethod
     def from_positional(cls, tokens):
-        if len(tokens) != 1:
-            raise LayerProblem(f"expected '{cls.usage}'")
-        text = str(tokens[0])
+        text = str(one_token(cls, tokens))
         if "x" in text.lower():
             inputs, units = dims(text, "fc size", 2, "IN x N")
             return {"inputs": inputs, "units": units}
@@ -290,7 +303,7 @@ class _Activation(Layer):
 
 
 def _activation(name: str, factory: Callable[..., nn.Module]) -> None:
-    register(name)(type(name, (_Activation,), {"kind": name, "usage": name, "factory": staticmethod(factory)}))
+    register(name)(type(name, (_Activation,), {"usage": name, "factory": staticmethod(factory)}))
 
 
 def activation_kind(name: str) -> type[Layer]:
@@ -309,7 +322,6 @@ for _name, _factory in {
 @dataclass
 class LeakyReLU(Layer):
     slope: float = 0.01
-    kind: ClassVar[str] = "leaky_relu"
     usage: ClassVar[str] = "leaky_relu [SLOPE], e.g. 'leaky_relu 0.1'"
     converters: ClassVar[dict[str, Callable]] = {"slope": number}
     optional_value: ClassVar[str | None] = "slope"
@@ -321,11 +333,10 @@ class LeakyReLU(Layer):
 @register("gap")
 @dataclass
 class GlobalAvgPool(Layer):
-    kind: ClassVar[str] = "gap"
     usage: ClassVar[str] = "gap (global average pooling: (C, H, W) -> (C,))"
 
     def output_shape(self, shape):
-        return (_spatial(shape, "gap")[0],)
+        return (spatial(shape, "gap")[0],)
 
     def build(self, shape):
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -335,7 +346,6 @@ class GlobalAvgPool(Layer):
 @dataclass
 class GroupNorm(Layer):
     groups: int = 32
-    kind: ClassVar[str] = "gn"
     usage: ClassVar[str] = "gn G (group norm with G groups; G must divide the channels), e.g. 'gn 8'"
     group: ClassVar[str] = "norm"
     converters: ClassVar[dict[str, Callable]] = {"groups": integer}

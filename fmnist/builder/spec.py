@@ -11,8 +11,9 @@ import yaml
 
 from ..errors import SpecError, did_you_mean
 from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
+from .blocks import Block, NamedBlock
 from .fields import LayerProblem
-from .layers import KINDS, Layer
+from .layers import KINDS, Layer, LayerSpec
 from .yaml_source import MAX_BYTES, LineDict, LineList, line_of, load_yaml
 
 PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"  # the study's CNNs and the beyond-study specs
@@ -81,16 +82,6 @@ _RULES = {
     "layer": "a layer written 'kind args' (e.g. 'conv 3x3x32') or as a one-key mapping (e.g. {conv: {kernel: 3, filters: 32}})",
     "input": "[C, H, W], three integers from 1 to 4096",
 }
-
-
-@dataclass
-class LayerSpec:
-    """One entry of `layers`, as written and as understood."""
-
-    index: int | str  # 1-based position in the spec's list; '5.2' for the 2nd layer inside layer 5
-    text: str  # as the user wrote it
-    line: int | None
-    layer: Layer
 
 
 @dataclass
@@ -213,7 +204,7 @@ class _Parser:
                                 self.file, line, index, text)
             try:
                 layer = self.layer(item, [*path, position], str(index), line)
-                label = getattr(layer, "label", lambda: None)()
+                label = layer.label() if isinstance(layer, Block) else None
                 specs.append(LayerSpec(index, label or text, line, layer))
             except LayerProblem as problem:
                 if len(self.problems) == problems_before:  # a problem inside a block was already reported there
@@ -233,42 +224,22 @@ class _Parser:
             positional = [token for token in tokens if "=" not in token]
             options = _options(token for token in tokens if "=" in token)
             kind = self.kind(name)
-            if getattr(kind, "children_key", None):
+            if _has_lists(kind):
                 raise LayerProblem(f"expected {kind.usage}")
             settings = kind.from_positional(positional)
             settings.update(options)
             return kind.from_settings(settings)
         ((name, value),) = item.items()
         kind = self.kind(str(name))
-        children = getattr(kind, "children_key", None)
-        if children:
-            return self.block(kind, value, [*path, name], index)
+        if _has_lists(kind):
+            return kind.from_mapping(value, self.layer_list, [*path, name], index)
         if value is None:
             return kind.from_settings({})
         if isinstance(value, dict):
             return kind.from_settings(dict(value))
         return kind.from_settings(kind.from_positional([str(value)]))
 
-    def block(self, kind, value, path: list, index: str) -> Layer:
-        """A block kind whose mapping holds layer lists: residual, parallel, repeat."""
-        settings = dict(value) if isinstance(value, dict) else {kind.children_key: value}
-        lists = settings.pop(kind.children_key, None)
-        list_path = [*path, kind.children_key] if isinstance(value, dict) else path
-        if not isinstance(lists, list) or not lists:
-            raise LayerProblem(f"expected {kind.usage}")
-        if kind.children_key == "branches":
-            if not all(isinstance(branch, list) and branch for branch in lists):
-                raise LayerProblem(f"expected {kind.usage}")
-            parsed = [self.layer_list(branch, [*list_path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
-        else:
-            parsed = self.layer_list(lists, list_path, index)
-        layer = kind.from_settings(settings)
-        setattr(layer, kind.children_key, parsed)
-        return layer
-
     def named_block(self, name: str, args: list[str], index: str, line: int | None) -> Layer:
-        from .blocks import NamedBlock
-
         if name not in self.blocks:
             known = [*KINDS, *self.blocks]
             raise LayerProblem(f"unknown block '{name}'{did_you_mean(name, known)}; blocks: {', '.join(self.blocks) or 'none'}")
@@ -298,6 +269,11 @@ class _Parser:
             known = [*KINDS, *self.blocks]
             raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), known)}; known: {', '.join(sorted(KINDS))}")
         return kind
+
+
+def _has_lists(kind: type[Layer]) -> bool:
+    """A block kind whose mapping form holds layer lists (residual, parallel, repeat), parsed by the kind itself."""
+    return issubclass(kind, Block) and kind.children_key is not None
 
 
 def _options(tokens) -> dict[str, str]:

@@ -31,7 +31,7 @@ from fmnist.builder.spec import load_spec
 from fmnist.hparams import resolve
 from fmnist.runner.data import FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset, stratified_split
 from fmnist.runner.device import resolve_device
-from fmnist.runner.session import make_model
+from fmnist.runner.models import make_model
 from fmnist.runner.trainer import Trainer
 
 

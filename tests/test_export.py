@@ -20,9 +20,9 @@ def trained_run(tmp_path_factory, real_data):
 
 
 def _pytorch_logits(run, images):
-    from fmnist.commands.inspect_commands import _load_best
+    from fmnist.runner.rundir import RunDir
 
-    *_, model, _ = _load_best(str(run), torch.device("cpu"))
+    model, _ = RunDir(run).best_model(torch.device("cpu"))
     with torch.inference_mode():
         return model.float()(torch.from_numpy(images)).numpy()
 

@@ -9,7 +9,7 @@ import torch
 from fmnist.builder.spec import load_spec
 from fmnist.hparams import resolve
 from fmnist.runner import speedups
-from fmnist.runner.session import make_model
+from fmnist.runner.models import make_model
 from fmnist.runner.trainer import Trainer
 from tests.conftest import ROOT
 from tests.test_training import TINY_SPEC, synthetic_splits

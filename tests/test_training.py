@@ -8,7 +8,7 @@ from fmnist.builder.spec import load_spec
 from fmnist.hparams import resolve
 from fmnist.runner.augment import crop_and_flip
 from fmnist.runner.data import Splits
-from fmnist.runner.session import make_model
+from fmnist.runner.models import make_model
 from fmnist.runner.trainer import NonFiniteLoss, Trainer
 
 TINY_SPEC = """

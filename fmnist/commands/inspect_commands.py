@@ -7,9 +7,7 @@ import click
 import torch
 from rich.table import Table
 
-from ..builder.spec import parse_spec
 from ..console import make_console
-from ..hparams import resolve
 from ..errors import StorageError, UsageError
 from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset
 from ..runner.device import resolve_device
@@ -17,22 +15,10 @@ from ..runner.export import FORMATS, export
 from ..runner.images import load_image
 from ..runner.losses import PROBABILITIES
 from ..runner.plots import plot_confusion
+from ..runner.evaluation import test_report
+from ..runner.inputs import describe_input, model_input
 from ..runner.rundir import RunDir, strict_json
-from ..runner.session import load_weights, make_model
-from ..runner.trainer import Trainer, test_report
-
-
-def _load_best(run_path: str, device: torch.device):
-    """(run, config, spec, model with the best validation weights) of a run folder."""
-    run = RunDir.existing(run_path)
-    config = run.read_config()
-    checkpoint = run.load_checkpoint("best.pt")
-    if not isinstance(checkpoint["spec"], dict) or checkpoint["spec"] != config["spec"]:
-        raise UsageError("best.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("best.pt")))
-    spec = parse_spec(checkpoint["spec"], str(run.file("best.pt")))
-    model = make_model(spec, resolve(config["hparams"], {}))
-    load_weights(model, checkpoint["model"], run.file("best.pt"))
-    return run, config, spec, model.to(device).eval(), checkpoint
+from ..runner.speedups import eval_levers
 
 
 @click.command(name="eval")
@@ -42,11 +28,12 @@ def _load_best(run_path: str, device: torch.device):
 def evaluate(run_path: str, device: str, as_json: bool) -> int:
     """Test accuracy, per-class accuracy and confusion matrix of RUN's best epoch (also saved as confusion.png)."""
     torch_device = resolve_device(device)
-    run, config, spec, model, checkpoint = _load_best(run_path, torch_device)
-    data = config.get("data", {})
+    run = RunDir.existing(run_path)
+    model, checkpoint = run.best_model(torch_device)
+    spec, data = run.spec(), run.config().get("data", {})
     splits = load_splits(locate(data.get("data_dir"), download=True), data.get("train_limit")).to(torch_device)
-    hparams = resolve(config["hparams"], {})
-    report = test_report(Trainer(model, splits, hparams, torch_device, **config.get("speed", {})), splits)
+    report = test_report(model, splits, run.settings()["loss"], torch_device,
+                         **eval_levers(run.config().get("speed", {}), torch_device))
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], **report}
     # the figures are printed first: a read-only or full run folder must not cost the user the result
     if as_json:
@@ -82,13 +69,15 @@ def print_report(report: dict, name: str, epoch: int) -> None:
 def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
     """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
     torch_device = resolve_device(device)
-    _, config, spec, model, checkpoint = _load_best(run_path, torch_device)
+    run = RunDir.existing(run_path)
+    model, checkpoint = run.best_model(torch_device)
+    spec = run.spec()
     names = checkpoint.get("class_names", list(CLASS_NAMES))
     batch = torch.stack([load_image(path, spec.input[0]) for path in images]).to(torch_device)
     if tuple(batch.shape[2:]) != tuple(spec.input[1:]):
         raise UsageError(f"the model takes {spec.input[1]}x{spec.input[2]} images, not 28x28")
     with torch.inference_mode():
-        probabilities = PROBABILITIES[config["hparams"]["loss"]](model(batch.float() / 255))
+        probabilities = PROBABILITIES[run.settings()["loss"]](model(model_input(batch)))
     for path, row in zip(images, probabilities.cpu()):
         best = int(row.argmax())
         click.echo(f"{path}\t{names[best]}\t{100 * float(row[best]):.1f}%")
@@ -101,16 +90,18 @@ def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Output file [RUN/model.onnx or RUN/model.ts.pt].")
 def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     """Write RUN's best model as ONNX or TorchScript, with its class names, for use outside fmnist."""
-    run, config, spec, model, checkpoint = _load_best(run_path, torch.device("cpu"))
+    run = RunDir.existing(run_path)
+    model, checkpoint = run.best_model(torch.device("cpu"))
+    spec = run.spec()
     names = checkpoint.get("class_names", list(CLASS_NAMES))
     if out_file:
         try:
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageError(f"--out {out_file}: cannot create its folder ({error.strerror})") from None
-    target = export(model, spec.input, names, config["hparams"]["loss"], fmt, out_file, run.path)
+    target = export(model, spec.input, names, run.settings()["loss"], fmt, out_file, run.path)
     click.echo(f"{spec.name} (epoch {checkpoint['epoch']}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
-               f"input 'images' (N, {', '.join(map(str, spec.input))}) in [0, 1], output 'logits'")
+               f"input 'images': {describe_input(spec.input)}; output 'logits'")
     return 0
 
 

@@ -82,7 +82,7 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     """Trial -> best validation accuracy of a run with the trial's hyper-parameters; hopeless trials are pruned."""
     import optuna
 
-    from ..runner.session import make_model
+    from ..runner.models import make_model
     from ..runner.trainer import Trainer
 
     worker = f"{socket.gethostname()}:{os.getpid()}"

@@ -11,6 +11,7 @@ import torch
 
 from .. import __version__
 from ..errors import UsageError
+from .inputs import describe_input
 from .rundir import atomic_write
 
 
@@ -18,7 +19,7 @@ def _metadata(class_names: list[str], loss: str, input_shape) -> dict[str, str]:
     return {
         "class_names": json.dumps(class_names),
         "output": "logits; softmax gives class probabilities" if loss == "softmax" else "logits; sigmoid per class",
-        "input": f"float32 images (N, {', '.join(str(n) for n in input_shape)}), pixels in [0, 1], light object on black",
+        "input": describe_input(input_shape),
         "producer": f"fmnist {__version__}",
     }
 

@@ -91,6 +91,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = None
+        self._config: dict | None = None
 
     @classmethod
     def create(cls, out: str | Path, name: str) -> "RunDir":
@@ -185,6 +186,37 @@ class RunDir:
         if not isinstance(config.get("data", {}), dict):
             raise UsageError("damaged config.yaml: 'data' must be a mapping", where)
         return config
+
+    # --- reading a run back: what eval, predict, export and resume need, checked once here ---
+
+    def config(self) -> dict:
+        """config.yaml, read and checked once."""
+        if self._config is None:
+            self._config = self.read_config()
+        return self._config
+
+    def spec(self):
+        """The run's spec, as it was trained."""
+        from ..builder.spec import parse_spec
+
+        return parse_spec(self.config()["spec"], str(self.file("config.yaml")))
+
+    def settings(self) -> dict:
+        """The run's hyper-parameters (a run from an older fmnist gets today's defaults for settings it lacks)."""
+        from ..hparams import resolve
+
+        return resolve(self.config()["hparams"], {})
+
+    def best_model(self, device: torch.device):
+        """(the best validation epoch's model in eval mode on `device`, its checkpoint)."""
+        from .models import load_weights, make_model
+
+        checkpoint = self.load_checkpoint("best.pt")
+        if not isinstance(checkpoint["spec"], dict) or checkpoint["spec"] != self.config()["spec"]:
+            raise UsageError("best.pt belongs to another spec than config.yaml (copied from another run?)", str(self.file("best.pt")))
+        model = make_model(self.spec(), self.settings())
+        load_weights(model, checkpoint["model"], self.file("best.pt"))
+        return model.to(device).eval(), checkpoint
 
     def write_metrics(self, epochs: list[dict]) -> None:
         text = io.StringIO()

@@ -17,8 +17,7 @@ import yaml
 from rich.console import Console
 
 from .. import STARTED, __version__
-from ..builder.build import build_model
-from ..builder.spec import Spec, parse_spec
+from ..builder.spec import Spec
 from ..errors import FmnistError, UsageError
 from ..redact import masked
 from .data import load_splits
@@ -26,7 +25,9 @@ from .plots import plot_curves
 from .preflight import Prepared, RunOptions, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
-from .trainer import Trainer, test_report
+from .evaluation import test_report
+from .models import load_weights, make_model
+from .trainer import Trainer
 
 __all__ = ["RunInterrupted", "RunOptions", "make_model", "resume", "start"]
 
@@ -48,27 +49,6 @@ class RunState:
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "RunState":
         return cls(list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"]))
-
-
-def make_model(spec: Spec, hparams: dict) -> torch.nn.Module:
-    """The spec's model with the run's seed and dropout."""
-    torch.manual_seed(hparams["seed"])
-    model = build_model(spec)
-    if hparams["dropout"] is not None:
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = hparams["dropout"]
-    return model
-
-
-def load_weights(module, state: dict, where: Path) -> None:
-    """load_state_dict, with a checkpoint of another model as one clear line instead of torch's list of keys."""
-    try:
-        module.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
-        first = " ".join(str(error).split())[:120]
-        raise UsageError(f"checkpoint does not fit this run's model or optimizer: another run's file? ({first})",
-                         str(where)) from None
 
 
 def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> RunDir | None:
@@ -120,8 +100,7 @@ def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
 
 
 def _resume_locked(run: RunDir, device_name: str, console: Console) -> None:
-    config = run.read_config()
-    spec = parse_spec(config["spec"], str(run.file("config.yaml")))
+    config, spec = run.config(), run.spec()
     data = config.get("data", {})
     options = RunOptions(device=device_name, data_dir=data.get("data_dir"), train_limit=data.get("train_limit"),
                          **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
@@ -201,7 +180,7 @@ def _last(trainer: Trainer, state: RunState, spec: Spec, hparams: dict, epoch: i
 def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: RunState, console: Console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
     load_weights(trainer.model, run.load_checkpoint("best.pt")["model"], run.file("best.pt"))
-    report = test_report(trainer, splits)
+    report = test_report(trainer.model, splits, ready.hparams["loss"], trainer.device, trainer.precision, trainer.channels_last)
     summary = {
         "name": ready.spec.name,
         **report,

@@ -74,3 +74,10 @@ def check_precision(precision: str, device: torch.device) -> str:
 def speed_settings(fast: bool, precision: str, device: torch.device) -> dict:
     """The Trainer's speed arguments as a run records them: the plain path is always fp32."""
     return {"fast": fast, "precision": check_precision(precision, device) if fast else "fp32"}
+
+
+def eval_levers(speed: dict, device: torch.device) -> dict:
+    """The precision and memory layout a run was trained with, for evaluating it the same way on `device`."""
+    fast = speed.get("fast", True)
+    return {"precision": check_precision(speed.get("precision", "fp32"), device) if fast else "fp32",
+            "channels_last": fast and use_channels_last(device)}

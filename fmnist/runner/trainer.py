@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -12,22 +11,12 @@ from ..errors import TrainingError
 from . import speedups
 from .augment import crop_and_flip
 from .data import Splits
+from .evaluation import Evaluation, evaluate
+from .inputs import model_input
 from .losses import LOSSES
 from .optim import make_optimizer, make_schedule
 
-EVAL_BATCH = 1000
 PROGRESS_EVERY_S = 0.25  # reading the running loss syncs with the device, so only a few times a second
-
-
-@dataclass
-class Evaluation:
-    loss: float
-    accuracy: float
-    predictions: torch.Tensor  # predicted class per image, on the CPU
-
-    def confusion(self, labels: torch.Tensor, classes: int) -> torch.Tensor:
-        """classes x classes counts: row = true class, column = predicted class."""
-        return torch.bincount(labels.cpu() * classes + self.predictions, minlength=classes * classes).reshape(classes, classes)
 
 
 class NonFiniteLoss(TrainingError):
@@ -53,15 +42,11 @@ class Trainer:
         self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch())
         self.generator = torch.Generator(device=device).manual_seed(hparams["seed"])
 
-    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255)  # pixels in [0, 1], not centred: the study's choice
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
     def _forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, loss); the loss is always computed in fp32."""
+        """(logits, loss) of a training step; the loss is always computed in fp32."""
         with speedups.autocast(self.device, self.precision):
-            logits = self.model(self._inputs(images))
-        return logits, self.loss_fn(logits.float(), labels, self.hparams["label_smoothing"] if self.model.training else 0.0)
+            logits = self.model(model_input(images, self.channels_last))
+        return logits, self.loss_fn(logits.float(), labels, self.hparams["label_smoothing"])
 
     def steps_per_epoch(self) -> int:
         size, batch = len(self.splits.train_y), self.hparams["batch_size"]
@@ -106,20 +91,9 @@ class Trainer:
             raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch}, step {step} of {self.steps_per_epoch()} "
                                 f"(try a lower --lr)")
 
-    @torch.inference_mode()
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
-        """Mean loss, accuracy and predictions on a whole split, in eval mode."""
-        self.model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        predictions = []
-        for start in range(0, len(labels), EVAL_BATCH):
-            y = labels[start:start + EVAL_BATCH]
-            logits, loss = self._forward(images[start:start + EVAL_BATCH], y)
-            loss_sum += loss * len(y)
-            predictions.append(logits.argmax(1))
-        predicted = torch.cat(predictions)
-        accuracy = (predicted == labels).float().mean()
-        return Evaluation(float(loss_sum) / len(labels), float(accuracy), predicted.cpu())
+        """The current model on a whole split, with this trainer's loss and speed levers."""
+        return evaluate(self.model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last)
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this left off."""
@@ -137,17 +111,3 @@ class Trainer:
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-
-
-def test_report(trainer: Trainer, splits: Splits) -> dict:
-    """Test accuracy and loss, accuracy per class and the confusion matrix of the trainer's current model."""
-    test = trainer.evaluate(splits.test_x, splits.test_y)
-    confusion = test.confusion(splits.test_y, len(splits.class_names))
-    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
-    return {
-        "test_acc": round(test.accuracy, 6),
-        "test_loss": round(test.loss, 6),
-        "per_class_acc": {name: round(acc, 6) for name, acc in zip(splits.class_names, per_class)},
-        "confusion": confusion.tolist(),
-        "class_names": list(splits.class_names),
-    }

@@ -1,0 +1,31 @@
+"""A run's model: built from its spec with the run's seed and dropout, and weights loaded into it safely."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..builder.build import build_model
+from ..builder.spec import Spec
+from ..errors import UsageError
+
+
+def make_model(spec: Spec, hparams: dict) -> torch.nn.Module:
+    """The spec's model with the run's seed and dropout."""
+    torch.manual_seed(hparams["seed"])
+    model = build_model(spec)
+    if hparams["dropout"] is not None:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = hparams["dropout"]
+    return model
+
+
+def load_weights(module, state: dict, where: Path) -> None:
+    """load_state_dict, with a checkpoint of another model as one clear line instead of torch's list of keys."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
+        first = " ".join(str(error).split())[:120]
+        raise UsageError(f"checkpoint does not fit this run's model or optimizer: another run's file? ({first})",
+                         str(where)) from None

@@ -20,21 +20,6 @@ MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a t
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
 
 
-def _passthrough(flags: dict) -> list[str]:
-    """The hyper-parameter and speed options given to grid, as `fmnist run` flags for every cell."""
-    args = []
-    for name, value in flags.items():
-        if value is None:
-            continue
-        if name == "fast":
-            args.append("--fast" if value else "--plain")
-        elif isinstance(value, bool):
-            args.append(f"--{'' if value else 'no-'}{name.replace('_', '-')}")
-        else:
-            args += [f"--{name.replace('_', '-')}", str(value)]
-    return args
-
-
 def _distinct(paths: tuple[str, ...]) -> list:
     """The specs once each (the same file twice is one), refusing two files that share a name: they would share cells."""
     loaded, seen_files, seen_names = [], set(), {}
@@ -75,24 +60,25 @@ def grid(specs, augment, loss, jobs, out, storage, study_name, device, **flags) 
     options = RunOptions(device=device, data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
                          precision=flags["precision"])
     loaded = _distinct(specs)
+    resolved = []
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
         ready = prepare(spec, hparam_flags, options)
+        resolved.append((spec.file, spec.name, ready.hparams))
     out_path = Path(out)
     try:
         out_path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
-    cells = grid_cells.make_cells([(spec.file, spec.name) for spec in loaded], BOTH[augment],
-                                  list(LOSSES) if loss == "both" else [loss], out_path, device)
+    cells = grid_cells.make_cells(resolved, BOTH[augment], list(LOSSES) if loss == "both" else [loss], out_path, options)
     finished = sum(cell.summary is not None for cell in cells)
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
     threads = max(1, (os.cpu_count() or 1) // jobs) if ready.device.type == "cpu" else None
     try:
         if storage:
             study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
-            outcome = grid_cells.run_shared(cells, _passthrough(flags), study, threads, out_path, console.print)
+            outcome = grid_cells.run_shared(cells, study, threads, out_path, console.print)
         else:
-            outcome = grid_cells.run_cells(cells, _passthrough(flags), jobs, threads, out_path, console.print)
+            outcome = grid_cells.run_cells(cells, jobs, threads, out_path, console.print)
     except grid_cells.GridInterrupted as stop:
         grid_cells.write_table(cells, out_path)
         raise RunInterrupted(f"grid interrupted: {len(stop.finished)} of {len(cells)} cells finished "

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runner.preflight import RunOptions
 from ..runner.rundir import atomic_write
 
 # The study's column order.
@@ -31,7 +32,8 @@ class Cell:
     augment: bool
     loss: str
     folder: Path
-    device: str = "auto"
+    hparams: dict  # the cell's resolved settings: what its `fmnist run` is told, flag by flag
+    options: RunOptions  # device, data and speed levers
     remote: dict | None = None  # the result of a cell another machine ran (grid --storage)
 
     @property
@@ -55,22 +57,40 @@ class Cell:
         """summary.json is there but unreadable: the cell is reported, not re-run over it or crashed on."""
         return (self.folder / "summary.json").exists() and self.summary is None
 
-    def command(self, passthrough: list[str]) -> list[str]:
+    def command(self) -> list[str]:
         """A cell that has begun (config.yaml is there) resumes or restarts in its folder; a new one starts there."""
+        run = [sys.executable, "-m", "fmnist", "run"]
         if (self.folder / "config.yaml").is_file():
-            return [sys.executable, "-m", "fmnist", "run", "--resume", str(self.folder), "--device", self.device]
-        return [sys.executable, "-m", "fmnist", "run", self.spec_file, "--augment" if self.augment else "--no-augment",
-                "--loss", self.loss, "--run-dir", str(self.folder), "--device", self.device, *passthrough]
+            return [*run, "--resume", str(self.folder), "--device", self.options.device]
+        return [*run, self.spec_file, "--run-dir", str(self.folder), *run_flags(self.hparams, self.options)]
 
 
-def make_cells(specs: list[tuple[str, str]], augments: list[bool], losses: list[str], out: Path, device: str = "auto") -> list[Cell]:
-    """specs: (file, model name) pairs, in table order."""
+def run_flags(hparams: dict, options: RunOptions) -> list[str]:
+    """Resolved settings as the `fmnist run` flags that give exactly them (every setting has its flag)."""
+    flags = []
+    for name, value in hparams.items():
+        flag = name.replace("_", "-")
+        if value is None:  # not set: e.g. dropout as written in the spec
+            continue
+        flags += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
+    flags += ["--device", options.device, "--precision", options.precision, "--fast" if options.fast else "--plain"]
+    if options.data_dir:
+        flags += ["--data-dir", str(options.data_dir)]
+    if options.train_limit is not None:
+        flags += ["--train-limit", str(options.train_limit)]
+    return flags
+
+
+def make_cells(specs: list[tuple[str, str, dict]], augments: list[bool], losses: list[str], out: Path,
+               options: RunOptions) -> list[Cell]:
+    """specs: (file, model name, resolved settings) in table order; each cell gets them with its augment and loss."""
     cells = []
-    for spec_file, model in specs:
+    for spec_file, model, hparams in specs:
         for _, augment, loss in COLUMNS:
             if augment in augments and loss in losses:
                 name = f"{model}-{'aug' if augment else 'noaug'}-{loss}"
-                cells.append(Cell(spec_file, model, augment, loss, out / name, device))
+                cells.append(Cell(spec_file, model, augment, loss, out / name, {**hparams, "augment": augment, "loss": loss},
+                                  options))
     return cells
 
 
@@ -100,7 +120,7 @@ class Outcome:
     elsewhere: list[str]  # cells another grid on the same --out ran
 
 
-def run_cells(cells: list[Cell], passthrough: list[str], jobs: int, cpu_threads: int | None, out: Path, report) -> Outcome:
+def run_cells(cells: list[Cell], jobs: int, cpu_threads: int | None, out: Path, report) -> Outcome:
     """Run the unfinished cells, `jobs` at a time, each in its own process; Ctrl-C stops them all and the queue.
 
     A cell another grid is running (same --out) is left to it; this grid waits for it at the end, so either grid's
@@ -141,7 +161,7 @@ def run_cells(cells: list[Cell], passthrough: list[str], jobs: int, cpu_threads:
                     done += 1
                     continue
                 with open(log_dir / f"{cell.name}.log", "w") as log:
-                    process = subprocess.Popen(cell.command(passthrough), stdout=log, stderr=subprocess.STDOUT, env=env,
+                    process = subprocess.Popen(cell.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                                start_new_session=True)  # Ctrl-C reaches the grid, which stops each cell once
                 running[cell.name] = (cell, process, claim, time.perf_counter())
             for name, (cell, process, claim, started) in list(running.items()):
@@ -263,7 +283,7 @@ class CellFailed(Exception):
     """A shared cell's run did not finish; its trial is marked failed, so a later grid asks for it again."""
 
 
-def run_shared(cells: list[Cell], passthrough: list[str], study, cpu_threads: int | None, out: Path, report) -> Outcome:
+def run_shared(cells: list[Cell], study, cpu_threads: int | None, out: Path, report) -> Outcome:
     """Take cells nobody has taken from the shared study, one at a time, until every cell is done everywhere.
 
     The first pass is Optuna's GridSampler (trial k gets cell k, so workers never collide); a cell that failed or
@@ -282,7 +302,7 @@ def run_shared(cells: list[Cell], passthrough: list[str], study, cpu_threads: in
         tried.add(name)
         cell = by_name[name]
         if cell.summary is None:
-            failures.update(run_cells([cell], passthrough, 1, cpu_threads, out, report).failures)
+            failures.update(run_cells([cell], 1, cpu_threads, out, report).failures)
         if cell.summary is None:
             raise CellFailed(name)
         trial.set_user_attr("result", _result_of(cell.summary))

@@ -49,16 +49,11 @@ def test_blocks_build_with_the_right_shapes_and_params(write_spec):
     shortcut = [r for r in built.records if r.text.startswith("shortcut")]
     assert [r.text for r in shortcut] == ["shortcut: conv 1x1x32 stride=2", "shortcut: bn"]  # only the strided block
     assert shortcut[0].depth == 2 and shortcut[0].params == 16 * 32
-    for block in (r for r in built.records if r.block):  # a block's row sums its own rows
-        children = built.records[built.records.index(block) + 1:]
-        direct = []
-        for r in children:
-            if r.depth <= block.depth:
-                break
-            if r.depth == block.depth + 1:
-                direct.append(r)
-        assert block.params == sum(r.params for r in direct)
     model = build_model(path)
+    top = [r for r in built.records if r.depth == 0]
+    assert len(top) == len(model)  # one top-level row per module of the Sequential, implicit flatten included
+    for record, module in zip(top, model):  # each row's params are its real module's, blocks included
+        assert record.params == sum(p.numel() for p in module.parameters()), record.text
     assert isinstance(model, nn.Sequential)
     assert sum(p.numel() for p in model.parameters()) == built.params["total"]
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)

@@ -161,3 +161,16 @@ def test_shipped_specs_match_a_real_forward_pass():
             hook.remove()
         top = [r.output_shape for r in built.records if r.depth == 0]
         assert shapes == top, path.name
+
+
+def test_mult_adds_are_what_torch_counts():
+    """The summary's mult-adds per image against torch's own FLOP counter on a real forward pass (FLOPs = 2 x MACs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for path in sorted(SPECS.glob("*.yaml")):
+        built = plan(load_spec(path))
+        model = build_model(path, check_expect=False).eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.rand(1, *built.spec.input))
+        assert built.macs == counter.get_total_flops() // 2, path.name

@@ -18,27 +18,7 @@ from pathlib import Path
 
 import yaml
 
-
-def cpu_class() -> str:
-    """'AVX-512 with bf16', 'AVX-512', 'AVX2' or 'other': what decides CPU speed and bf16 support here."""
-    flags = set()
-    try:
-        flags = {flag for line in open("/proc/cpuinfo") if line.startswith("flags") for flag in line.split()}
-    except OSError:
-        pass
-    for label, needed in (("AVX-512 with bf16", "avx512_bf16"), ("AVX-512", "avx512f"), ("AVX2", "avx2")):
-        if needed in flags:
-            return label
-    return "other"
-
-
-def result_of(run: Path) -> dict:
-    """summary.json without checkpoints' paths, plus the data, machine and versions from config.yaml."""
-    summary = json.loads((run / "summary.json").read_text())
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    summary.pop("confusion", None)
-    return {**summary, "data": config["data"], "speed": config["speed"], "versions": config["versions"],
-            "machine": {**config["machine"], "cpu_class": cpu_class()}, "command": config["command"]}
+from fmnist.experiments.results import result_of
 
 
 def main() -> int:

@@ -159,3 +159,22 @@ def test_two_grids_on_two_machines_share_cells_through_postgresql(postgres, writ
                            "--out", str(tmp_path / "machine2")], env=env, capture_output=True, text=True)
     assert code.returncode == 0 and "[" not in "".join(l[:1] for l in code.stdout.splitlines())  # nothing left to run
     assert (tmp_path / "machine2" / "table.md").read_text().count("%") == 4
+
+
+def test_grid_results_are_files_that_finish_a_table_without_the_run_folders(cli, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    args = ("grid", spec, *QUICK, "--loss", "softmax", "--results", tmp_path / "results", "--keep", "none")
+    code, out, err = cli(*args, "--out", tmp_path / "g1")
+    assert (code, err) == (0, "")
+    files = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert files == ["tiny_a-aug-softmax.json", "tiny_a-noaug-softmax.json"]
+    result = json.loads((tmp_path / "results" / "tiny_a-aug-softmax.json").read_text())
+    assert result["hparams"]["augment"] is True and "confusion" not in result
+    assert {"test_acc", "per_class_acc", "epochs", "train_seconds", "data", "versions", "machine"} <= set(result)
+    assert result["machine"]["cpu_class"] in ("AVX-512 with bf16", "AVX-512", "AVX2", "other")
+    assert not list((tmp_path / "g1").glob("*/*.pt"))  # --keep none: results only
+    table = (tmp_path / "g1" / "table.md").read_text()
+    assert f"{100 * result['test_acc']:.2f}%" in table and "Ran on: " in table
+    code, out, err = cli(*args, "--out", tmp_path / "g2")  # another machine, no run folders: nothing to run
+    assert (code, err) == (0, "") and "2 cells (2 finished already)" in out
+    assert (tmp_path / "g2" / "table.md").read_text().splitlines()[:3] == table.splitlines()[:3]

@@ -43,11 +43,15 @@ def _distinct(paths: tuple[str, ...]) -> list:
 @click.option("--loss", type=click.Choice(["both", *LOSSES]), default="both", show_default=True)
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (separate processes).")
 @click.option("--out", default="runs/table1", show_default=True, help="Folder of the cells, table.md and table.csv.")
+@click.option("--results", "results_dir", help="Folder of one result JSON per finished cell (to commit); a cell whose "
+              "file is there counts as finished, so a table can be completed in pieces, on any machine.")
+@click.option("--keep", type=click.Choice(list(grid_cells.KEEP)), default="all", show_default=True,
+              help="Checkpoints a finished cell keeps: all (best.pt, last.pt), best, or none (results only).")
 @click.option("--storage", help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
 @click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")
 @hparam_options
 @where_options
-def grid(specs, augment, loss, jobs, out, storage, study_name, device, **flags) -> int:
+def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name, device, **flags) -> int:
     """The study's Table 1: every SPEC x augmentation x softmax/sigmoid, each cell a normal run.
 
     Finished cells are skipped when the command is run again; a killed cell resumes from its last epoch.
@@ -56,6 +60,8 @@ def grid(specs, augment, loss, jobs, out, storage, study_name, device, **flags) 
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
     check_out_folder(out)
+    if results_dir:
+        check_out_folder(results_dir)
     hparam_flags = {k: v for k, v in flags.items() if k in HPARAMS}
     options = RunOptions(device=device, data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
                          precision=flags["precision"])
@@ -70,15 +76,17 @@ def grid(specs, augment, loss, jobs, out, storage, study_name, device, **flags) 
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
     cells = grid_cells.make_cells(resolved, BOTH[augment], list(LOSSES) if loss == "both" else [loss], out_path, options)
+    for cell in cells if results_dir else ():
+        cell.result_file = Path(results_dir) / f"{cell.name}.json"
     finished = sum(cell.summary is not None for cell in cells)
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
     threads = max(1, (os.cpu_count() or 1) // jobs) if ready.device.type == "cpu" else None
     try:
         if storage:
             study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
-            outcome = grid_cells.run_shared(cells, study, threads, out_path, console.print)
+            outcome = grid_cells.run_shared(cells, study, threads, out_path, console.print, keep)
         else:
-            outcome = grid_cells.run_cells(cells, jobs, threads, out_path, console.print)
+            outcome = grid_cells.run_cells(cells, jobs, threads, out_path, console.print, keep)
     except grid_cells.GridInterrupted as stop:
         grid_cells.write_table(cells, out_path)
         raise RunInterrupted(f"grid interrupted: {len(stop.finished)} of {len(cells)} cells finished "

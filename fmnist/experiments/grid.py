@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..runner.preflight import RunOptions
 from ..runner.rundir import atomic_write
+from .results import read_result, write_result
 
 # The study's column order.
 COLUMNS = (("No Augment. Softmax", False, "softmax"), ("Augment. Softmax", True, "softmax"),
@@ -35,6 +36,7 @@ class Cell:
     hparams: dict  # the cell's resolved settings: what its `fmnist run` is told, flag by flag
     options: RunOptions  # device, data and speed levers
     remote: dict | None = None  # the result of a cell another machine ran (grid --storage)
+    result_file: Path | None = None  # grid --results: the cell's committed result, which counts as finished
 
     @property
     def name(self) -> str:
@@ -44,6 +46,9 @@ class Cell:
     def summary(self) -> dict | None:
         """The finished cell's summary.json (or its result from the shared study); None while it is not finished
         (or when the file is damaged)."""
+        committed = read_result(self.result_file) if self.result_file else None
+        if committed:  # written from the cell's summary.json when it finished, plus where it ran
+            return committed
         path = self.folder / "summary.json"
         try:
             summary = json.loads(path.read_text())
@@ -120,7 +125,18 @@ class Outcome:
     elsewhere: list[str]  # cells another grid on the same --out ran
 
 
-def run_cells(cells: list[Cell], jobs: int, cpu_threads: int | None, out: Path, report) -> Outcome:
+KEEP = {"all": (), "best": ("last.pt",), "none": ("last.pt", "best.pt")}  # checkpoints removed once a cell is done
+
+
+def finish_cell(cell: Cell, keep: str) -> None:
+    """A finished cell's result file (grid --results), then the checkpoints --keep does not keep."""
+    if cell.result_file is not None:
+        write_result(cell.folder, cell.result_file)
+    for name in KEEP[keep]:
+        (cell.folder / name).unlink(missing_ok=True)
+
+
+def run_cells(cells: list[Cell], jobs: int, cpu_threads: int | None, out: Path, report, keep: str = "all") -> Outcome:
     """Run the unfinished cells, `jobs` at a time, each in its own process; Ctrl-C stops them all and the queue.
 
     A cell another grid is running (same --out) is left to it; this grid waits for it at the end, so either grid's
@@ -142,6 +158,7 @@ def run_cells(cells: list[Cell], jobs: int, cpu_threads: int | None, out: Path, 
         nonlocal done
         done += 1
         if code == 0 and cell.summary:
+            finish_cell(cell, keep)
             report(f"[{done}/{len(cells)}] {cell.name}: test {100 * cell.summary['test_acc']:.2f}% ({seconds:.0f} s)")
             return
         lines = (log_dir / f"{cell.name}.log").read_text(errors="replace").strip().splitlines()
@@ -203,6 +220,19 @@ class GridInterrupted(Exception):
         self.finished, self.unfinished = finished, unfinished
 
 
+def _machines(cells: list[Cell]) -> dict[str, int]:
+    """How many of the finished cells ran on each kind of machine (known for cells with a result file)."""
+    counts: dict[str, int] = {}
+    for cell in cells:
+        machine = (cell.summary or {}).get("machine")
+        if isinstance(machine, dict):
+            device = (cell.summary or {}).get("device", "cpu")
+            label = f"{machine.get('cpu', machine.get('processor', '?'))} ({machine.get('cpu_class', '?')}), " \
+                    f"{machine.get('threads', '?')} threads" if str(device).startswith("cpu") else str(device)
+            counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
 def table(cells: list[Cell]) -> tuple[str, str]:
     """(markdown, csv) in the study's layout: test accuracy in %, best of each column in bold, mean epoch seconds."""
     columns = [(title, augment, loss) for title, augment, loss in COLUMNS
@@ -229,6 +259,9 @@ def table(cells: list[Cell]) -> tuple[str, str]:
             seconds += [e["seconds"] for e in summary["epochs"]]
         mean = f"{sum(seconds) / len(seconds):.2f}" if seconds else ""
         md.append(f"| {model} | {' | '.join(cells_md)} | {mean or '–'} |")
+    machines = _machines(cells)
+    if machines:
+        md += ["", "Ran on: " + "; ".join(f"{label} ({count} cell{'s' * (count > 1)})" for label, count in machines.items())]
         rows.append([model, *cells_csv, mean])
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows(rows)
@@ -283,7 +316,7 @@ class CellFailed(Exception):
     """A shared cell's run did not finish; its trial is marked failed, so a later grid asks for it again."""
 
 
-def run_shared(cells: list[Cell], study, cpu_threads: int | None, out: Path, report) -> Outcome:
+def run_shared(cells: list[Cell], study, cpu_threads: int | None, out: Path, report, keep: str = "all") -> Outcome:
     """Take cells nobody has taken from the shared study, one at a time, until every cell is done everywhere.
 
     The first pass is Optuna's GridSampler (trial k gets cell k, so workers never collide); a cell that failed or
@@ -302,7 +335,7 @@ def run_shared(cells: list[Cell], study, cpu_threads: int | None, out: Path, rep
         tried.add(name)
         cell = by_name[name]
         if cell.summary is None:
-            failures.update(run_cells([cell], 1, cpu_threads, out, report).failures)
+            failures.update(run_cells([cell], 1, cpu_threads, out, report, keep).failures)
         if cell.summary is None:
             raise CellFailed(name)
         trial.set_user_attr("result", _result_of(cell.summary))

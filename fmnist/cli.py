@@ -39,18 +39,27 @@ def _import_commands():
     aborts the process (SIGABRT) instead of unwinding. None when Ctrl-C came meanwhile."""
     pressed = []
     try:
-        previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+        previous = {number: signal.signal(number, lambda *_: pressed.append(True)) for number in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: signals cannot be held back here
         return make_cli()
     try:
         group = make_cli()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return None if pressed else group
+
+
+def _terminate_as_interrupt(*_) -> None:
+    raise KeyboardInterrupt  # `kill PID` (a scheduler, docker stop) stops as cleanly as Ctrl-C: the epoch is saved
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    except ValueError:  # not the main thread (the Python API in a worker thread): leave signals alone
+        pass
     try:
         group = _import_commands()
         import click

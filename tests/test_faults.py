@@ -348,3 +348,13 @@ def test_recorded_command_masks_the_password():
     assert masked("fmnist search s.yaml --storage postgresql://bob:s3cr%40t@db:5432/x --trials 2") == \
         "fmnist search s.yaml --storage postgresql://bob:***@db:5432/x --trials 2"
     assert masked("sqlite:////tmp/a.db and postgresql://bob@db/x") == "sqlite:////tmp/a.db and postgresql://bob@db/x"
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(write_spec, real_data, tmp_path):
+    run_process = spawn("run", write_spec(TINY_SPEC), "--train-limit", "3000", "--num-epochs", "200", "--out", tmp_path, cwd=tmp_path)
+    wait_until(lambda: any(len(m.read_text().splitlines()) > 1 for m in tmp_path.glob("tiny-*/metrics.csv")), run_process,
+               what="an epoch was saved")
+    run_process.terminate()
+    _, err = run_process.communicate(timeout=60)
+    assert run_process.returncode == 130 and one_line(err)
+    assert "finished epoch(s) are saved" in err and "resume with: fmnist run --resume" in err

@@ -178,3 +178,12 @@ def test_grid_results_are_files_that_finish_a_table_without_the_run_folders(cli,
     code, out, err = cli(*args, "--out", tmp_path / "g2")  # another machine, no run folders: nothing to run
     assert (code, err) == (0, "") and "2 cells (2 finished already)" in out
     assert (tmp_path / "g2" / "table.md").read_text().splitlines()[:3] == table.splitlines()[:3]
+
+
+def test_a_diverging_trial_fails_alone_and_a_search_of_only_those_says_so(cli, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    code, out, err = cli("search", spec, "--lr", "1e30", "--trials", "2", *QUICK, "--out", tmp_path / "s")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "no trial finished: all 2 failed" in err
+    assert out.count("failed (the loss became NaN/inf at epoch 1") == 2  # both trials ran, each reported in a line
+    assert (tmp_path / "s" / "search.db").is_file()

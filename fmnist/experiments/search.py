@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UsageError
+from ..errors import TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
 from .storage import create_or_join
@@ -93,7 +93,11 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
         trainer = Trainer(make_model(spec, hparams), splits, hparams, device, **speed)
         best = 0.0
         for epoch in range(1, hparams["num_epochs"] + 1):
-            trainer.train_epoch(epoch)
+            try:
+                trainer.train_epoch(epoch)
+            except TrainingError as error:  # a diverging trial is a bad point of the space, not the end of the search
+                report(f"trial {trial.number}: failed ({error.message}) {trial.params}")
+                raise
             accuracy = trainer.evaluate(splits.val_x, splits.val_y).accuracy
             best = max(best, accuracy)
             trial.report(accuracy, epoch)
@@ -134,7 +138,10 @@ def optimise(study, objective, trials: int) -> None:
     remaining = trials - finished_trials(study)
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, callbacks=[MaxTrialsCallback(trials, states=states)],
-                       catch=(), gc_after_trial=True)
+                       catch=(TrainingError,), gc_after_trial=True)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise TrainingError(f"no trial finished: all {len(study.trials)} failed (see the lines above); "
+                            f"the space or the fixed settings cannot train")
 
 
 def plot_search(study, out: Path) -> list[str]:

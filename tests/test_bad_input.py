@@ -251,3 +251,10 @@ def test_data_dir_typo_is_an_error_and_creates_nothing(cli, tmp_path):
     one_line_error(code, err)
     assert f"--data-dir {tmp_path / 'typo'}: no such folder" in err
     assert not (tmp_path / "typo").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "5000"])
+def test_bad_thread_count(cli, tmp_path, value):
+    code, _, err = cli("run", SPECS / "cnn_4.yaml", "--threads", value, "--out", tmp_path / "runs")
+    one_line_error(code, err)
+    assert f"--threads {value}: must be from 1 to 1024" in err and not (tmp_path / "runs").exists()

@@ -187,3 +187,18 @@ def test_a_diverging_trial_fails_alone_and_a_search_of_only_those_says_so(cli, w
     assert "no trial finished: all 2 failed" in err
     assert out.count("failed (the loss became NaN/inf at epoch 1") == 2  # both trials ran, each reported in a line
     assert (tmp_path / "s" / "search.db").is_file()
+
+
+def test_threads_per_run_and_per_grid_cell(cli, write_spec, real_data, tmp_path):
+    import yaml
+
+    spec = write_spec(TINY_A, "a.yaml")
+    code, _, err = cli("run", spec, *QUICK, "--threads", "1", "--out", tmp_path / "r")
+    assert (code, err) == (0, "")
+    (run,) = (tmp_path / "r").iterdir()
+    assert yaml.safe_load((run / "config.yaml").read_text())["machine"]["threads"] == 1
+    code, _, err = cli("grid", spec, *QUICK, "--loss", "softmax", "--jobs", "2", "--out", tmp_path / "g")
+    assert (code, err) == (0, "")
+    expected = max(1, (os.cpu_count() or 1) // 2)  # two cells at once share the cores
+    for cell in ("tiny_a-noaug-softmax", "tiny_a-aug-softmax"):
+        assert yaml.safe_load((tmp_path / "g" / cell / "config.yaml").read_text())["machine"]["threads"] == expected

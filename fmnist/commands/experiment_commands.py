@@ -64,7 +64,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
         check_out_folder(results_dir)
     hparam_flags = {k: v for k, v in flags.items() if k in HPARAMS}
     options = RunOptions(device=device, data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
-                         precision=flags["precision"])
+                         precision=flags["precision"], threads=flags["threads"])
     loaded = _distinct(specs)
     resolved = []
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
@@ -80,13 +80,14 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
         cell.result_file = Path(results_dir) / f"{cell.name}.json"
     finished = sum(cell.summary is not None for cell in cells)
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
-    threads = max(1, (os.cpu_count() or 1) // jobs) if ready.device.type == "cpu" else None
+    if options.threads is None and ready.device.type == "cpu":  # --jobs N cells share the cores instead of fighting
+        options.threads = max(1, (os.cpu_count() or 1) // (1 if storage else jobs))
     try:
         if storage:
             study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
-            outcome = grid_cells.run_shared(cells, study, threads, out_path, console.print, keep)
+            outcome = grid_cells.run_shared(cells, study, out_path, console.print, keep)
         else:
-            outcome = grid_cells.run_cells(cells, jobs, threads, out_path, console.print, keep)
+            outcome = grid_cells.run_cells(cells, jobs, out_path, console.print, keep)
     except grid_cells.GridInterrupted as stop:
         grid_cells.write_table(cells, out_path)
         raise RunInterrupted(f"grid interrupted: {len(stop.finished)} of {len(cells)} cells finished "
@@ -113,7 +114,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @hparam_options
 @where_options
 def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, device, data_dir, train_limit, fast,
-           precision, **flags) -> int:
+           precision, threads, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
@@ -121,7 +122,8 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
     loaded = load_spec(spec)
-    options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision)
+    options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision,
+                         threads=threads)
     fixed = {**flags, "loss": loss, "augment": augment}
     ready = prepare(loaded, fixed, options)
     space = searching.choose_space(loaded.document.get("search", {}), space, fixed, loaded.file)

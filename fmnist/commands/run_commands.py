@@ -67,6 +67,7 @@ def where_options(command):
         click.option("--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMNIST_DATA, ./data, Debian's package)."),
         click.option("--train-limit", type=int, help="Train on only the first N of the 50,000 training images (quick looks)."),
         click.option("--fast/--plain", default=True, help="The measured speed levers, or the plain eager fp32 loop. [fast]"),
+        click.option("--threads", type=int, help="CPU threads of this process (torch's intra-op threads) [all cores]."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto = bf16 autocast where the device does bf16 natively (about 2x faster), else fp32."),
     )):
@@ -86,8 +87,8 @@ def where_options(command):
 @click.option("--out", default="runs", show_default=True, help="Parent folder of the run folder.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Exactly this run folder instead of OUT/<name>-<time>.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and stop.")
-def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, fast, precision, run_dir,
-        dry_run, **flags) -> int:
+def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, fast, precision, threads,
+        run_dir, dry_run, **flags) -> int:
     """Train SPEC on Fashion-MNIST, keep the best validation epoch, test it.
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
@@ -97,11 +98,11 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
     if len(chosen) != 1:
         raise UsageError("give one of: a spec file, --model NAME, or --resume RUN_FOLDER")
     if resume_path:
-        changed = given_options(click.get_current_context(), allowed={"resume_path", "device"})
+        changed = given_options(click.get_current_context(), allowed={"resume_path", "device", "threads"})
         if changed:
             raise UsageError(f"--resume continues a run with the settings it started with; {', '.join(changed)} cannot "
                              f"change it (start a new run for other settings)")
-        resume(resume_path, device, console)
+        resume(resume_path, device, console, threads)
         return 0
     check_out_folder(out)
     if augment is not None and augment_data is not None and augment != augment_data:
@@ -109,6 +110,6 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
     flags["augment"] = augment if augment is not None else augment_data
     loaded = load_spec(spec or spec_for_model(model))
     options = RunOptions(device=device, out=out, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
-                         precision=precision, run_dir=run_dir)
+                         precision=precision, run_dir=run_dir, threads=threads)
     start(loaded, flags, options, console)
     return 0

@@ -66,7 +66,8 @@ class Cell:
         """A cell that has begun (config.yaml is there) resumes or restarts in its folder; a new one starts there."""
         run = [sys.executable, "-m", "fmnist", "run"]
         if (self.folder / "config.yaml").is_file():
-            return [*run, "--resume", str(self.folder), "--device", self.options.device]
+            threads = ["--threads", str(self.options.threads)] if self.options.threads else []
+            return [*run, "--resume", str(self.folder), "--device", self.options.device, *threads]
         return [*run, self.spec_file, "--run-dir", str(self.folder), *run_flags(self.hparams, self.options)]
 
 
@@ -83,6 +84,8 @@ def run_flags(hparams: dict, options: RunOptions) -> list[str]:
         flags += ["--data-dir", str(options.data_dir)]
     if options.train_limit is not None:
         flags += ["--train-limit", str(options.train_limit)]
+    if options.threads:
+        flags += ["--threads", str(options.threads)]
     return flags
 
 
@@ -136,7 +139,7 @@ def finish_cell(cell: Cell, keep: str) -> None:
         (cell.folder / name).unlink(missing_ok=True)
 
 
-def run_cells(cells: list[Cell], jobs: int, cpu_threads: int | None, out: Path, report, keep: str = "all") -> Outcome:
+def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all") -> Outcome:
     """Run the unfinished cells, `jobs` at a time, each in its own process; Ctrl-C stops them all and the queue.
 
     A cell another grid is running (same --out) is left to it; this grid waits for it at the end, so either grid's
@@ -146,8 +149,6 @@ def run_cells(cells: list[Cell], jobs: int, cpu_threads: int | None, out: Path, 
     log_dir.mkdir(parents=True, exist_ok=True)
     claims.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if cpu_threads:
-        env["OMP_NUM_THREADS"] = str(cpu_threads)  # N cells on a CPU share its cores instead of fighting for them
     failures = {cell.name: "damaged summary.json (delete the cell's folder to run it again)" for cell in cells if cell.damaged}
     todo = [cell for cell in cells if cell.summary is None and not cell.damaged]
     running: dict[str, tuple[Cell, subprocess.Popen, object, float]] = {}
@@ -259,10 +260,10 @@ def table(cells: list[Cell]) -> tuple[str, str]:
             seconds += [e["seconds"] for e in summary["epochs"]]
         mean = f"{sum(seconds) / len(seconds):.2f}" if seconds else ""
         md.append(f"| {model} | {' | '.join(cells_md)} | {mean or '–'} |")
+        rows.append([model, *cells_csv, mean])
     machines = _machines(cells)
     if machines:
         md += ["", "Ran on: " + "; ".join(f"{label} ({count} cell{'s' * (count > 1)})" for label, count in machines.items())]
-        rows.append([model, *cells_csv, mean])
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows(rows)
     return "\n".join(md) + "\n", text.getvalue()
@@ -316,7 +317,7 @@ class CellFailed(Exception):
     """A shared cell's run did not finish; its trial is marked failed, so a later grid asks for it again."""
 
 
-def run_shared(cells: list[Cell], study, cpu_threads: int | None, out: Path, report, keep: str = "all") -> Outcome:
+def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -> Outcome:
     """Take cells nobody has taken from the shared study, one at a time, until every cell is done everywhere.
 
     The first pass is Optuna's GridSampler (trial k gets cell k, so workers never collide); a cell that failed or
@@ -335,7 +336,7 @@ def run_shared(cells: list[Cell], study, cpu_threads: int | None, out: Path, rep
         tried.add(name)
         cell = by_name[name]
         if cell.summary is None:
-            failures.update(run_cells([cell], 1, cpu_threads, out, report, keep).failures)
+            failures.update(run_cells([cell], 1, out, report, keep).failures)
         if cell.summary is None:
             raise CellFailed(name)
         trial.set_user_attr("result", _result_of(cell.summary))

@@ -31,6 +31,7 @@ class RunOptions:
     fast: bool = True  # the measured speed levers (runner/speedups.py); False = the plain eager fp32 loop
     precision: str = "auto"
     run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
+    threads: int | None = None  # torch's intra-op CPU threads; None: all cores (torch's default)
 
 
 @dataclass
@@ -43,6 +44,18 @@ class Prepared:
     device: torch.device
     speed: dict
     source: DataSource | None  # None when only the settings were wanted (--dry-run)
+
+
+MAX_THREADS = 1024
+
+
+def use_threads(threads: int | None) -> None:
+    """--threads N: this process's CPU threads (two processes on two cores each taking both slow each other 5-10x)."""
+    if threads is None:
+        return
+    if not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads {threads}: must be from 1 to {MAX_THREADS}")
+    torch.set_num_threads(threads)
 
 
 def check_train_limit(train_limit: int | None) -> None:
@@ -72,6 +85,7 @@ def prepare(spec: Spec, flags: dict, options: RunOptions, find_data: bool = True
     built = plan(spec)  # shape or size problems surface before any data is read
     hparams = resolve(spec.train, flags)
     check_train_limit(options.train_limit)
+    use_threads(options.threads)
     check_fits(built, hparams)
     device = resolve_device(options.device)
     speed = speed_settings(options.fast, options.precision, device)

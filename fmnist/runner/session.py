@@ -86,23 +86,23 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
     }
 
 
-def resume(path: str | Path, device_name: str, console: Console) -> RunDir:
+def resume(path: str | Path, device_name: str, console: Console, threads: int | None = None) -> RunDir:
     """Continue a run from its last finished epoch; a run killed before its first save starts over in its folder."""
     run = RunDir.existing(path)
     if run.file("summary.json").is_file():
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
     run.lock()
     try:
-        _resume_locked(run, device_name, console)
+        _resume_locked(run, device_name, console, threads)
     finally:
         run.unlock()
     return run
 
 
-def _resume_locked(run: RunDir, device_name: str, console: Console) -> None:
+def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int | None) -> None:
     config, spec = run.config(), run.spec()
     data = config.get("data", {})
-    options = RunOptions(device=device_name, data_dir=data.get("data_dir"), train_limit=data.get("train_limit"),
+    options = RunOptions(device=device_name, data_dir=data.get("data_dir"), train_limit=data.get("train_limit"), threads=threads,
                          **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
     ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
     checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None

@@ -154,3 +154,18 @@ def test_progress_bar_on_a_terminal_and_nothing_per_step_in_a_pipe(write_spec):
     assert "epoch 1/3" in shown and "16/32" in shown and "loss 0.7500" in shown and "12,345 img/s" in shown
     with epoch_progress(Console(file=io.StringIO(), force_terminal=False), 1, 3, 32) as on_progress:
         assert on_progress is None
+
+
+def test_early_stopping_ends_the_run_and_says_why(cli, write_spec, real_data, tmp_path):
+    import json
+
+    spec = write_spec("name: still\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\ntrain: {patience: 2}\n")
+    code, out, err = cli("run", spec, "--train-limit", "300", "--num-epochs", "10", "--lr", "1e-12", "--clip-grad", "1.0",
+                         "--out", tmp_path / "runs")
+    assert (code, err) == (0, "")
+    (run,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert [e["epoch"] for e in summary["epochs"]] == [1, 2, 3]  # a learning rate of 1e-12 never improves on epoch 1
+    assert summary["stopped"] == "early stop after epoch 3: no validation improvement for 2 epoch(s) since epoch 1 (--patience 2)"
+    assert summary["stopped"] in out and summary["hparams"]["clip_grad"] == 1.0
+    assert len((run / "metrics.csv").read_text().splitlines()) == 4

@@ -53,6 +53,8 @@ def hparam_options(command):
         click.option("--schedule", type=click.Choice(SCHEDULES), help=HPARAMS["schedule"].help + " [constant]"),
         click.option("--warmup-epochs", type=float, help=HPARAMS["warmup_epochs"].help + " [0]"),
         click.option("--label-smoothing", type=float, help=HPARAMS["label_smoothing"].help + " [0]"),
+        click.option("--patience", type=int, help=HPARAMS["patience"].help + " [off]"),
+        click.option("--clip-grad", type=float, help=HPARAMS["clip_grad"].help + " [off]"),
         click.option("--crop-pad", type=int, help=HPARAMS["crop_pad"].help + f" [{HPARAMS['crop_pad'].default}]"),
         click.option("--flip/--no-flip", default=None, help=HPARAMS["flip"].help + " [flip]"),
     )):

@@ -25,6 +25,7 @@ from .plots import plot_curves
 from .preflight import Prepared, RunOptions, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
+from .callbacks import callbacks_for
 from .evaluation import test_report
 from .models import load_weights, make_model
 from .trainer import Trainer
@@ -45,6 +46,7 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0})
     saved: int = 0  # epochs in last.pt: what a resume continues from
+    stopped: str | None = None  # why training ended before its last epoch (a callback's reason)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "RunState":
@@ -134,9 +136,16 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     startup = round(time.monotonic() - STARTED, 2)
     report_start(console, run, ready, trainer, splits, startup)
 
+    callbacks = callbacks_for(hparams)
+    for callback in callbacks:
+        callback.on_train_start(state)
+    if state.history:  # a resumed run that had already decided to stop does not train on
+        state.stopped = next((reason for c in callbacks if (reason := c.on_epoch_end(state))), None)
     epoch = state.saved + 1
     try:
         for epoch in range(state.saved + 1, hparams["num_epochs"] + 1):
+            if state.stopped:
+                break
             # one pass over the training split, a progress bar on a terminal
             started = time.perf_counter()
             with epoch_progress(console, epoch, hparams["num_epochs"], trainer.steps_per_epoch()) as on_progress:
@@ -161,6 +170,13 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
             run.write_metrics(state.history)
             plot_curves(state.history, run.path, spec.name)
             report_epoch(console, state.history[-1], hparams["num_epochs"], len(splits.train_y), improved)
+
+            # the callbacks may end the run here (early stopping); the reason goes into summary.json
+            state.stopped = next((reason for c in callbacks if (reason := c.on_epoch_end(state))), None)
+            if state.stopped:
+                console.print(state.stopped)
+        for callback in callbacks:
+            callback.on_train_end(state)
     except KeyboardInterrupt:
         raise RunInterrupted(f"interrupted in epoch {epoch}; {state.saved} finished epoch(s) are saved in "
                              f"{run.file('last.pt')}; resume with: fmnist run --resume {run.path}") from None
@@ -187,6 +203,7 @@ def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: RunSta
         "best_val_acc": round(state.best["val_acc"], 6),
         "best_epoch": state.best["epoch"],
         "epochs": state.history,
+        "stopped": state.stopped or f"completed all {ready.hparams['num_epochs']} epochs",
         "train_seconds": round(sum(e["seconds"] for e in state.history), 3),
         "startup_seconds": startup,
         "params": sum(p.numel() for p in trainer.model.parameters()),

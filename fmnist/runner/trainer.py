@@ -70,6 +70,8 @@ class Trainer:
             logits, loss = self._forward(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.hparams["clip_grad"] is not None:  # on the device, no host sync
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams["clip_grad"])
             self.optimizer.step()
             self.schedule.step()
             with torch.no_grad():

@@ -169,3 +169,20 @@ def test_early_stopping_ends_the_run_and_says_why(cli, write_spec, real_data, tm
     assert summary["stopped"] == "early stop after epoch 3: no validation improvement for 2 epoch(s) since epoch 1 (--patience 2)"
     assert summary["stopped"] in out and summary["hparams"]["clip_grad"] == 1.0
     assert len((run / "metrics.csv").read_text().splitlines()) == 4
+
+
+def test_onecycle_is_torchs_and_resumes_where_it_left_off(write_spec):
+    trainer = tiny_trainer(write_spec, schedule="onecycle", num_epochs=2)
+    assert type(trainer.schedule).__name__ == "OneCycleLR"
+    betas = []
+    for _ in range(20):
+        betas.append(trainer.optimizer.param_groups[0]["betas"][0])
+        trainer.optimizer.step()
+        trainer.schedule.step()
+    assert betas[0] == pytest.approx(0.95) and betas[-1] < 0.95  # momentum cycles against the learning rate
+    state = trainer.state_dict()
+    again = tiny_trainer(write_spec, schedule="onecycle", num_epochs=2)
+    again.load_state_dict(state)
+    trainer.optimizer.step(), trainer.schedule.step()
+    again.optimizer.step(), again.schedule.step()
+    assert again.optimizer.param_groups[0]["lr"] == trainer.optimizer.param_groups[0]["lr"]

@@ -30,16 +30,28 @@ def _cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _onecycle(step: int, total: int, warmup: int) -> float:
-    """Up from lr/25 to lr, then cosine down to lr/1e4 (as torch's OneCycleLR)."""
-    warmup = warmup or max(1, int(0.3 * total))
-    if step < warmup:
-        return 1 / 25 + (1 - 1 / 25) * step / warmup
-    return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 # name -> (step, total steps, warm-up steps) -> multiplier of the learning rate
-SCHEDULES: dict[str, Callable[[int, int, int], float]] = {"constant": _constant, "cosine": _cosine, "onecycle": _onecycle}
+MULTIPLIERS: dict[str, Callable[[int, int, int], float]] = {"constant": _constant, "cosine": _cosine}
+
+
+def _multiplier_schedule(name: str):
+    def make(optimizer, total: int, warmup: int):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: MULTIPLIERS[name](step, total, warmup))
+
+    return make
+
+
+def _onecycle(optimizer, total: int, warmup: int):
+    """torch's OneCycleLR itself: up from lr/25 over the warm-up (30% of the run when none is given), cosine down to
+    lr/25/1e4, momentum (Adam's beta1) cycled the other way; resumable through its state_dict."""
+    peak = [group["lr"] for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=max(total, 2),
+                                               pct_start=min(0.99, warmup / total) if warmup and total else 0.3)
+
+
+# name -> (optimizer, total steps, warm-up steps) -> a per-step scheduler
+SCHEDULES: dict[str, Callable] = {"constant": _multiplier_schedule("constant"), "cosine": _multiplier_schedule("cosine"),
+                                  "onecycle": _onecycle}
 
 
 def make_optimizer(model: torch.nn.Module, hparams: dict, fused: bool) -> torch.optim.Optimizer:
@@ -47,9 +59,8 @@ def make_optimizer(model: torch.nn.Module, hparams: dict, fused: bool) -> torch.
     return OPTIMIZERS[hparams["optimizer"]](model.parameters(), hparams, extra)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, hparams: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_schedule(optimizer: torch.optim.Optimizer, hparams: dict, steps_per_epoch: int):
     """A per-step schedule over the whole run (stepped after every optimizer step)."""
     total = hparams["num_epochs"] * steps_per_epoch
     warmup = int(round(hparams["warmup_epochs"] * steps_per_epoch))
-    shape = SCHEDULES[hparams["schedule"]]
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: shape(step, total, warmup))
+    return SCHEDULES[hparams["schedule"]](optimizer, total, warmup)

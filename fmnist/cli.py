@@ -72,8 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         _say("interrupted")
         return EXIT_INTERRUPTED
     try:
-        result = group.main(args=argv, prog_name="fmnist", standalone_mode=False)
+        # make_context + invoke rather than group.main(): main() prints a blank line of its own on Ctrl-C
+        with group.make_context("fmnist", list(sys.argv[1:] if argv is None else argv)) as context:
+            result = group.invoke(context)
         return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as done:  # --help, --version
+        return done.exit_code
     except click.UsageError as error:  # click's own usage text is four lines; users get one
         if type(error).__name__ == "NoArgsIsHelpError":  # bare `fmnist` (click >= 8.2): the help, not an error
             click.echo(error.ctx.get_help())

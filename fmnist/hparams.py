@@ -18,6 +18,7 @@ class HParam:
 
 
 LOSSES = ("softmax", "sigmoid")
+PRECISIONS = ("auto", "fp32", "bf16")  # --precision: auto = bf16 where the device does it natively
 MAX_CROP_PAD = 14  # half a 28-pixel image: a larger shift would crop the object out entirely
 AUGMENT_MAPPING = {"type": "object", "additionalProperties": False,
                    "properties": {"crop": {"type": "integer", "minimum": 0, "maximum": MAX_CROP_PAD},

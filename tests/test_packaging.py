@@ -22,3 +22,18 @@ def test_packaged_specs_ship_with_the_package():
 def test_python_dash_m_fmnist_is_the_command(tmp_path):
     result = subprocess.run([sys.executable, "-m", "fmnist", "summary", "cnn_4"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0 and "Total params: 65,994" in result.stdout
+
+
+def test_help_does_not_load_torch():
+    code = "import sys; from fmnist.cli import main; main(['--help']); main(['run', '--help']); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().endswith("False")
+
+
+def test_choice_lists_in_the_commands_match_their_registries():
+    from fmnist.commands.experiment_commands import KEEP_CHOICES
+    from fmnist.commands.inspect_commands import EXPORT_FORMATS
+    from fmnist.experiments.grid import KEEP
+    from fmnist.runner.export import FORMATS
+
+    assert EXPORT_FORMATS == tuple(FORMATS) and KEEP_CHOICES == tuple(KEEP)

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..builder.spec import load_spec
 from ..console import make_console
 from ..errors import TrainingError, UsageError
-from ..experiments import grid as grid_cells
-from ..experiments import search as searching
 from ..hparams import HPARAMS, LOSSES
-from ..runner.preflight import RunOptions, prepare
-from ..runner.session import RunInterrupted
 from .run_commands import check_out_folder, hparam_options, where_options
+
+KEEP_CHOICES = ("all", "best", "none")  # experiments/grid.py's KEEP (a test keeps the two equal)
 
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
@@ -22,6 +19,8 @@ BOTH = {"both": [False, True], "on": [True], "off": [False]}
 
 def _distinct(paths: tuple[str, ...]) -> list:
     """The specs once each (the same file twice is one), refusing two files that share a name: they would share cells."""
+    from ..builder.spec import load_spec
+
     loaded, seen_files, seen_names = [], set(), {}
     for path in paths:
         resolved = Path(path).resolve()
@@ -45,7 +44,7 @@ def _distinct(paths: tuple[str, ...]) -> list:
 @click.option("--out", default="runs/table1", show_default=True, help="Folder of the cells, table.md and table.csv.")
 @click.option("--results", "results_dir", help="Folder of one result JSON per finished cell (to commit); a cell whose "
               "file is there counts as finished, so a table can be completed in pieces, on any machine.")
-@click.option("--keep", type=click.Choice(list(grid_cells.KEEP)), default="all", show_default=True,
+@click.option("--keep", type=click.Choice(KEEP_CHOICES), default="all", show_default=True,
               help="Checkpoints a finished cell keeps: all (best.pt, last.pt), best, or none (results only).")
 @click.option("--storage", help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
 @click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")
@@ -56,6 +55,10 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 
     Finished cells are skipped when the command is run again; a killed cell resumes from its last epoch.
     """
+    from ..experiments import grid as grid_cells
+    from ..runner.preflight import RunOptions, prepare
+    from ..runner.session import RunInterrupted
+
     console = make_console()
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
@@ -119,6 +122,10 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
     """
+    from ..builder.spec import load_spec
+    from ..experiments import search as searching
+    from ..runner.preflight import RunOptions, prepare
+
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
     loaded = load_spec(spec)

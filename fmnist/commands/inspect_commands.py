@@ -4,21 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
-from rich.table import Table
 
 from ..console import make_console
-from ..errors import StorageError, UsageError
-from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset
-from ..runner.device import resolve_device
-from ..runner.export import FORMATS, export
-from ..runner.images import load_image
-from ..runner.losses import PROBABILITIES
-from ..runner.plots import plot_confusion
-from ..runner.evaluation import test_report
-from ..runner.inputs import describe_input, model_input
-from ..runner.rundir import RunDir, strict_json
-from ..runner.speedups import eval_levers
+from ..errors import StorageError
+
+EXPORT_FORMATS = ("onnx", "torchscript")  # runner/export.py's FORMATS (a test keeps the two equal)
 
 
 @click.command(name="eval")
@@ -27,6 +17,13 @@ from ..runner.speedups import eval_levers
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def evaluate(run_path: str, device: str, as_json: bool) -> int:
     """Test accuracy, per-class accuracy and confusion matrix of RUN's best epoch (also saved as confusion.png)."""
+    from ..runner.data import load_splits, locate
+    from ..runner.device import resolve_device
+    from ..runner.evaluation import test_report
+    from ..runner.plots import plot_confusion
+    from ..runner.rundir import RunDir, strict_json
+    from ..runner.speedups import eval_levers
+
     torch_device = resolve_device(device)
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch_device)
@@ -48,6 +45,8 @@ def evaluate(run_path: str, device: str, as_json: bool) -> int:
 
 
 def print_report(report: dict, name: str, epoch: int) -> None:
+    from rich.table import Table
+
     console = make_console()
     console.print(f"{name} · best validation epoch {epoch} · test accuracy {100 * report['test_acc']:.2f}% "
                   f"· test loss {report['test_loss']:.4f}")
@@ -68,6 +67,16 @@ def print_report(report: dict, name: str, epoch: int) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
     """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
+    import torch
+
+    from ..errors import UsageError
+    from ..runner.data import CLASS_NAMES
+    from ..runner.device import resolve_device
+    from ..runner.images import load_image
+    from ..runner.inputs import model_input
+    from ..runner.losses import PROBABILITIES
+    from ..runner.rundir import RunDir
+
     torch_device = resolve_device(device)
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch_device)
@@ -86,10 +95,17 @@ def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
 
 @click.command(name="export")
 @click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="onnx", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="onnx", show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Output file [RUN/model.onnx or RUN/model.ts.pt].")
 def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     """Write RUN's best model as ONNX or TorchScript, with its class names, for use outside fmnist."""
+    import torch
+
+    from ..runner.data import CLASS_NAMES
+    from ..runner.export import export
+    from ..runner.inputs import describe_input
+    from ..runner.rundir import RunDir
+
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch.device("cpu"))
     spec = run.spec()
@@ -110,6 +126,8 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
 @click.option("--download", is_flag=True, help="If not found, fetch it with torchvision (needs the internet).")
 def data(data_dir: str | None, download: bool) -> int:
     """Where Fashion-MNIST was found, whether it verifies, and how to get it if not."""
+    from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, locate, read_dataset
+
     source = locate(data_dir, download=download, create=download)
     arrays = read_dataset(source)
     click.echo(f"Fashion-MNIST found: {source.how}")

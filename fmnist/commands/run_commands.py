@@ -5,17 +5,16 @@ from pathlib import Path
 
 import click
 
-from ..builder.spec import PACKAGED_SPECS, load_spec
 from ..console import make_console
 from ..errors import UsageError
-from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, SCHEDULES
-from ..runner.session import RunOptions, resume, start
-from ..runner.speedups import PRECISIONS
+from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
 
 
 
 def spec_for_model(name: str) -> Path:
     """--model CNN_1 -> the packaged specs/cnn_1.yaml."""
+    from ..builder.spec import PACKAGED_SPECS
+
     path = PACKAGED_SPECS / f"{name.lower()}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem.upper() for p in PACKAGED_SPECS.glob("*.yaml")))
@@ -95,6 +94,9 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
     """
+    from ..builder.spec import load_spec
+    from ..runner.session import RunOptions, resume, start
+
     console = make_console()
     chosen = [given for given in (spec, model, resume_path) if given]
     if len(chosen) != 1:

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..builder.build import plan
-from ..builder.summary import print_summary, summary_dict
 from ..console import make_console
-from ..builder.spec import STDIN
 from ..errors import FmnistError, UsageError
+
+STDIN = "-"  # a spec read from standard input (builder.spec reads it)
 
 
 @click.command()
@@ -21,6 +20,9 @@ def summary(spec: str, as_json: bool) -> int:
 
     Exit 1 when an `expect` figure does not come out, 2 when the spec is invalid (as validate).
     """
+    from ..builder.build import plan
+    from ..builder.summary import print_summary, summary_dict
+
     built = plan(spec)
     if as_json:
         data = summary_dict(built)
@@ -55,6 +57,8 @@ def validate(specs: tuple[str, ...]) -> int:
 
     Exit 0 if all are good, 2 if any is invalid, else 1 if an `expect` figure does not come out; one line per problem.
     """
+    from ..builder.build import plan
+
     invalid = failed_expect = 0
     for spec in spec_paths(specs):
         try:

@@ -15,10 +15,10 @@ import ctypes.util
 import torch
 
 from ..errors import UsageError
+from ..hparams import PRECISIONS
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt() parameters
 _KEEP_BYTES = 1 << 30
-PRECISIONS = ("auto", "fp32", "bf16")
 _NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 

@@ -68,7 +68,7 @@ TINY_SPEC = "name: tiny\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n"  # train
 
 def only_run(parent: Path) -> Path:
     """The one run folder fmnist made under `parent`."""
-    (run,) = [path for path in parent.iterdir() if path.is_dir()]
+    (run,) = [path for path in parent.iterdir() if path.is_dir() and not path.is_symlink()]  # not the 'latest' link
     return run
 
 

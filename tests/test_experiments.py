@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PNG_SIGNATURE
+from tests.conftest import PNG_SIGNATURE, only_run
 
 TINY_A = "name: tiny_a\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n"
 TINY_B = "name: tiny_b\nlayers: [pool 2x2, fc 10]\n"
@@ -195,7 +195,7 @@ def test_threads_per_run_and_per_grid_cell(cli, write_spec, real_data, tmp_path)
     spec = write_spec(TINY_A, "a.yaml")
     code, _, err = cli("run", spec, *QUICK, "--threads", "1", "--out", tmp_path / "r")
     assert (code, err) == (0, "")
-    (run,) = (tmp_path / "r").iterdir()
+    run = only_run(tmp_path / "r")
     assert yaml.safe_load((run / "config.yaml").read_text())["machine"]["threads"] == 1
     code, _, err = cli("grid", spec, *QUICK, "--loss", "softmax", "--jobs", "2", "--out", tmp_path / "g")
     assert (code, err) == (0, "")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmnist.runner.data import CLASS_NAMES, read_dataset
-from tests.conftest import SPECS
+from tests.conftest import SPECS, only_run
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def trained_run(tmp_path_factory, real_data):
 
     out = tmp_path_factory.mktemp("export")
     assert main(["run", str(SPECS / "resnet_small.yaml"), "--train-limit", "256", "--num-epochs", "1", "--out", str(out)]) == 0
-    (run,) = out.iterdir()
+    run = only_run(out)
     return run
 
 

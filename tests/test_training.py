@@ -163,7 +163,7 @@ def test_early_stopping_ends_the_run_and_says_why(cli, write_spec, real_data, tm
     code, out, err = cli("run", spec, "--train-limit", "300", "--num-epochs", "10", "--lr", "1e-12", "--clip-grad", "1.0",
                          "--out", tmp_path / "runs")
     assert (code, err) == (0, "")
-    (run,) = (tmp_path / "runs").iterdir()
+    run = only_run(tmp_path / "runs")
     summary = json.loads((run / "summary.json").read_text())
     assert [e["epoch"] for e in summary["epochs"]] == [1, 2, 3]  # a learning rate of 1e-12 never improves on epoch 1
     assert summary["stopped"] == "early stop after epoch 3: no validation improvement for 2 epoch(s) since epoch 1 (--patience 2)"

@@ -102,7 +102,11 @@ class RunDir:
         while True:
             try:
                 path.mkdir(parents=True)
-                return cls(path).lock()
+                run = cls(path).lock()
+                from .catalog import point_latest
+
+                point_latest(Path(out), path)
+                return run
             except FileExistsError:
                 suffix += 1
                 path = Path(f"{base}-{suffix}")

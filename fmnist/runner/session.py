@@ -26,6 +26,7 @@ from .preflight import Prepared, RunOptions, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
 from .callbacks import callbacks_for
+from .catalog import ERROR_FILE
 from .evaluation import test_report
 from .models import load_weights, make_model
 from .trainer import Trainer
@@ -125,6 +126,8 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     splits = splits.to(device)
     trainer = Trainer(model, splits, hparams, device, **ready.speed)
 
+    run.file(ERROR_FILE).unlink(missing_ok=True)  # a resumed run is no longer the failure it was
+
     # where to begin: a fresh run saves its epoch 0 at once, so a kill from here on can always be resumed
     if checkpoint is not None:
         load_weights(trainer, checkpoint["trainer"], run.file("last.pt"))
@@ -181,11 +184,20 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
         raise RunInterrupted(f"interrupted in epoch {epoch}; {state.saved} finished epoch(s) are saved in "
                              f"{run.file('last.pt')}; resume with: fmnist run --resume {run.path}") from None
     except FmnistError as error:
+        _record_failure(run, error)
         kept = f"best checkpoint (epoch {state.best['epoch']}, val {_percent(state.best['val_acc'])}) kept in " \
                f"{run.file('best.pt')}" if state.best["epoch"] else "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
         raise
     return finish(run, trainer, ready, splits, state, console, startup)
+
+
+def _record_failure(run: RunDir, error: FmnistError) -> None:
+    """The error that ended a run, in one line beside it, so `fmnist runs` can tell failed from interrupted."""
+    try:
+        (run.file(ERROR_FILE)).write_text(" ".join(str(error.message).split()) + "\n")
+    except OSError:  # a full or read-only disk may be why it failed: the message is still printed
+        pass
 
 
 def _last(trainer: Trainer, state: RunState, spec: Spec, hparams: dict, epoch: int = 0) -> dict:

@@ -10,6 +10,7 @@ from fmnist.runner.augment import crop_and_flip
 from fmnist.runner.data import Splits
 from fmnist.runner.models import make_model
 from fmnist.runner.trainer import NonFiniteLoss, Trainer
+from tests.conftest import only_run
 
 TINY_SPEC = """
 name: tiny

@@ -1,6 +1,7 @@
 """`fmnist eval`, `fmnist predict` and `fmnist data`: look at a finished run, use it, or check the dataset."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -49,7 +50,8 @@ def print_report(report: dict, name: str, epoch: int) -> None:
 
     console = make_console()
     console.print(f"{name} · best validation epoch {epoch} · test accuracy {100 * report['test_acc']:.2f}% "
-                  f"· test loss {report['test_loss']:.4f}")
+                  f"· test loss {report['test_loss']:.4f} · "
+                  + " · ".join(f"{k} {100 * v:.2f}%" for k, v in report["top_k_acc"].items() if k != "top1"))
     names = report["class_names"]
     table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
     table.add_column("true \\ predicted")
@@ -59,13 +61,21 @@ def print_report(report: dict, name: str, epoch: int) -> None:
     for index, (name, row) in enumerate(zip(names, report["confusion"])):
         table.add_row(f"{index} {name}", *(f"{count:,}" for count in row), f"{100 * report['per_class_acc'][name]:.1f}%")
     console.print(table)
+    metrics = Table(title="Per class", title_justify="left")
+    for header in ("class", "precision", "recall", "F1", "support"):
+        metrics.add_column(header, justify="left" if header == "class" else "right")
+    for name, row in report["per_class"].items():
+        metrics.add_row(name, f"{100 * row['precision']:.1f}%", f"{100 * row['recall']:.1f}%", f"{100 * row['f1']:.1f}%",
+                        f"{row['support']:,}")
+    console.print(metrics)
 
 
 @click.command()
 @click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False))
 @click.argument("images", nargs=-1, required=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list (every class's probability) instead of lines.")
+def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) -> int:
     """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
     import torch
 
@@ -87,9 +97,16 @@ def predict(run_path: str, images: tuple[str, ...], device: str) -> int:
         raise UsageError(f"the model takes {spec.input[1]}x{spec.input[2]} images, not 28x28")
     with torch.inference_mode():
         probabilities = PROBABILITIES[run.settings()["loss"]](model(model_input(batch)))
-    for path, row in zip(images, probabilities.cpu()):
-        best = int(row.argmax())
-        click.echo(f"{path}\t{names[best]}\t{100 * float(row[best]):.1f}%")
+    rows = [(path, row.tolist()) for path, row in zip(images, probabilities.float().cpu())]
+    if as_json:
+        click.echo(json.dumps([{"image": path, "class": names[max(range(len(row)), key=row.__getitem__)],
+                                "probability": round(max(row), 6),
+                                "probabilities": {name: round(p, 6) for name, p in zip(names, row)}}
+                               for path, row in rows], indent=2))
+        return 0
+    for path, row in rows:
+        best = max(range(len(row)), key=row.__getitem__)
+        click.echo(f"{path}\t{names[best]}\t{100 * row[best]:.1f}%")
     return 0
 
 
@@ -124,17 +141,25 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
 @click.command()
 @click.option("--data-dir", help="Folder with the four IDX files (else $FMNIST_DATA, ./data, Debian's package).")
 @click.option("--download", is_flag=True, help="If not found, fetch it with torchvision (needs the internet).")
-def data(data_dir: str | None, download: bool) -> int:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
+def data(data_dir: str | None, download: bool, as_json: bool) -> int:
     """Where Fashion-MNIST was found, whether it verifies, and how to get it if not."""
     from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, locate, read_dataset
 
     source = locate(data_dir, download=download, create=download)
     arrays = read_dataset(source)
+    train = len(arrays["train_labels"]) - VALIDATION_PER_CLASS * len(CLASS_NAMES)
+    if as_json:
+        click.echo(json.dumps({"dataset": "fashion-mnist", "found": source.how, "verified": True,
+                               "files": {key: {"path": str(source.paths[key]), "shape": list(arrays[key].shape),
+                                               "md5": expected.md5} for key, expected in FILES.items()},
+                               "split": {"train": train, "validation": VALIDATION_PER_CLASS * len(CLASS_NAMES),
+                                         "test": len(arrays["test_labels"])}, "classes": list(CLASS_NAMES)}, indent=2))
+        return 0
     click.echo(f"Fashion-MNIST found: {source.how}")
     for key, expected in FILES.items():
         click.echo(f"  {source.paths[key].name:<28} {' x '.join(f'{n:,}' for n in arrays[key].shape):<18} MD5 {expected.md5} ok")
     click.echo("verified: magic numbers, sizes, labels 0-9 and the published MD5 of the decompressed bytes")
-    train = len(arrays["train_labels"]) - VALIDATION_PER_CLASS * len(CLASS_NAMES)
     click.echo(f"split: {train:,} train / {VALIDATION_PER_CLASS * len(CLASS_NAMES):,} validation "
                f"({VALIDATION_PER_CLASS:,} per class, fixed seed) / {len(arrays['test_labels']):,} test")
     return 0

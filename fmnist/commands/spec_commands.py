@@ -52,26 +52,34 @@ def spec_paths(given: tuple[str, ...]) -> list[str]:
 
 @click.command()
 @click.argument("specs", nargs=-1, required=True)
-def validate(specs: tuple[str, ...]) -> int:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list, an object per spec, instead of lines.")
+def validate(specs: tuple[str, ...], as_json: bool) -> int:
     """Check SPECS (files, folders of *.yaml, or - for standard input): schema, layers, shapes, `expect` figures.
 
     Exit 0 if all are good, 2 if any is invalid, else 1 if an `expect` figure does not come out; one line per problem.
     """
     from ..builder.build import plan
 
-    invalid = failed_expect = 0
+    reports = []
     for spec in spec_paths(specs):
         try:
             built = plan(spec)
-            failed = [check for check in built.checks() if not check.ok]
         except FmnistError as error:
-            for problem in error.all():
-                click.echo(" ".join(str(problem).split()), err=True)
-            invalid += 1
+            reports.append({"file": spec, "ok": False, "valid": False,
+                            "problems": [" ".join(str(problem).split()) for problem in error.all()]})
             continue
-        for check in failed:
-            click.echo(f"{built.spec.file}: expect {check.describe()}", err=True)
-        failed_expect += bool(failed)
-        if not failed:
-            click.echo(f"{built.spec.file}: ok ({built.spec.name}, {built.params['total']:,} params)")
-    return EXIT_INVALID if invalid else EXIT_EXPECT if failed_expect else 0
+        failed = [check.describe() for check in built.checks() if not check.ok]
+        reports.append({"file": built.spec.file, "ok": not failed, "valid": True, "name": built.spec.name,
+                        "params": built.params["total"], "macs": built.macs,
+                        "problems": [f"{built.spec.file}: expect {text}" for text in failed]})
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+    else:
+        for report in reports:
+            for problem in report["problems"]:
+                click.echo(problem, err=True)
+            if report["ok"]:
+                click.echo(f"{report['file']}: ok ({report['name']}, {report['params']:,} params)")
+    if any(not report["valid"] for report in reports):
+        return EXIT_INVALID
+    return EXIT_EXPECT if any(not report["ok"] for report in reports) else 0

@@ -10,6 +10,7 @@ from .inputs import model_input
 from .losses import LOSSES
 
 EVAL_BATCH = 1000
+TOP_K = (1, 3, 5)  # top-k accuracies reported by eval (those k below the number of classes)
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Evaluation:
     loss: float
     accuracy: float
     predictions: torch.Tensor  # predicted class per image, on the CPU
+    top_k: dict[int, float] | None = None  # k -> share of images whose class is among the k highest logits
 
     def confusion(self, labels: torch.Tensor, classes: int) -> torch.Tensor:
         """classes x classes counts: row = true class, column = predicted class."""
@@ -30,6 +32,7 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     model.eval()
     loss_fn = LOSSES[loss]
     loss_sum = torch.zeros((), device=device)
+    hits: dict[int, torch.Tensor] = {}
     predictions = []
     for start in range(0, len(labels), EVAL_BATCH):
         y = labels[start:start + EVAL_BATCH]
@@ -37,9 +40,25 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
             logits = model(model_input(images[start:start + EVAL_BATCH], channels_last))
         loss_sum += loss_fn(logits.float(), y) * len(y)  # the loss always in fp32
         predictions.append(logits.argmax(1))
+        ranked = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices == y[:, None]
+        for k in (k for k in TOP_K if k < logits.shape[1] or k == 1):  # on the device: no sync per batch
+            hits[k] = hits.get(k, 0) + ranked[:, :k].any(1).sum()
     predicted = torch.cat(predictions)
     accuracy = (predicted == labels).float().mean()
-    return Evaluation(float(loss_sum) / len(labels), float(accuracy), predicted.cpu())
+    top_k = {k: float(count) / len(labels) for k, count in hits.items()}
+    top_k[1] = float(accuracy)  # by definition; topk and argmax may break ties between equal bf16 logits apart
+    return Evaluation(float(loss_sum) / len(labels), float(accuracy), predicted.cpu(), top_k)
+
+
+def class_metrics(confusion: torch.Tensor, names) -> dict[str, dict]:
+    """Precision, recall, F1 and support of each class from a confusion matrix (rows: true, columns: predicted)."""
+    confusion = confusion.double()
+    hits, predicted, actual = confusion.diag(), confusion.sum(0), confusion.sum(1)
+    precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), torch.zeros_like(hits))
+    recall = torch.where(actual > 0, hits / actual.clamp(min=1), torch.zeros_like(hits))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(hits))
+    return {name: {"precision": round(float(p), 6), "recall": round(float(r), 6), "f1": round(float(f), 6), "support": int(n)}
+            for name, p, r, f, n in zip(names, precision, recall, f1, actual)}
 
 
 def test_report(model: torch.nn.Module, splits, loss: str, device: torch.device, precision: str = "fp32",
@@ -51,7 +70,9 @@ def test_report(model: torch.nn.Module, splits, loss: str, device: torch.device,
     return {
         "test_acc": round(test.accuracy, 6),
         "test_loss": round(test.loss, 6),
+        "top_k_acc": {f"top{k}": round(share, 6) for k, share in test.top_k.items()},
         "per_class_acc": {name: round(acc, 6) for name, acc in zip(splits.class_names, per_class)},
+        "per_class": class_metrics(confusion, splits.class_names),
         "confusion": confusion.tolist(),
         "class_names": list(splits.class_names),
     }

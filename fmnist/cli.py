@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         group = _import_commands()
         import click
 
-        from .errors import FmnistError
+        from .errors import FmnistError, raised_by_interrupt
         from .redact import masked
     except KeyboardInterrupt:
         group = None
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         _say("error: out of memory (try a smaller --batch-size or a smaller model)")
         return 1
     except Exception as error:  # a bug in fmnist, not the user's input: one line, the traceback on request
+        if raised_by_interrupt(error):
+            _say("interrupted")
+            return EXIT_INTERRUPTED
         if os.environ.get(SHOW_TRACEBACK):
             raise
         _say(f"internal error: {type(error).__name__}: {masked(error)} (please report it; {SHOW_TRACEBACK}=1 shows the traceback)")

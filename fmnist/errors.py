@@ -62,3 +62,15 @@ def did_you_mean(word: str, choices) -> str:
 
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def raised_by_interrupt(error: BaseException) -> bool:
+    """An error that a Ctrl-C (or SIGTERM) caused on its way through a C extension (torch, matplotlib), which
+    re-raise it as RuntimeError or SystemError: it is an interruption, not a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

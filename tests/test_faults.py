@@ -63,7 +63,7 @@ def test_ctrl_c_stops_the_whole_grid_and_says_what_finished(write_spec, real_dat
     cells = sorted(p.name for p in (tmp_path / "g").iterdir() if p.name.startswith("tiny-"))
     assert cells == ["tiny-noaug-softmax"]  # the queued cells never started
     assert (first / "last.pt").is_file()  # the running cell saved its finished epochs
-    assert "interrupted in epoch" in (tmp_path / "g" / "logs" / "tiny-noaug-softmax.log").read_text()
+    assert "finished epoch(s) are saved" in (tmp_path / "g" / "logs" / "tiny-noaug-softmax.log").read_text()
     leftover = subprocess.run(["pgrep", "-f", f"--run-dir {first}"], capture_output=True, text=True).stdout
     assert leftover == ""  # no cell process outlives the grid
 
@@ -356,5 +356,19 @@ def test_sigterm_stops_a_run_like_ctrl_c(write_spec, real_data, tmp_path):
                what="an epoch was saved")
     run_process.terminate()
     _, err = run_process.communicate(timeout=60)
-    assert run_process.returncode == 130 and one_line(err)
+    assert run_process.returncode == 130 and one_line(err), err
     assert "finished epoch(s) are saved" in err and "resume with: fmnist run --resume" in err
+
+
+def test_an_error_a_ctrl_c_caused_inside_a_c_extension_counts_as_the_interrupt():
+    from fmnist.errors import raised_by_interrupt
+
+    def c_extension_callback():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("<built-in function> returned a result with an exception set")
+
+    with pytest.raises(SystemError) as caught:
+        c_extension_callback()
+    assert raised_by_interrupt(caught.value) and not raised_by_interrupt(ValueError("a real bug"))

@@ -158,7 +158,7 @@ def _wait_for_epochs(run_parent: Path, epochs: int, process, limit_s=120):
 
     def written():
         metrics = list(run_parent.glob("*/metrics.csv"))
-        found[:] = [m.parent for m in metrics if len(m.read_text().splitlines()) > epochs]
+        found[:] = [m.parent for m in metrics if not m.parent.is_symlink() and len(m.read_text().splitlines()) > epochs]
         return bool(found)
 
     wait_until(written, process, limit_s, f"epoch {epochs} was saved")

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .. import STARTED, __version__
 from ..builder.spec import Spec
-from ..errors import FmnistError, UsageError
+from ..errors import FmnistError, UsageError, raised_by_interrupt
 from ..redact import masked
 from .data import load_splits
 from .plots import plot_curves
@@ -181,15 +181,24 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
         for callback in callbacks:
             callback.on_train_end(state)
     except KeyboardInterrupt:
-        raise RunInterrupted(f"interrupted in epoch {epoch}; {state.saved} finished epoch(s) are saved in "
-                             f"{run.file('last.pt')}; resume with: fmnist run --resume {run.path}") from None
+        raise _interrupted(run, state, epoch) from None
     except FmnistError as error:
         _record_failure(run, error)
         kept = f"best checkpoint (epoch {state.best['epoch']}, val {_percent(state.best['val_acc'])}) kept in " \
                f"{run.file('best.pt')}" if state.best["epoch"] else "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
         raise
+    except Exception as error:
+        if raised_by_interrupt(error):
+            raise _interrupted(run, state, epoch) from None
+        raise
     return finish(run, trainer, ready, splits, state, console, startup)
+
+
+def _interrupted(run: RunDir, state: RunState, epoch: int) -> RunInterrupted:
+    where = f"after epoch {state.saved}" if state.saved >= epoch else f"in epoch {epoch}"
+    return RunInterrupted(f"interrupted {where}; {state.saved} finished epoch(s) are saved in {run.file('last.pt')}; "
+                          f"resume with: fmnist run --resume {run.path}")
 
 
 def _record_failure(run: RunDir, error: FmnistError) -> None:

@@ -212,3 +212,32 @@ def test_real_check_cnn_4_one_epoch_on_the_full_training_set(cli, real_data, tmp
     assert (code, err) == (0, "")
     summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
     assert summary["test_acc"] >= 0.85, out
+
+
+def test_set_overrides_the_spec_and_print_config_round_trips(cli, tmp_path):
+    code, out, err = cli("run", "cnn_4", "--set", "train.lr=1e-3", "--set", "layers.1=conv 5x5x16", "--set", "expect={}",
+                         "--batch-size", "64", "--print-config")
+    assert (code, err) == (0, "")
+    printed = yaml.safe_load(out)
+    assert printed["layers"][0] == "conv 5x5x16" and printed["train"]["lr"] == 0.001 and printed["train"]["batch_size"] == 64
+    (tmp_path / "y.yaml").write_text(out)
+    code, out, _ = cli("validate", tmp_path / "y.yaml")
+    assert code == 0 and "(CNN_4, 39,946 params)" in out
+    for bad, message in (("train.lr=abc", "train.lr: 'abc' is not of type 'number'"),
+                         ("layers.99=relu", "--set layers.99=relu: '99' is not a position from 1 to 13 in layers"),
+                         ("nokey", "--set nokey: expected KEY=VALUE")):
+        code, _, err = cli("run", "cnn_4", "--set", bad, "--dry-run")
+        assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_set_is_recorded_in_the_run_folder(cli, real_data, tmp_path):
+    code, _, err = cli("run", "cnn_4", "--set", "train.seed=7", "--train-limit", "300", "--num-epochs", "1", "--out", tmp_path)
+    assert (code, err) == (0, "")
+    config = yaml.safe_load((only_run(tmp_path) / "config.yaml").read_text())
+    assert config["overrides"] == ["train.seed=7"] and config["hparams"]["seed"] == 7 and config["spec"]["train"]["seed"] == 7
+
+
+def test_exponent_numbers_read_as_numbers_in_specs(cli, write_spec):
+    code, out, err = cli("run", write_spec("name: t\nlayers: [fc 10]\ntrain: {lr: 1e-3, rs: 5E-4}\n"), "--dry-run")
+    assert (code, err) == (0, "")
+    assert yaml.safe_load(out)["hparams"]["lr"] == 0.001 and yaml.safe_load(out)["hparams"]["rs"] == 0.0005

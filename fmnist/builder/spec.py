@@ -95,6 +95,7 @@ class Spec:
     train: dict = field(default_factory=dict)
     file: str | None = None
     document: dict = field(default_factory=dict)  # the plain data, kept for run folders and checkpoints
+    overrides: list[str] = field(default_factory=list)  # --set KEY=VALUE texts applied to the file, in order
 
 
 def plain(value):
@@ -135,12 +136,55 @@ def read_spec_text(source: str | Path) -> tuple[str, str]:
         raise SpecError(f"cannot read: {error.strerror}", str(path)) from None
 
 
-def load_spec(source: str | Path | dict) -> Spec:
-    """Read and validate a spec from a file path, '-' for standard input, or already-loaded data; raises SpecError."""
+def load_spec(source: str | Path | dict, overrides: tuple[str, ...] | list[str] = ()) -> Spec:
+    """Read and validate a spec from a file path, '-' for standard input, or already-loaded data, with --set
+    overrides applied first; raises SpecError."""
     if isinstance(source, dict):
-        return parse_spec(source, None)
-    text, name = read_spec_text(source)
-    return parse_spec(load_yaml(text, name), name)
+        document, name = source, None
+    else:
+        text, name = read_spec_text(source)
+        document = load_yaml(text, name)
+    for override in overrides:
+        document = apply_override(document, override)
+    spec = parse_spec(document, name)
+    spec.overrides = list(overrides)
+    return spec
+
+
+def apply_override(document, text: str):
+    """'train.lr=0.001' or 'input=[1,28,28]' or 'layers.3=conv 3x3x64' (the 3rd layer, as the summary numbers it):
+    the document with that value set; the value is read as YAML. The result is validated like the file."""
+    from .yaml_source import load_yaml as read_value
+
+    key, equals, raw = text.partition("=")
+    path = [part.strip() for part in key.split(".")]
+    if not equals or not all(path):
+        raise SpecError(f"--set {text}: expected KEY=VALUE with a dotted KEY, e.g. train.lr=0.001")
+    try:
+        value = plain(read_value(raw, "--set")) if raw.strip() else ""
+    except SpecError as error:
+        raise SpecError(f"--set {text}: the value is not valid YAML ({error.message})") from None
+    if not isinstance(document, dict):
+        raise SpecError(f"--set {text}: the spec's top level is not a mapping")
+    document = plain(document)
+    node = document
+    for depth, step in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, list):
+            if not step.isdigit() or not 1 <= int(step) <= len(node):
+                raise SpecError(f"--set {text}: '{step}' is not a position from 1 to {len(node)} in {'.'.join(path[:depth])}")
+            if last:
+                node[int(step) - 1] = value
+            else:
+                node = node[int(step) - 1]
+        elif isinstance(node, dict):
+            if last:
+                node[step] = value
+            else:
+                node = node.setdefault(step, {})
+        else:
+            raise SpecError(f"--set {text}: {'.'.join(path[:depth])} holds a value, not a mapping or list")
+    return document
 
 
 def parse_spec(document, file: str | None) -> Spec:

@@ -1,6 +1,8 @@
 """Safe YAML loading that remembers the line of every value and rejects what PyYAML lets through."""
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from ..errors import SpecError
@@ -11,6 +13,16 @@ MAX_DEPTH = 40
 MAX_BYTES = 1 << 20  # a spec is a page of text; a larger file is refused before it is parsed
 _STANDARD = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_STANDARD + name for name in ("map", "seq", "omap")}
+
+
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading 1e-3 as the number users mean (YAML 1.1 wants 1.0e-3, else it is a string)."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 class LineDict(dict):
@@ -47,7 +59,7 @@ def _line_at(text: str, position: int) -> int:
 def _check_depth(text: str, file: str | None) -> None:
     """Refuse runaway nesting from the event stream (iterative) before PyYAML's recursive composer sees it."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=SpecLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -63,7 +75,7 @@ def load_yaml(text: str, file: str | None = None):
     loader = None
     try:
         _check_depth(text, file)
-        loader = yaml.SafeLoader(text)  # the reader refuses control characters here, in the constructor
+        loader = SpecLoader(text)  # the reader refuses control characters here, in the constructor
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark

@@ -9,7 +9,7 @@ import click
 from ..console import make_console
 from ..errors import TrainingError, UsageError
 from ..hparams import HPARAMS, LOSSES
-from .run_commands import check_out_folder, hparam_options, where_options
+from .run_commands import check_out_folder, hparam_options, override_option, where_options
 
 KEEP_CHOICES = ("all", "best", "none")  # experiments/grid.py's KEEP (a test keeps the two equal)
 
@@ -17,7 +17,7 @@ MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a t
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
 
 
-def _distinct(paths: tuple[str, ...]) -> list:
+def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
     """The specs once each (the same file twice is one), refusing two files that share a name: they would share cells."""
     from ..builder.spec import load_spec
 
@@ -26,7 +26,7 @@ def _distinct(paths: tuple[str, ...]) -> list:
         resolved = Path(path).resolve()
         if resolved in seen_files:
             continue
-        spec = load_spec(path)
+        spec = load_spec(path, overrides)
         if spec.name in seen_names:
             raise UsageError(f"{path} and {seen_names[spec.name]} are both named '{spec.name}': grid cells are named "
                              f"after the spec, so rename one")
@@ -50,7 +50,8 @@ def _distinct(paths: tuple[str, ...]) -> list:
 @click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")
 @hparam_options
 @where_options
-def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name, device, **flags) -> int:
+@override_option
+def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name, device, overrides, **flags) -> int:
     """The study's Table 1: every SPEC x augmentation x softmax/sigmoid, each cell a normal run.
 
     Finished cells are skipped when the command is run again; a killed cell resumes from its last epoch.
@@ -68,7 +69,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     hparam_flags = {k: v for k, v in flags.items() if k in HPARAMS}
     options = RunOptions(device=device, data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
                          precision=flags["precision"], threads=flags["threads"])
-    loaded = _distinct(specs)
+    loaded = _distinct(specs, overrides)
     resolved = []
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
         ready = prepare(spec, hparam_flags, options)
@@ -116,8 +117,9 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @click.option("--retrain/--no-retrain", default=True, help="At the end, retrain the best trial and test it. [retrain]")
 @hparam_options
 @where_options
+@override_option
 def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, device, data_dir, train_limit, fast,
-           precision, threads, **flags) -> int:
+           precision, threads, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
@@ -128,7 +130,7 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
 
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, overrides)
     options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision,
                          threads=threads)
     fixed = {**flags, "loss": loss, "augment": augment}

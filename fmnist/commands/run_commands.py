@@ -30,6 +30,17 @@ def given_options(context: click.Context, allowed: set[str]) -> list[str]:
             if param.name not in allowed and context.get_parameter_source(param.name) == ParameterSource.COMMANDLINE]
 
 
+def resolved_spec_yaml(spec, flags: dict) -> str:
+    """The spec as it will train, every setting written out in `train:`: a spec `fmnist validate` accepts again."""
+    import yaml
+
+    from ..hparams import resolve
+
+    document = dict(spec.document)
+    document["train"] = {name: value for name, value in resolve(spec.train, flags).items() if value is not None}
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
 def check_out_folder(out: str | Path) -> None:
     """--out must be a folder (or not exist yet): a file there is refused before anything runs."""
     path = Path(out)
@@ -61,6 +72,13 @@ def hparam_options(command):
     return command
 
 
+def override_option(command):
+    """--set KEY=VALUE, shared by run, grid and search."""
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Change the spec: a dotted key (train.lr=0.001, input=[1,28,28], layers.3='conv 3x3x64'); "
+                             "repeatable, checked like the file, recorded in config.yaml.")(command)
+
+
 def where_options(command):
     """Device, data and speed flags, shared by run, grid and search."""
     for option in reversed((
@@ -88,8 +106,11 @@ def where_options(command):
 @click.option("--out", default="runs", show_default=True, help="Parent folder of the run folder.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Exactly this run folder instead of OUT/<name>-<time>.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and stop.")
+@click.option("--print-config", is_flag=True, help="Print the spec with every resolved setting as YAML (itself a valid "
+              "spec) and stop.")
+@override_option
 def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, fast, precision, threads,
-        run_dir, dry_run, **flags) -> int:
+        run_dir, dry_run, print_config, overrides, **flags) -> int:
     """Train SPEC on Fashion-MNIST, keep the best validation epoch, test it.
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
@@ -112,7 +133,10 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
     if augment is not None and augment_data is not None and augment != augment_data:
         raise UsageError("--augment and --augment_data disagree")
     flags["augment"] = augment if augment is not None else augment_data
-    loaded = load_spec(spec or spec_for_model(model))
+    loaded = load_spec(spec or spec_for_model(model), overrides)
+    if print_config:
+        click.echo(resolved_spec_yaml(loaded, flags), nl=False)
+        return 0
     options = RunOptions(device=device, out=out, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
                          precision=precision, run_dir=run_dir, threads=threads)
     start(loaded, flags, options, console)

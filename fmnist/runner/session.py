@@ -76,6 +76,7 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
     return {
         "spec_file": ready.spec.file,
         "spec": ready.spec.document,
+        "overrides": ready.spec.overrides,
         "hparams": ready.hparams,
         "device": str(ready.device),
         "speed": ready.speed,

@@ -60,7 +60,7 @@ def test_summary_json(cli):
     assert data["name"] == "CNN_4" and data["input"] == [1, 28, 28]
     assert data["params"] == {"total": 65_994, "trainable": 65_994, "conv": 60_416, "bn": 448, "fc": 5_130}
     assert data["layers"][0] == {"index": 1, "layer": "conv 5x5x32", "kind": "conv", "output_shape": [32, 24, 24],
-                                 "params": 832, "macs": 32 * 24 * 24 * 25, "note": "", "line": 7,
+                                 "params": 832, "macs": 32 * 24 * 24 * 25, "activation_bytes": 4 * 32 * 24 * 24, "note": "", "line": 7,
                                  "depth": 0, "block": False}
     assert data["macs"] == sum(layer["macs"] for layer in data["layers"])
     assert data["expect"]["ok"] is True
@@ -90,3 +90,24 @@ def test_expect_mismatch_names_group_expected_and_actual(cli, write_spec):
                                 f"{path}: expect params.total: expected ~100 (±10%), got 54,170"]
     with pytest.raises(Exception, match="params.conv: expected 81, got 80"):
         build_model(path)
+
+
+@pytest.mark.parametrize("name", ["cnn_1", "cnn_2", "cnn_3", "cnn_4", "cnn_5"])
+def test_activation_memory_is_what_the_real_forward_pass_keeps(cli, name):
+    """The summary's forward activations per image against the outputs of a real forward pass, module by module."""
+    import json
+
+    import torch
+
+    from fmnist import build_model
+
+    code, out, _ = cli("summary", SPECS / f"{name}.yaml", "--json")
+    reported = json.loads(out)["activation_bytes"]
+    model = build_model(SPECS / f"{name}.yaml").eval()
+    sizes = []
+    hooks = [m.register_forward_hook(lambda module, inputs, output: sizes.append(output.numel())) for m in model]
+    with torch.no_grad():
+        model(torch.rand(1, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    assert reported["forward"] == 4 * sum(sizes) and reported["forward_backward"] == 2 * reported["forward"]

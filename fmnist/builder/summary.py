@@ -1,6 +1,8 @@
 """A built plan as a Keras/torchinfo-style table, or as one JSON object."""
 from __future__ import annotations
 
+import math
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -10,6 +12,14 @@ from .build import Plan
 from .layers import fmt_shape
 
 BYTES_PER_PARAM = 4  # float32
+BYTES_PER_VALUE = 4  # float32 activations
+
+
+def activation_bytes(built: Plan) -> dict[str, int]:
+    """Per image: the layers' outputs kept for one forward pass, and twice that for training (as torchinfo's
+    'forward/backward pass size': the backward pass holds a gradient of the same size for each)."""
+    forward = sum(math.prod(r.output_shape) for r in built.records if not r.block) * BYTES_PER_VALUE
+    return {"forward": forward, "forward_backward": 2 * forward}
 
 
 def summary_dict(built: Plan) -> dict:
@@ -23,12 +33,14 @@ def summary_dict(built: Plan) -> dict:
         "classes": built.spec.classes,
         "layers": [
             {"index": r.index, "layer": r.text, "kind": r.kind, "output_shape": list(r.output_shape),
-             "params": r.params, "macs": r.macs, "note": r.note, "line": r.line, "depth": r.depth, "block": r.block}
+             "params": r.params, "macs": r.macs, "activation_bytes": math.prod(r.output_shape) * BYTES_PER_VALUE,
+             "note": r.note, "line": r.line, "depth": r.depth, "block": r.block}
             for r in built.records
         ],
         "params": params,
         "size_mb": round(params["total"] * BYTES_PER_PARAM / 1e6, 3),
         "macs": built.macs,
+        "activation_bytes": activation_bytes(built),
         "fc_input": built.fc_input,
         "expect": {
             "ok": all(c.ok for c in checks),
@@ -59,6 +71,9 @@ def print_summary(built: Plan, console: Console) -> None:
     console.print(f"Total params: {params['total']:,}   Trainable: {params['trainable']:,}   "
                   f"Size: {data['size_mb']:.2f} MB (float32)")
     console.print(f"Mult-adds per image: {data['macs']:,} ({data['macs'] / 1e6:.2f} M)")
+    memory = data["activation_bytes"]
+    console.print(f"Activations per image: forward {memory['forward'] / 1e6:.2f} MB, forward + backward "
+                  f"{memory['forward_backward'] / 1e6:.2f} MB (float32; x batch size for a step)")
     for check in built.checks():
         mark = ("✓", "green") if check.ok else ("✗", "red")
         console.print(Text.assemble("Expect ", mark, f" {check.describe()}"))

@@ -24,7 +24,7 @@ AUGMENT_MAPPING = {"type": "object", "additionalProperties": False,
                    "properties": {"crop": {"type": "integer", "minimum": 0, "maximum": MAX_CROP_PAD},
                                   "flip": {"type": "boolean"}}}
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "onecycle")
+SCHEDULES = ("constant", "cosine", "onecycle", "plateau")
 
 MAX_SEED = 2**32 - 1  # numpy's (and so Optuna's samplers') limit; torch takes any of these
 

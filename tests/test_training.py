@@ -174,7 +174,7 @@ def test_early_stopping_ends_the_run_and_says_why(cli, write_spec, real_data, tm
 
 def test_onecycle_is_torchs_and_resumes_where_it_left_off(write_spec):
     trainer = tiny_trainer(write_spec, schedule="onecycle", num_epochs=2)
-    assert type(trainer.schedule).__name__ == "OneCycleLR"
+    assert type(trainer.schedule.inner).__name__ == "OneCycleLR"
     betas = []
     for _ in range(20):
         betas.append(trainer.optimizer.param_groups[0]["betas"][0])
@@ -187,3 +187,16 @@ def test_onecycle_is_torchs_and_resumes_where_it_left_off(write_spec):
     trainer.optimizer.step(), trainer.schedule.step()
     again.optimizer.step(), again.schedule.step()
     assert again.optimizer.param_groups[0]["lr"] == trainer.optimizer.param_groups[0]["lr"]
+
+
+def test_plateau_halves_the_learning_rate_when_validation_stalls(write_spec):
+    trainer = tiny_trainer(write_spec, schedule="plateau", num_epochs=5)
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    for accuracy in (0.5, 0.6, 0.6):  # better, then one epoch no better: not yet
+        trainer.end_epoch(accuracy)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+    state = trainer.state_dict()
+    again = tiny_trainer(write_spec, schedule="plateau", num_epochs=5)
+    again.load_state_dict(state)
+    again.end_epoch(0.6)  # the second epoch in a row without a better one, counted across the resume
+    assert again.optimizer.param_groups[0]["lr"] == pytest.approx(lr / 2)

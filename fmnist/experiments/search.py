@@ -99,6 +99,7 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
                 report(f"trial {trial.number}: failed ({error.message}) {trial.params}")
                 raise
             accuracy = trainer.evaluate(splits.val_x, splits.val_y).accuracy
+            trainer.end_epoch(accuracy)
             best = max(best, accuracy)
             trial.report(accuracy, epoch)
             if trial.should_prune():

@@ -34,9 +34,63 @@ def _cosine(step: int, total: int, warmup: int) -> float:
 MULTIPLIERS: dict[str, Callable[[int, int, int], float]] = {"constant": _constant, "cosine": _cosine}
 
 
+class PerStep:
+    """A per-step scheduler (LambdaLR, OneCycleLR) with the run loop's end-of-epoch hook, which it does not need."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def step(self) -> None:
+        self.inner.step()
+
+    def epoch_end(self, val_acc: float) -> None:
+        """Nothing: the learning rate follows the step count alone."""
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+
+PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 1  # halve the lr after two epochs in a row without a better validation accuracy
+
+
+class Plateau:
+    """Linear warm-up per step, then torch's ReduceLROnPlateau on validation accuracy (as Keras' ReduceLROnPlateau)."""
+
+    def __init__(self, optimizer, total: int, warmup: int):
+        self.optimizer, self.warmup, self.count = optimizer, warmup, 0
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.reduce = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=PLATEAU_FACTOR,
+                                                                 patience=PLATEAU_PATIENCE)
+        if warmup:
+            self._scale(1 / warmup)
+
+    def _scale(self, factor: float) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * factor
+
+    def step(self) -> None:
+        self.count += 1
+        if self.count <= self.warmup:  # written out: a LambdaLR would undo every reduction at its next step
+            self._scale(min(1.0, (self.count + 1) / self.warmup))
+
+    def epoch_end(self, val_acc: float) -> None:
+        if self.count >= self.warmup:
+            self.reduce.step(val_acc)
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "base": self.base, "reduce": self.reduce.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count, self.base = state["count"], state["base"]
+        self.reduce.load_state_dict(state["reduce"])
+
+
 def _multiplier_schedule(name: str):
     def make(optimizer, total: int, warmup: int):
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: MULTIPLIERS[name](step, total, warmup))
+        return PerStep(torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: MULTIPLIERS[name](step, total, warmup)))
 
     return make
 
@@ -45,13 +99,13 @@ def _onecycle(optimizer, total: int, warmup: int):
     """torch's OneCycleLR itself: up from lr/25 over the warm-up (30% of the run when none is given), cosine down to
     lr/25/1e4, momentum (Adam's beta1) cycled the other way; resumable through its state_dict."""
     peak = [group["lr"] for group in optimizer.param_groups]
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=max(total, 2),
-                                               pct_start=min(0.99, warmup / total) if warmup and total else 0.3)
+    return PerStep(torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=max(total, 2),
+                                                       pct_start=min(0.99, warmup / total) if warmup and total else 0.3))
 
 
 # name -> (optimizer, total steps, warm-up steps) -> a per-step scheduler
 SCHEDULES: dict[str, Callable] = {"constant": _multiplier_schedule("constant"), "cosine": _multiplier_schedule("cosine"),
-                                  "onecycle": _onecycle}
+                                  "onecycle": _onecycle, "plateau": Plateau}
 
 
 def make_optimizer(model: torch.nn.Module, hparams: dict, fused: bool) -> torch.optim.Optimizer:

@@ -158,6 +158,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
 
             # judge it on the validation split; the best epoch so far is the one that gets tested
             val = trainer.evaluate(splits.val_x, splits.val_y)
+            trainer.end_epoch(val.accuracy)
             state.history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
                                   "val_loss": round(val.loss, 6), "val_acc": round(val.accuracy, 6), "seconds": round(seconds, 3)})
             improved = val.accuracy > state.best["val_acc"]

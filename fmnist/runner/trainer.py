@@ -93,6 +93,10 @@ class Trainer:
             raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch}, step {step} of {self.steps_per_epoch()} "
                                 f"(try a lower --lr)")
 
+    def end_epoch(self, val_acc: float) -> None:
+        """The schedule's end-of-epoch step (the plateau schedule watches validation accuracy)."""
+        self.schedule.epoch_end(val_acc)
+
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers."""
         return evaluate(self.model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last)

@@ -60,6 +60,8 @@ HPARAMS: dict[str, HParam] = {h.name: h for h in (
     HParam("warmup_epochs", 0, _number(0, 10_000), "linear warm-up before the schedule (onecycle: 30% of the run if 0)"),
     HParam("label_smoothing", 0.0, _number(0, 1, high_open=True), "label smoothing of the targets"),
     HParam("patience", None, _integer(1, 10_000), "early stopping: stop when validation accuracy has not improved for N epochs"),
+    HParam("ema", None, _number(0, 1, low_open=True, high_open=True),
+           "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is evaluated, saved and tested"),
     HParam("clip_grad", None, _number(0, low_open=True), "clip the gradients' global L2 norm to this before each step"),
     HParam("seed", 0, _integer(0, MAX_SEED), "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
 )}

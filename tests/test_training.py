@@ -200,3 +200,16 @@ def test_plateau_halves_the_learning_rate_when_validation_stalls(write_spec):
     again.load_state_dict(state)
     again.end_epoch(0.6)  # the second epoch in a row without a better one, counted across the resume
     assert again.optimizer.param_groups[0]["lr"] == pytest.approx(lr / 2)
+
+
+def test_ema_weights_are_the_ones_judged_and_resumed(write_spec):
+    trainer = tiny_trainer(write_spec, ema=0.9, num_epochs=2)
+    trainer.train_epoch(1)
+    averaged, trained = trainer.eval_model.state_dict(), trainer.model.state_dict()
+    assert any(not torch.equal(averaged[key], trained[key]) for key in trained)  # a real average, not a copy
+    judged = trainer.evaluate(trainer.splits.val_x, trainer.splits.val_y).accuracy
+    state = trainer.state_dict()
+    again = tiny_trainer(write_spec, ema=0.9, num_epochs=2)
+    again.load_state_dict(state)
+    assert again.evaluate(again.splits.val_x, again.splits.val_y).accuracy == judged
+    assert all(torch.equal(again.eval_model.state_dict()[key], averaged[key]) for key in averaged)

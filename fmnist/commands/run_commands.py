@@ -65,6 +65,7 @@ def hparam_options(command):
         click.option("--label-smoothing", type=float, help=HPARAMS["label_smoothing"].help + " [0]"),
         click.option("--patience", type=int, help=HPARAMS["patience"].help + " [off]"),
         click.option("--clip-grad", type=float, help=HPARAMS["clip_grad"].help + " [off]"),
+        click.option("--ema", type=float, help=HPARAMS["ema"].help + " [off]"),
         click.option("--crop-pad", type=int, help=HPARAMS["crop_pad"].help + f" [{HPARAMS['crop_pad'].default}]"),
         click.option("--flip/--no-flip", default=None, help=HPARAMS["flip"].help + " [flip]"),
     )):

@@ -163,7 +163,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
                                   "val_loss": round(val.loss, 6), "val_acc": round(val.accuracy, 6), "seconds": round(seconds, 3)})
             improved = val.accuracy > state.best["val_acc"]
             if improved:
-                run.save_checkpoint("best.pt", {"epoch": epoch, "model": model.state_dict(),
+                run.save_checkpoint("best.pt", {"epoch": epoch, "model": trainer.eval_model.state_dict(),
                                                 "optimizer": trainer.optimizer.state_dict(), "spec": spec.document,
                                                 "hparams": hparams, "val_acc": val.accuracy,
                                                 "class_names": list(splits.class_names)})

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import TrainingError
 from . import speedups
@@ -41,6 +42,14 @@ class Trainer:
         self.optimizer = make_optimizer(model, hparams, fused=fast and speedups.fused_optimizer(device))
         self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch())
         self.generator = torch.Generator(device=device).manual_seed(hparams["seed"])
+        # an exponential moving average of the weights (buffers too, so batch norm's statistics match them)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(hparams["ema"]), use_buffers=True) \
+            if hparams["ema"] is not None else None
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights a run judges, saves as best.pt and tests: the average with --ema, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, loss) of a training step; the loss is always computed in fp32."""
@@ -74,6 +83,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams["clip_grad"])
             self.optimizer.step()
             self.schedule.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
             with torch.no_grad():
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
@@ -99,20 +110,25 @@ class Trainer:
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers."""
-        return evaluate(self.model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last)
+        return evaluate(self.eval_model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last)
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this left off."""
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "rng": rng}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "schedule": self.schedule.state_dict(), "rng": rng}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and self.device.type == "cuda":

@@ -213,3 +213,30 @@ def test_ema_weights_are_the_ones_judged_and_resumed(write_spec):
     again.load_state_dict(state)
     assert again.evaluate(again.splits.val_x, again.splits.val_y).accuracy == judged
     assert all(torch.equal(again.eval_model.state_dict()[key], averaged[key]) for key in averaged)
+
+
+def test_tensorboard_log_reads_back_with_tensorboards_own_reader(cli, write_spec, real_data, tmp_path):
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    spec = write_spec("name: tb\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n")
+    quick = ("--train-limit", "640", "--num-epochs", "2", "--seed", "3")
+    code, _, err = cli("run", spec, *quick, "--log", "tensorboard", "--out", tmp_path / "logged")
+    assert (code, err) == (0, "")
+    run = only_run(tmp_path / "logged")
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "train/step_loss"} <= set(scalars)
+    assert [e.step for e in events.Scalars("val/acc")] == [1, 2]
+    assert len(events.Scalars("train/step_loss")) == 2 * 5  # 640 images / 128 per step, two epochs
+    summary = json.loads((run / "summary.json").read_text())
+    assert [round(e.value, 4) for e in events.Scalars("val/acc")] == [round(e["val_acc"], 4) for e in summary["epochs"]]
+    assert events.Graph() is not None  # the model's graph
+    hparams = EventAccumulator(str(run / "tensorboard"))  # the hparams summary sits beside the scalars
+    hparams.Reload()
+    assert "_hparams_/experiment" in hparams.Tags()["tensors"] or any("hparam" in t for t in hparams.Tags()["scalars"])
+    code, _, _ = cli("run", spec, *quick, "--out", tmp_path / "plain")  # logging does not change the run
+    plain = json.loads((only_run(tmp_path / "plain") / "summary.json").read_text())
+    assert [e["val_acc"] for e in plain["epochs"]] == [e["val_acc"] for e in summary["epochs"]]

@@ -68,7 +68,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
         check_out_folder(results_dir)
     hparam_flags = {k: v for k, v in flags.items() if k in HPARAMS}
     options = RunOptions(device=device, data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
-                         precision=flags["precision"], threads=flags["threads"])
+                         precision=flags["precision"], threads=flags["threads"], log=flags["log"])
     loaded = _distinct(specs, overrides)
     resolved = []
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
@@ -119,7 +119,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @where_options
 @override_option
 def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, device, data_dir, train_limit, fast,
-           precision, threads, overrides, **flags) -> int:
+           precision, threads, log, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
@@ -132,7 +132,7 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
     loaded = load_spec(spec, overrides)
     options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision,
-                         threads=threads)
+                         threads=threads, log=log)
     fixed = {**flags, "loss": loss, "augment": augment}
     ready = prepare(loaded, fixed, options)
     space = searching.choose_space(loaded.document.get("search", {}), space, fixed, loaded.file)

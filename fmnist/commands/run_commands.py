@@ -88,6 +88,8 @@ def where_options(command):
         click.option("--train-limit", type=int, help="Train on only the first N of the 50,000 training images (quick looks)."),
         click.option("--fast/--plain", default=True, help="The measured speed levers, or the plain eager fp32 loop. [fast]"),
         click.option("--threads", type=int, help="CPU threads of this process (torch's intra-op threads) [all cores]."),
+        click.option("--log", type=click.Choice(["tensorboard"]), help="Also log to TensorBoard, in RUN/tensorboard "
+                     "(pip install 'fmnist[tensorboard]')."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto = bf16 autocast where the device does bf16 natively (about 2x faster), else fp32."),
     )):
@@ -111,7 +113,7 @@ def where_options(command):
               "spec) and stop.")
 @override_option
 def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, fast, precision, threads,
-        run_dir, dry_run, print_config, overrides, **flags) -> int:
+        log, run_dir, dry_run, print_config, overrides, **flags) -> int:
     """Train SPEC on Fashion-MNIST, keep the best validation epoch, test it.
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
@@ -139,6 +141,6 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
         click.echo(resolved_spec_yaml(loaded, flags), nl=False)
         return 0
     options = RunOptions(device=device, out=out, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
-                         precision=precision, run_dir=run_dir, threads=threads)
+                         precision=precision, run_dir=run_dir, threads=threads, log=log)
     start(loaded, flags, options, console)
     return 0

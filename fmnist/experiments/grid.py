@@ -86,6 +86,8 @@ def run_flags(hparams: dict, options: RunOptions) -> list[str]:
         flags += ["--train-limit", str(options.train_limit)]
     if options.threads:
         flags += ["--threads", str(options.threads)]
+    if options.log:
+        flags += ["--log", options.log]
     return flags
 
 

@@ -14,6 +14,7 @@ from ..builder.build import Plan, plan
 from ..builder.spec import Spec
 from ..errors import UsageError
 from ..hparams import resolve
+from .callbacks import check_logger
 from .data import CLASS_NAMES, IMAGE_SHAPE, DataSource, locate
 from .device import resolve_device
 from .speedups import speed_settings
@@ -32,6 +33,7 @@ class RunOptions:
     precision: str = "auto"
     run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
     threads: int | None = None  # torch's intra-op CPU threads; None: all cores (torch's default)
+    log: str | None = None  # --log tensorboard
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Prepared:
     device: torch.device
     speed: dict
     source: DataSource | None  # None when only the settings were wanted (--dry-run)
+    log: str | None = None  # the logger the run writes to, if any
 
 
 MAX_THREADS = 1024
@@ -86,8 +89,9 @@ def prepare(spec: Spec, flags: dict, options: RunOptions, find_data: bool = True
     hparams = resolve(spec.train, flags)
     check_train_limit(options.train_limit)
     use_threads(options.threads)
+    check_logger(options.log)
     check_fits(built, hparams)
     device = resolve_device(options.device)
     speed = speed_settings(options.fast, options.precision, device)
     source = locate(options.data_dir, download=True) if find_data else None
-    return Prepared(spec, built, hparams, device, speed, source)
+    return Prepared(spec, built, hparams, device, speed, source, options.log)

@@ -80,6 +80,7 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
         "hparams": ready.hparams,
         "device": str(ready.device),
         "speed": ready.speed,
+        "log": ready.log,
         "data": {"source": ready.source.how, "verified": True, "data_dir": options.data_dir, "train_limit": options.train_limit,
                  "train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)},
         "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
@@ -107,6 +108,7 @@ def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int
     config, spec = run.config(), run.spec()
     data = config.get("data", {})
     options = RunOptions(device=device_name, data_dir=data.get("data_dir"), train_limit=data.get("train_limit"), threads=threads,
+                         log=config.get("log"),
                          **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
     ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
     checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
@@ -140,7 +142,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     startup = round(time.monotonic() - STARTED, 2)
     report_start(console, run, ready, trainer, splits, startup)
 
-    callbacks = callbacks_for(hparams)
+    callbacks = callbacks_for({**hparams, "log": ready.log}, run, trainer)
     for callback in callbacks:
         callback.on_train_start(state)
     if state.history:  # a resumed run that had already decided to stop does not train on

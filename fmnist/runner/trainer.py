@@ -68,6 +68,7 @@ class Trainer:
         model.train()
         order = torch.randperm(len(labels), generator=self.generator, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
+        self._losses = torch.zeros(self.steps_per_epoch(), device=self.device)  # per step, read once at the end
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         seen, started, reported = 0, time.perf_counter(), time.perf_counter()
@@ -87,6 +88,7 @@ class Trainer:
                 self.ema.update_parameters(model)
             with torch.no_grad():
                 loss_sum += loss.detach() * len(y)
+                self._losses[step] = loss.detach()
                 correct += (logits.argmax(1) == y).sum()
                 # remember the first bad step without a host sync
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step + 1, first_bad)
@@ -103,6 +105,10 @@ class Trainer:
         if step >= 0:
             raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch}, step {step} of {self.steps_per_epoch()} "
                                 f"(try a lower --lr)")
+
+    def epoch_losses(self) -> torch.Tensor:
+        """The last epoch's loss at every step, on the CPU (one sync, when a logger asks)."""
+        return self._losses.float().cpu()
 
     def end_epoch(self, val_acc: float) -> None:
         """The schedule's end-of-epoch step (the plateau schedule watches validation accuracy)."""

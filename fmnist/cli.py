@@ -22,12 +22,27 @@ def make_cli():
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
     @click.version_option(package_name="fmnist")
-    def cli() -> None:
+    @click.option("--plugin", "plugins", multiple=True, metavar="FILE.py|MODULE",
+                  help="Load layer kinds registered with @register from a file or module (repeatable; also "
+                       "$FMNIST_PLUGINS and installed packages' 'fmnist.layers' entry points).")
+    def cli(plugins: tuple[str, ...]) -> None:
         """Write a CNN as a YAML list of layers; build, summarise, train and test it on Fashion-MNIST."""
+        if plugins or os.environ.get("FMNIST_PLUGINS") or _has_installed_plugins():
+            from .builder.plugins import ENVIRONMENT, load_all
+
+            loaded = load_all(plugins)
+            if loaded:  # grid cells and search retrains run as child processes: they load the same plug-ins
+                os.environ[ENVIRONMENT] = os.pathsep.join(loaded)
 
     for command in COMMANDS:
         cli.add_command(command)
     return cli
+
+
+def _has_installed_plugins() -> bool:
+    from importlib.metadata import entry_points
+
+    return bool(entry_points(group="fmnist.layers"))
 
 
 def _say(text: str) -> None:

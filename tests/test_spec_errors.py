@@ -79,7 +79,7 @@ def test_validate_reports_one_line_per_problem_across_files(cli, write_spec):
     assert out == f"{good}: ok (good, 7,850 params)\n"
     assert err.splitlines() == [
         f"{two_bad_layers}:3: layer 1 'convv 3x3x8': unknown layer kind 'convv' (did you mean 'conv'?); known: "
-        + ", ".join(sorted(readme_kinds())),  # the kinds the README documents, not the output under test
+        + ", ".join(sorted(readme_kinds())) + " (a kind of your own: fmnist --plugin FILE.py)",  # the README's kinds
         f"{two_bad_layers}:4: layer 2 'dropout 2': dropout p must be in [0, 1), got '2'",
         f"{empty}:1: the file is empty: expected a mapping with 'name' and 'layers'",
     ]

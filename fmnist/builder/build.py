@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ExpectationError, SpecError, did_you_mean
 from .blocks import Block
+from .counting import count_macs
 from .fields import LayerProblem
 from .layers import KINDS, Flatten, fmt_shape
 from .spec import Spec, load_spec
@@ -155,7 +156,8 @@ class _Walker:
                             self.spec.file, entry.line, entry.index, entry.text)
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
         self.records.append(LayerRecord(entry.index, entry.text, layer.kind, layer.group if params else "", shape, out,
-                                        params, trainable, layer.macs(shape, out), layer.note(shape, out), entry.line, depth))
+                                        params, trainable, 0 if self.real else count_macs(module, shape),
+                                        layer.note(shape, out), entry.line, depth))
         return module, out
 
     def _block(self, entry, shape, depth):

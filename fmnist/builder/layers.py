@@ -110,9 +110,6 @@ class Layer(ABC):
     def build(self, shape: Shape) -> nn.Module:
         """The module for an input of `shape` (already checked by output_shape)."""
 
-    def macs(self, shape: Shape, out: Shape) -> int:
-        return 0
-
     def note(self, shape: Shape, out: Shape) -> str:
         """A remark shown in the summary (e.g. pooling that rounded an odd size up)."""
         return ""
@@ -157,9 +154,6 @@ class Conv(Layer):
 
     def build(self, shape):
         return nn.Conv2d(shape[0], self.filters, self.kernel, stride=self.stride, padding=self.pad, bias=self.bias)
-
-    def macs(self, shape, out):
-        return math.prod(out) * shape[0] * self.kernel[0] * self.kernel[1]
 
 
 @dataclass
@@ -287,9 +281,6 @@ class FullyConnected(Layer):
 
     def build(self, shape):
         return nn.Linear(shape[0], self.units, bias=self.bias)
-
-    def macs(self, shape, out):
-        return shape[0] * self.units
 
 
 @dataclass

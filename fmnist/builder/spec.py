@@ -311,7 +311,8 @@ class _Parser:
         kind = KINDS.get(name.lower())
         if kind is None:
             known = [*KINDS, *self.blocks]
-            raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), known)}; known: {', '.join(sorted(KINDS))}")
+            raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), known)}; known: {', '.join(sorted(KINDS))} "
+                               f"(a kind of your own: fmnist --plugin FILE.py)")
         return kind
 
 

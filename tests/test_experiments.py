@@ -67,7 +67,27 @@ def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_sp
     assert set(result["best_params"]) == {"lr", "rs", "batch_size", "num_epochs"}
     retrain = json.loads((Path(result["retrain"]["run"]) / "summary.json").read_text())
     assert retrain["hparams"]["lr"] == result["best_params"]["lr"] and retrain["test_acc"] == result["retrain"]["test_acc"]
-    assert (tmp_path / "optimization_history.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (tmp_path / "search_history.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert result["plots"] == ["search_history.png"] and "parameter importances need at least 5 finished trials" in out
+
+
+def test_search_plots_say_percent_and_keep_optunas_style_to_themselves(tmp_path):
+    import matplotlib
+    import optuna
+
+    from fmnist.experiments.search import plot_search
+
+    study = optuna.create_study(direction="maximize")
+    for number in range(6):
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 10 ** -(2 + number % 3), "batch_size": [64, 128][number % 2]}, value=0.80 + number / 100,
+            distributions={"lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+                           "batch_size": optuna.distributions.CategoricalDistribution([64, 128])}))
+    before = dict(matplotlib.rcParams)
+    written = plot_search(study, tmp_path, "CNN_2", report=lambda line: None)
+    assert written == ["search_history.png", "param_importances.png"]
+    assert dict(matplotlib.rcParams) == before  # no ggplot leaking into the run plots drawn after
+    assert all((tmp_path / name).read_bytes().startswith(PNG_SIGNATURE) for name in written)
 
 
 def test_bad_search_input(cli, write_spec):

@@ -34,3 +34,20 @@ def test_runs_lists_each_run_with_its_state(cli, write_spec, real_data, tmp_path
     assert "failed" in lines[failed.name].split() and "0/2" in lines[failed.name].split()
     code, _, err = cli("runs", tmp_path / "nothing")
     assert code == 2 and "no such folder" in err
+
+
+def test_compare_shows_the_settings_that_differ_and_plots_the_curves(cli, write_spec, real_data, tmp_path):
+    from tests.conftest import PNG_SIGNATURE
+
+    spec = write_spec(TINY_SPEC)
+    for lr, out in (("0.004", "a"), ("0.01", "b")):
+        assert cli("run", spec, *QUICK, "--lr", lr, "--out", tmp_path / out)[0] == 0
+    code, text, err = cli("compare", tmp_path / "a" / "latest", tmp_path / "b" / "latest", "--plot", tmp_path / "c.png")
+    assert (code, err) == (0, "")
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.startswith("│")}
+    assert rows["lr"] == ["0.004", "0.01"] and "batch_size" not in rows  # only what differs
+    assert rows["epochs"] == ["2/2", "2/2"] and rows["state"] == ["finished", "finished"]
+    assert (tmp_path / "c.png").read_bytes().startswith(PNG_SIGNATURE)
+    code, _, err = cli("compare", tmp_path / "a" / "latest")
+    assert code == 2 and "give at least two runs to compare" in err

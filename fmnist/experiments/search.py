@@ -145,28 +145,55 @@ def optimise(study, objective, trials: int) -> None:
                             f"the space or the fixed settings cannot train")
 
 
-def plot_search(study, out: Path) -> list[str]:
-    """Optimisation history and parameter importances as PNG; returns the files written."""
+MIN_TRIALS_FOR_IMPORTANCES = 5  # fewer finished trials give importances that are noise
+
+
+def plot_search(study, out: Path, title: str, report=print) -> list[str]:
+    """search_history.png (every trial's best validation accuracy in %, and the best so far) and, with enough
+    trials, param_importances.png; returns the files written. Optuna's plot style does not leak into later plots."""
     import warnings
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import optuna
+    from matplotlib.ticker import MaxNLocator
+
+    from ..runner.plots import _save
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    written = []
+    if complete:
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        numbers, values = [t.number for t in complete], [100 * t.value for t in complete]
+        best = [max(values[:i + 1]) for i in range(len(values))]
+        axes.plot(numbers, values, "o", color="tab:blue", label="trial (best validation epoch)")
+        axes.plot(numbers, best, "-", color="tab:red", label="best so far")
+        axes.set_xlabel("trial")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylabel("validation accuracy (%)")
+        axes.set_title(f"{title}: search history ({len(complete)} finished trials)")
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best", fontsize="small", framealpha=0.8)
+        _save(figure, out / "search_history.png")
+        written.append("search_history.png")
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCES:
+        report(f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCES} finished trials "
+               f"({len(complete)} so far): not plotted")
+        return written
     from optuna.visualization import matplotlib as optuna_plots
 
-    written = []
-    for name, draw in (("optimization_history.png", optuna_plots.plot_optimization_history),
-                       ("param_importances.png", optuna_plots.plot_param_importances)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            try:
-                axes = draw(study)
-            except (ValueError, RuntimeError):  # importances need two finished trials that differ
-                continue
-        axes.figure.savefig(out / name, dpi=110, bbox_inches="tight")
-        plt.close(axes.figure)
-        written.append(name)
+    with matplotlib.rc_context(), warnings.catch_warnings():  # Optuna sets its own style: keep it inside
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        try:
+            axes = optuna_plots.plot_param_importances(study)
+        except (ValueError, RuntimeError) as error:  # e.g. every trial drew the same values
+            report(f"parameter importances not plotted ({' '.join(str(error).split())[:100]})")
+            return written
+        axes.set_title(f"{title}: parameter importances for validation accuracy")
+        _save(axes.figure, out / "param_importances.png")
+    written.append("param_importances.png")
     return written
 
 
@@ -213,7 +240,8 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     best = study.best_trial
     console.print(f"best: trial {best.number}, val {100 * best.value:.2f}%, {best.params}")
     result = {"study": settings.name, "trials": finished_trials(study), "best_trial": best.number,
-              "best_val_acc": best.value, "best_params": best.params, "plots": plot_search(study, out)}
+              "best_val_acc": best.value, "best_params": best.params,
+              "plots": plot_search(study, out, ready.spec.name, console.print)}
     if settings.retrain:
         best_dir = out / f"best-trial-{best.number}"
         if not (best_dir / "summary.json").is_file():

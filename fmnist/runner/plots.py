@@ -35,7 +35,9 @@ def plot_curves(epochs: list[dict], folder: Path, title: str) -> None:
         axes.set_ylabel(label)
         axes.set_title(f"{title}: train and validation {label.split(' ')[0]}")
         axes.grid(alpha=0.3)
-        axes.legend()
+        if len(numbers) == 1:  # one point: give it room, so the legend does not sit on it
+            axes.set_xlim(0.5, 1.5)
+        axes.legend(loc="best", fontsize="small", framealpha=0.8)
         _save(figure, folder / ("loss.png" if metric == "loss" else "accuracy.png"))
 
 
@@ -56,4 +58,18 @@ def plot_confusion(matrix, class_names, path: Path, title: str) -> None:
                       color="white" if value > threshold else "black")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, fraction=0.046)
+    _save(figure, path)
+
+
+def plot_comparison(runs: list[tuple[str, list[dict]]], path: Path) -> None:
+    """Validation accuracy (%) per epoch of several runs, one line each, for `fmnist compare`."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, epochs in runs:
+        axes.plot([e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], "o-", label=label)
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel("validation accuracy (%)")
+    axes.set_title("validation accuracy per epoch")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small", framealpha=0.8)
     _save(figure, path)

@@ -1,0 +1,56 @@
+"""`fmnist compare`: several runs side by side — the settings that differ, the results, their validation curves."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import click
+
+from ..console import make_console
+
+
+def _differing(settings: list[dict]) -> list[str]:
+    """The keys whose values are not the same in every run (the spec counts as one setting)."""
+    keys = list(dict.fromkeys(key for entry in settings for key in entry))
+    return [key for key in keys if len({repr(entry.get(key)) for entry in settings}) > 1]
+
+
+@click.command()
+@click.argument("run_paths", metavar="RUN", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--plot", "plot_path", default="compare.png", show_default=True, help="Where the plot of the curves goes.")
+def compare(run_paths: tuple[str, ...], plot_path: str) -> int:
+    """A table of RUNs: the settings that differ between them, and their results; their validation curves as a plot."""
+    from rich.table import Table
+
+    from ..errors import UsageError
+    from ..runner.catalog import read_row
+    from ..runner.plots import plot_comparison
+    from ..runner.rundir import RunDir
+
+    if len(run_paths) < 2:
+        raise UsageError("give at least two runs to compare")
+    runs = [RunDir.existing(Path(path).resolve()) for path in run_paths]  # runs/latest shows as the run it points at
+    settings = [{"spec": run.config()["spec"].get("name"), **run.settings(),
+                 "train images": run.config().get("data", {}).get("train"),
+                 "precision": run.config().get("speed", {}).get("precision")} for run in runs]
+    rows = [read_row(run.path) for run in runs]
+    histories = []
+    for run in runs:
+        with open(run.file("metrics.csv"), newline="") if run.file("metrics.csv").is_file() else open(os.devnull) as stream:
+            histories.append([{key: float(value) for key, value in row.items()} for row in csv.DictReader(stream)])
+    table = Table(title="Runs compared (settings that differ, then results)", title_justify="left")
+    table.add_column("")
+    for run in runs:
+        table.add_column(run.path.name, justify="right")
+    for key in _differing(settings):
+        table.add_row(key, *(str(entry.get(key)) for entry in settings))
+    table.add_row("epochs", *(f"{row.epochs}/{row.planned}" for row in rows))
+    table.add_row("best val", *(f"{100 * row.best_val_acc:.2f}%" if row.best_val_acc is not None else "–" for row in rows))
+    table.add_row("test", *(f"{100 * row.test_acc:.2f}%" if row.test_acc is not None else "–" for row in rows))
+    table.add_row("state", *(row.state for row in rows))
+    console = make_console()
+    console.print(table)
+    plot_comparison([(run.path.name, history) for run, history in zip(runs, histories) if history], Path(plot_path))
+    console.print(f"validation curves: {plot_path}")
+    return 0

@@ -28,6 +28,7 @@ from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
 from fmnist.builder.spec import load_spec
+from fmnist.experiments.results import cpu_class, cpu_model
 from fmnist.hparams import resolve
 from fmnist.runner.data import FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset, stratified_split
 from fmnist.runner.device import resolve_device
@@ -157,7 +158,8 @@ def main(argv=None) -> int:
         row["best_plain"] = best_plain[1]
         row["speedup"] = {p: round(best_plain[0] / row[f"fmnist {p}"]["epoch_s"], 2) for p in args.precision}
 
-    machine = {"device": str(device), "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {"device": str(device), "processor": platform.processor() or platform.machine(), "cpu": cpu_model(),
+               "cpu_class": cpu_class(), "threads": torch.get_num_threads(),
                "torch": str(torch.__version__), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     print(f"\nepoch seconds, median of {args.epochs}; {machine}")
     print("| model | images | best plain loop | plain s/epoch | fmnist | fmnist s/epoch | speed-up | fmnist img/s | peak MB plain / fmnist |")

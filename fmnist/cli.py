@@ -49,16 +49,26 @@ def _say(text: str) -> None:
     print(f"fmnist: {' '.join(str(text).split())}", file=sys.stderr)  # one line, whatever the message holds
 
 
-def _import_commands():
-    """The group, with Ctrl-C held back while torch loads: a KeyboardInterrupt raised inside its native start-up
-    aborts the process (SIGABRT) instead of unwinding. None when Ctrl-C came meanwhile."""
+QUICK_ONLY = {"--help", "-h", "--version"}  # these need no torch: start-up stays well under a second
+
+
+def _import_commands(argv: list[str]):
+    """The group, and torch unless only help or the version is asked for, with Ctrl-C held back while they load:
+    a KeyboardInterrupt inside torch's native start-up aborts the process (SIGABRT), and one inside a library's
+    import can be swallowed by it. None when Ctrl-C came meanwhile."""
+    def load():
+        group = make_cli()
+        if argv and not QUICK_ONLY & set(argv):
+            import torch  # noqa: F401  (loaded here, while signals wait)
+        return group
+
     pressed = []
     try:
         previous = {number: signal.signal(number, lambda *_: pressed.append(True)) for number in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: signals cannot be held back here
-        return make_cli()
+        return load()
     try:
-        group = make_cli()
+        group = load()
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread (the Python API in a worker thread): leave signals alone
         pass
     try:
-        group = _import_commands()
+        group = _import_commands(list(sys.argv[1:] if argv is None else argv))
         import click
 
         from .errors import FmnistError, raised_by_interrupt

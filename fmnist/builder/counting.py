@@ -18,7 +18,13 @@ def count_macs(module: torch.nn.Module, shape: tuple[int, ...]) -> int:
         with torch.device("meta"):
             example = torch.empty(1, *shape)
         counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            module(example)
+        training, rng = module.training, torch.get_rng_state()
+        module.eval()  # one image through batch norm in training mode has no variance; dropout draws no numbers
+        try:
+            with counter, torch.no_grad():
+                module(example)
+        finally:
+            module.train(training)
+            torch.set_rng_state(rng)  # counting runs inside build_model, after the run's seed is set
         _counted[key] = counter.get_total_flops() // 2
     return _counted[key]

@@ -50,24 +50,20 @@ def summary_dict(built: Plan) -> dict:
     }
 
 
-def _kilobytes(count: int) -> str:
-    return f"{count / 1024:,.1f} KB"
-
-
 def print_summary(built: Plan, console: Console) -> None:
     """The per-layer table, parameter groups, totals and expect checks."""
     data = summary_dict(built)
     title = data["name"] + (f"  ({data['file']})" if data["file"] else "")
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for header, justify in (("#", "right"), ("Layer", "left"), ("Output shape", "left"), ("Params", "right"),
-                            ("Mult-adds", "right"), ("Activations", "right"), ("Note", "left")):
+                            ("Mult-adds", "right"), ("Note", "left")):
         table.add_column(header, justify=justify)
-    table.add_row("", "input", fmt_shape(tuple(data["input"])), "", "", "", "")
+    table.add_row("", "input", fmt_shape(tuple(data["input"])), "", "", "")
     for row in data["layers"]:
         # rows inside a block are indented under it; a block's params and mult-adds are its rows' sums
         table.add_row("·" if row["index"] is None else str(row["index"]), "  " * row["depth"] + row["layer"],
                       fmt_shape(tuple(row["output_shape"])),
-                      f"{row['params']:,}", f"{row['macs']:,}", _kilobytes(row["activation_bytes"]), row["note"])
+                      f"{row['params']:,}", f"{row['macs']:,}", row["note"])
     console.print(table)
     params = data["params"]
     groups = [f"{name} {count:,}" for name, count in params.items() if name not in ("total", "trainable")]

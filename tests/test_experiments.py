@@ -222,3 +222,11 @@ def test_threads_per_run_and_per_grid_cell(cli, write_spec, real_data, tmp_path)
     expected = max(1, (os.cpu_count() or 1) // 2)  # two cells at once share the cores
     for cell in ("tiny_a-noaug-softmax", "tiny_a-aug-softmax"):
         assert yaml.safe_load((tmp_path / "g" / cell / "config.yaml").read_text())["machine"]["threads"] == expected
+
+
+def test_threads_of_a_run_do_not_outlast_it(cli, write_spec, real_data, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    code, _, err = cli("run", write_spec(TINY_A, "a.yaml"), *QUICK, "--threads", "1", "--out", tmp_path)
+    assert (code, err) == (0, "") and torch.get_num_threads() == before  # the Python API and tests keep their count

@@ -213,6 +213,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     import optuna
 
     from ..runner.data import load_splits
+    from ..runner.preflight import cpu_threads
     from ..runner.rundir import atomic_write, strict_json
     from ..runner.session import RunInterrupted, start
 
@@ -234,7 +235,8 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     splits = load_splits(ready.source, options.train_limit).to(ready.device)
     objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console.print)
     try:
-        optimise(study, objective, settings.trials)
+        with cpu_threads(options.threads):
+            optimise(study, objective, settings.trials)
     except KeyboardInterrupt:
         raise RunInterrupted("interrupted; the finished trials are stored: run the same command again to continue") from None
     best = study.best_trial

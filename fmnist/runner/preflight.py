@@ -6,6 +6,7 @@ train is refused in one line up front, never after the folder is made or the las
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -52,13 +53,22 @@ class Prepared:
 MAX_THREADS = 1024
 
 
-def use_threads(threads: int | None) -> None:
-    """--threads N: this process's CPU threads (two processes on two cores each taking both slow each other 5-10x)."""
-    if threads is None:
-        return
-    if not 1 <= threads <= MAX_THREADS:
+def check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"--threads {threads}: must be from 1 to {MAX_THREADS}")
-    torch.set_num_threads(threads)
+
+
+@contextmanager
+def cpu_threads(threads: int | None):
+    """--threads N for the length of a run (two processes on two cores each taking both slow each other 5-10x);
+    the count before is restored after, so a process that runs several (tests, the Python API) is not changed."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_train_limit(train_limit: int | None) -> None:
@@ -88,7 +98,7 @@ def prepare(spec: Spec, flags: dict, options: RunOptions, find_data: bool = True
     built = plan(spec)  # shape or size problems surface before any data is read
     hparams = resolve(spec.train, flags)
     check_train_limit(options.train_limit)
-    use_threads(options.threads)
+    check_threads(options.threads)
     check_logger(options.log)
     check_fits(built, hparams)
     device = resolve_device(options.device)

@@ -22,7 +22,7 @@ from ..errors import FmnistError, UsageError, raised_by_interrupt
 from ..redact import masked
 from .data import load_splits
 from .plots import plot_curves
-from .preflight import Prepared, RunOptions, prepare
+from .preflight import Prepared, RunOptions, cpu_threads, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
 from .callbacks import callbacks_for
@@ -65,8 +65,9 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> Run
     splits = load_splits(ready.source, options.train_limit)
     run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     try:
-        run.write_config(_config(ready, options, splits))
-        _train(run, ready, splits, console)
+        with cpu_threads(options.threads):
+            run.write_config(_config(ready, options, splits))
+            _train(run, ready, splits, console)
     finally:
         run.unlock()
     return run
@@ -98,7 +99,8 @@ def resume(path: str | Path, device_name: str, console: Console, threads: int | 
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
     run.lock()
     try:
-        _resume_locked(run, device_name, console, threads)
+        with cpu_threads(threads):
+            _resume_locked(run, device_name, console, threads)
     finally:
         run.unlock()
     return run

@@ -27,22 +27,15 @@ def make_cli():
                        "$FMNIST_PLUGINS and installed packages' 'fmnist.layers' entry points).")
     def cli(plugins: tuple[str, ...]) -> None:
         """Write a CNN as a YAML list of layers; build, summarise, train and test it on Fashion-MNIST."""
-        if plugins or os.environ.get("FMNIST_PLUGINS") or _has_installed_plugins():
-            from .builder.plugins import ENVIRONMENT, load_all
+        from .plugins import ENVIRONMENT, load_all
 
-            loaded = load_all(plugins)
-            if loaded:  # grid cells and search retrains run as child processes: they load the same plug-ins
-                os.environ[ENVIRONMENT] = os.pathsep.join(loaded)
+        loaded = load_all(plugins)
+        if loaded:  # grid cells and search retrains run as child processes: they load the same plug-ins
+            os.environ[ENVIRONMENT] = os.pathsep.join(loaded)
 
     for command in COMMANDS:
         cli.add_command(command)
     return cli
-
-
-def _has_installed_plugins() -> bool:
-    from importlib.metadata import entry_points
-
-    return bool(entry_points(group="fmnist.layers"))
 
 
 def _say(text: str) -> None:

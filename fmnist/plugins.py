@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from .errors import UsageError
 
 ENTRY_POINT_GROUP = "fmnist.layers"
 ENVIRONMENT = "FMNIST_PLUGINS"  # plug-ins separated by os.pathsep; grid cells get theirs this way

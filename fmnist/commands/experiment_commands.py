@@ -89,9 +89,9 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     try:
         if storage:
             study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
-            outcome = grid_cells.run_shared(cells, study, out_path, console.print, keep)
+            failures = grid_cells.run_shared(cells, study, out_path, console.print, keep)
         else:
-            outcome = grid_cells.run_cells(cells, jobs, out_path, console.print, keep)
+            failures = grid_cells.run_cells(cells, jobs, out_path, console.print, keep)
     except grid_cells.GridInterrupted as stop:
         grid_cells.write_table(cells, out_path)
         raise RunInterrupted(f"grid interrupted: {len(stop.finished)} of {len(cells)} cells finished "
@@ -99,9 +99,8 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
                              f"run the same command again to continue") from None
     console.print(grid_cells.write_table(cells, out_path))
     console.print(f"written: {out_path / 'table.md'}, {out_path / 'table.csv'}")
-    if outcome.failures:
-        raise TrainingError(f"{len(outcome.failures)} cell(s) failed (logs in {out_path / 'logs'}): "
-                            f"{', '.join(outcome.failures)}")
+    if failures:
+        raise TrainingError(f"{len(failures)} cell(s) failed (logs in {out_path / 'logs'}): {', '.join(failures)}")
     return 0
 
 

@@ -124,12 +124,6 @@ def _wait_for(path: Path) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX)
 
 
-@dataclass
-class Outcome:
-    failures: dict[str, str]  # cell name -> its error line
-    elsewhere: list[str]  # cells another grid on the same --out ran
-
-
 KEEP = {"all": (), "best": ("last.pt",), "none": ("last.pt", "best.pt")}  # checkpoints removed once a cell is done
 
 
@@ -141,11 +135,11 @@ def finish_cell(cell: Cell, keep: str) -> None:
         (cell.folder / name).unlink(missing_ok=True)
 
 
-def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all") -> Outcome:
+def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all") -> dict[str, str]:
     """Run the unfinished cells, `jobs` at a time, each in its own process; Ctrl-C stops them all and the queue.
 
     A cell another grid is running (same --out) is left to it; this grid waits for it at the end, so either grid's
-    table is complete. Returns the failures and the cells run elsewhere.
+    table is complete. Returns {cell name: error line} for the cells that failed.
     """
     log_dir, claims = out / "logs", out / CELL_LOCKS
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +191,7 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
         _stop(running)
         raise GridInterrupted([c.name for c in cells if c.summary is not None],
                               [c.name for c in cells if c.summary is None]) from None
-    return Outcome(failures, [cell.name for cell in elsewhere])
+    return failures
 
 
 def _stop(running: dict) -> None:
@@ -319,7 +313,7 @@ class CellFailed(Exception):
     """A shared cell's run did not finish; its trial is marked failed, so a later grid asks for it again."""
 
 
-def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -> Outcome:
+def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -> dict[str, str]:
     """Take cells nobody has taken from the shared study, one at a time, until every cell is done everywhere.
 
     The first pass is Optuna's GridSampler (trial k gets cell k, so workers never collide); a cell that failed or
@@ -338,7 +332,7 @@ def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -
         tried.add(name)
         cell = by_name[name]
         if cell.summary is None:
-            failures.update(run_cells([cell], 1, out, report, keep).failures)
+            failures.update(run_cells([cell], 1, out, report, keep))
         if cell.summary is None:
             raise CellFailed(name)
         trial.set_user_attr("result", _result_of(cell.summary))
@@ -369,4 +363,4 @@ def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -
     for name, (state, result) in _cell_states(study).items():
         if name in by_name and by_name[name].summary is None and state == "COMPLETE":
             by_name[name].remote = result  # run on another machine: its figures come from the study
-    return Outcome(failures, [n for n in by_name if n not in tried])
+    return failures

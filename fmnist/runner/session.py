@@ -148,7 +148,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     for callback in callbacks:
         callback.on_train_start(state)
     if state.history:  # a resumed run that had already decided to stop does not train on
-        state.stopped = next((reason for c in callbacks if (reason := c.on_epoch_end(state))), None)
+        state.stopped = _stop_reason(callbacks, state)
     epoch = state.saved + 1
     try:
         for epoch in range(state.saved + 1, hparams["num_epochs"] + 1):
@@ -181,7 +181,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
             report_epoch(console, state.history[-1], hparams["num_epochs"], len(splits.train_y), improved)
 
             # the callbacks may end the run here (early stopping); the reason goes into summary.json
-            state.stopped = next((reason for c in callbacks if (reason := c.on_epoch_end(state))), None)
+            state.stopped = _stop_reason(callbacks, state)
             if state.stopped:
                 console.print(state.stopped)
         for callback in callbacks:
@@ -199,6 +199,11 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
             raise _interrupted(run, state, epoch) from None
         raise
     return finish(run, trainer, ready, splits, state, console, startup)
+
+
+def _stop_reason(callbacks, state: RunState) -> str | None:
+    """The first callback's reason to end the run after this epoch, if any."""
+    return next((reason for callback in callbacks if (reason := callback.on_epoch_end(state))), None)
 
 
 def _interrupted(run: RunDir, state: RunState, epoch: int) -> RunInterrupted:

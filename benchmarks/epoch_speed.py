@@ -1,6 +1,6 @@
 """Epoch speed: a plain PyTorch loop written the usual way against fmnist's runner, in one process, same settings.
 
-(a) plain: torchvision FashionMNIST + per-sample transforms (RandomCrop(28, padding=4), RandomHorizontalFlip,
+(a) plain: torchvision FashionMNIST + per-sample transforms (RandomCrop(28, padding=crop pad), RandomHorizontalFlip,
     ToTensor) + DataLoader + .to(device) per batch, eager fp32, Adam;
 (b) fmnist: the runner's Trainer (data resident on the device as uint8, vectorised augmentation, fast path).
 Prints epoch seconds (median of the timed epochs), the ratio, images/s and peak memory, as a table and as JSON.
@@ -30,7 +30,9 @@ from torchvision.datasets import FashionMNIST
 from fmnist.builder.spec import load_spec
 from fmnist.experiments.results import cpu_class, cpu_model
 from fmnist.hparams import resolve
-from fmnist.runner.data import FILES, VALIDATION_PER_CLASS, load_splits, locate, read_dataset, stratified_split
+from fmnist.datasets.choice import DataChoice
+from fmnist.datasets.loading import load_data, plan_data
+from fmnist.runner.data import FILES, VALIDATION_PER_CLASS, locate, read_dataset, stratified_split
 from fmnist.runner.device import resolve_device
 from fmnist.runner.models import make_model
 from fmnist.runner.trainer import Trainer
@@ -95,9 +97,9 @@ def plain_epochs(spec, hparams, device, root, train_indices, epochs, workers):
     return times
 
 
-def fmnist_epochs(spec, hparams, device, source, train_limit, epochs, precision):
-    """fmnist's runner on its fast path, data loading included in its memory figure."""
-    splits = load_splits(source, train_limit).to(device)
+def fmnist_epochs(spec, hparams, device, train_limit, epochs, precision):
+    """fmnist's runner on its fast path, data loading (the same path `fmnist run` takes) in its memory figure."""
+    splits = load_data(plan_data(DataChoice(), None, device), train_limit).to(device)
     trainer = Trainer(make_model(spec, hparams), splits, hparams, device, fast=True, precision=precision)
     times = []
     for epoch in range(1, epochs + 1):
@@ -148,7 +150,7 @@ def main(argv=None) -> int:
                         lambda: plain_epochs(spec, settings[spec.name], device, root, train_indices, args.epochs, workers))
         for spec in specs:
             for precision in args.precision:
-                measure(spec, f"fmnist {precision}", lambda: fmnist_epochs(spec, settings[spec.name], device, source,
+                measure(spec, f"fmnist {precision}", lambda: fmnist_epochs(spec, settings[spec.name], device,
                                                                          args.train_limit, args.epochs, precision))
     finally:
         shutil.rmtree(root, ignore_errors=True)

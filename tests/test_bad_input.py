@@ -68,10 +68,10 @@ def test_batch_of_one_with_batch_norm_after_fc_is_refused(cli, write_spec, tmp_p
 
 
 @pytest.mark.parametrize("head, message", [
-    ("classes: 1\n", "spec has classes: 1; Fashion-MNIST has 10"),
-    ("classes: 20\n", "spec has classes: 20; Fashion-MNIST has 10"),
-    ("input: [3, 28, 28]\n", "spec wants input (3, 28, 28); Fashion-MNIST gives (1, 28, 28)"),
-    ("input: [1, 32, 32]\n", "spec wants input (1, 32, 32); Fashion-MNIST gives (1, 28, 28)"),
+    ("classes: 1\n", "spec has classes: 1; fashion-mnist has 10 classes"),
+    ("classes: 20\n", "spec has classes: 20; fashion-mnist has 10 classes"),
+    ("input: [3, 28, 28]\n", "spec wants input (3, 28, 28); fashion-mnist gives (1, 28, 28); add data: {channels: 3} to convert"),
+    ("input: [1, 32, 32]\n", "spec wants input (1, 32, 32); fashion-mnist gives (1, 28, 28); add data: {resize: 32} to convert"),
 ])
 def test_spec_that_does_not_fit_the_data_is_refused_before_any_folder(cli, write_spec, tmp_path, head, message):
     classes = head.split(": ")[1].strip() if head.startswith("classes") else "10"

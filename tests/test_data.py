@@ -99,7 +99,10 @@ def test_stratified_split_is_fixed_and_balanced():
 
 
 def test_real_dataset_verifies_and_splits_as_the_study(real_data):
-    splits = data.load_splits(real_data)
+    from fmnist.datasets.choice import DataChoice
+    from fmnist.datasets.loading import load_data, plan_data
+
+    splits = load_data(plan_data(DataChoice(), str(real_data.directory), torch.device("cpu")))
     assert splits.train_x.shape == (50_000, 1, 28, 28) and splits.train_x.dtype == torch.uint8
     assert splits.val_x.shape == (10_000, 1, 28, 28) and splits.test_x.shape == (10_000, 1, 28, 28)
     assert torch.bincount(splits.val_y).tolist() == [1000] * 10

@@ -14,7 +14,7 @@ from PIL import Image
 from tests.conftest import PNG_SIGNATURE, SPECS, only_run, spawn, wait_until, write_idx
 
 RECIPE_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "nesterov": False, "schedule": "constant", "warmup_epochs": 0,
-                   "label_smoothing": 0.0, "crop_pad": 4, "flip": True, "patience": None, "ema": None, "clip_grad": None}
+                   "label_smoothing": 0.0, "crop_pad": 1, "flip": True, "patience": None, "ema": None, "clip_grad": None}
 QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
 
 
@@ -64,6 +64,15 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     assert all(10 < float(p.rstrip("%")) <= 100 for _, _, p in lines)  # the top class beats a uniform guess
 
 
+def test_the_study_spelling_of_sigmoid_means_the_study_loss(cli):
+    code, out, _ = cli("run", "--model", "CNN_4", "--loss_type", "sigmoid", "--dry-run")
+    assert code == 0 and yaml.safe_load(out)["hparams"]["loss"] == "sigmoid-ce"
+    code, out, _ = cli("run", "--model", "CNN_4", "--loss", "sigmoid", "--dry-run")
+    assert code == 0 and yaml.safe_load(out)["hparams"]["loss"] == "sigmoid"
+    code, _, err = cli("run", "--model", "CNN_4", "--loss", "sigmoid", "--loss_type", "sigmoid", "--dry-run")
+    assert code == 2 and "--loss sigmoid and --loss_type sigmoid (= sigmoid-ce) disagree" in err
+
+
 def test_study_command_line_works_verbatim(cli):
     code, out, _ = cli(*"run --model CNN_1 --batch_size 128 --lr 0.004 --rs 0.001 --num_epochs 10 --augment_data True --loss_type softmax".split(),
                        "--dry-run")
@@ -89,11 +98,11 @@ def test_flags_beat_the_spec_which_beats_the_defaults(cli, write_spec):
     (["specs/cnn_4.yaml", "--batch-size", "0"], "--batch-size 0: 0 is less than the minimum of 1"),
     (["specs/cnn_4.yaml", "--num-epochs", "0"], "--num-epochs 0: 0 is less than the minimum of 1"),
     (["specs/cnn_4.yaml", "--dropout", "1"], "--dropout 1.0: 1.0 is greater than or equal to the maximum of 1"),
-    (["specs/cnn_4.yaml", "--loss", "hinge"], "'hinge' is not one of 'softmax', 'sigmoid'"),
+    (["specs/cnn_4.yaml", "--loss", "hinge"], "'hinge' is not one of 'softmax', 'sigmoid', 'sigmoid-ce'"),
     (["specs/cnn_4.yaml", "--device", "cuda"] if not torch.cuda.is_available() else ["specs/cnn_4.yaml", "--device", "cuda:99"],
      "--device cuda" + ("" if not torch.cuda.is_available() else ":99")),
     (["specs/cnn_4.yaml", "--device", "tpu"], "--device tpu: not a device; use auto, cpu, cuda, cuda:N or mps"),
-    (["--model", "CNN_7"], "--model CNN_7: no such model; known: CNN_1, CNN_2, CNN_3, CNN_4, CNN_5"),
+    (["--model", "CNN_7"], "--model CNN_7: no such model; known: CIFAR10_RESNET, CNN_1, CNN_2, CNN_3, CNN_4, CNN_5"),
     ([], "give one of: a spec file, --model NAME, or --resume RUN_FOLDER"),
     (["--resume", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
 ])

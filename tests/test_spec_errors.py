@@ -18,7 +18,7 @@ CASES = {
     "empty": ("", ":1: the file is empty: expected a mapping with 'name' and 'layers'"),
     "top_level_list": ("- conv 3x3x32\n- fc 10\n", ":1: the top level must be a mapping with 'name' and 'layers', got a list"),
     "unknown_top_key": ("name: x\nlayrs: [fc 10]\nlayers: [fc 10]\n",
-                        ":2: unknown key 'layrs' (did you mean 'layers'?); allowed: name, description, input, classes, layers, expect, train, search"),
+                        ":2: unknown key 'layrs' (did you mean 'layers'?); allowed: name, description, input, classes, layers, expect, data, train, search"),
     "missing_layers": ("name: x\n", ":1: missing required key 'layers'"),
     "unknown_kind": ("name: x\nlayers:\n  - convv 3x3x32\n  - fc 10\n",
                      ":3: layer 1 'convv 3x3x32': unknown layer kind 'convv' (did you mean 'conv'?)"),
@@ -88,7 +88,7 @@ def test_validate_reports_one_line_per_problem_across_files(cli, write_spec):
 def test_missing_spec_file(cli, tmp_path):
     code, _, err = cli("summary", tmp_path / "nope.yaml")
     assert code == 2
-    assert err.startswith(f"fmnist: error: {tmp_path / 'nope.yaml'}: no such spec file (or packaged spec: cnn_1, ") and len(err.splitlines()) == 1
+    assert err.startswith(f"fmnist: error: {tmp_path / 'nope.yaml'}: no such spec file (or packaged spec: cifar10_resnet, cnn_1, ") and len(err.splitlines()) == 1
 
 
 def test_python_api_raises_spec_error(write_spec):

@@ -42,8 +42,9 @@ def tiny_trainer(write_spec, **flags):
     return Trainer(make_model(spec, hparams), synthetic_splits(), hparams, torch.device("cpu"))
 
 
-def test_a_tiny_spec_learns_the_synthetic_task(write_spec):
-    trainer = tiny_trainer(write_spec)
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid", "sigmoid-ce"])
+def test_a_tiny_spec_learns_the_synthetic_task(write_spec, loss):
+    trainer = tiny_trainer(write_spec, loss=loss)
     before = trainer.evaluate(trainer.splits.val_x, trainer.splits.val_y).accuracy
     for epoch in range(1, 4):
         trainer.train_epoch(epoch)
@@ -52,7 +53,7 @@ def test_a_tiny_spec_learns_the_synthetic_task(write_spec):
     assert after.accuracy > 0.9
 
 
-@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid", "sigmoid-ce"])
 def test_same_seed_gives_identical_metrics(write_spec, loss):
     runs = []
     for _ in range(2):

@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from ..errors import SpecError, did_you_mean
+from ..datasets.choice import DATA_SCHEMA
 from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
 from .blocks import Block, NamedBlock
 from .fields import LayerProblem
@@ -62,6 +63,7 @@ SCHEMA = {
                 "macs": _FIGURE,
             },
         },
+        "data": DATA_SCHEMA,
         "train": TRAIN_SCHEMA,
         "search": SPACE_SCHEMA,
         "blocks": {
@@ -93,6 +95,7 @@ class Spec:
     description: str = ""
     expect: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    data: str | dict | None = None  # `data:` a dataset name, a folder, or a mapping with conversions
     file: str | None = None
     document: dict = field(default_factory=dict)  # the plain data, kept for run folders and checkpoints
     overrides: list[str] = field(default_factory=list)  # --set KEY=VALUE texts applied to the file, in order
@@ -207,6 +210,7 @@ def parse_spec(document, file: str | None) -> Spec:
         description=document.get("description", ""),
         expect=plain(document.get("expect", {})),
         train=plain(document.get("train", {})),
+        data=plain(document.get("data")),
         file=file,
         document=plain(document),
     )

@@ -8,13 +8,14 @@ import click
 
 from ..console import make_console
 from ..errors import TrainingError, UsageError
-from ..hparams import HPARAMS, LOSSES
+from ..hparams import HPARAMS, LOSSES, STUDY_SIGMOID
 from .run_commands import check_out_folder, hparam_options, override_option, where_options
 
 KEEP_CHOICES = ("all", "best", "none")  # experiments/grid.py's KEEP (a test keeps the two equal)
 
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
+GRID_LOSSES = {"both": ["softmax", STUDY_SIGMOID], "all": list(LOSSES)}  # the study's Table 1 columns, or every loss
 
 
 def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
@@ -39,7 +40,8 @@ def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
 @click.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--augment", "augment", type=click.Choice(list(BOTH)), default="both", show_default=True)
-@click.option("--loss", type=click.Choice(["both", *LOSSES]), default="both", show_default=True)
+@click.option("--loss", type=click.Choice(["both", "all", *LOSSES]), default="both", show_default=True,
+              help=f"both: softmax and the study's sigmoid ({STUDY_SIGMOID}); all: every output layer.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run at once (separate processes).")
 @click.option("--out", default="runs/table1", show_default=True, help="Folder of the cells, table.md and table.csv.")
 @click.option("--results", "results_dir", help="Folder of one result JSON per finished cell (to commit); a cell whose "
@@ -67,7 +69,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     if results_dir:
         check_out_folder(results_dir)
     hparam_flags = {k: v for k, v in flags.items() if k in HPARAMS}
-    options = RunOptions(device=device, data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
+    options = RunOptions(device=device, data=flags["data"], data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
                          precision=flags["precision"], threads=flags["threads"], log=flags["log"])
     loaded = _distinct(specs, overrides)
     resolved = []
@@ -79,7 +81,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
         out_path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
-    cells = grid_cells.make_cells(resolved, BOTH[augment], list(LOSSES) if loss == "both" else [loss], out_path, options)
+    cells = grid_cells.make_cells(resolved, BOTH[augment], GRID_LOSSES.get(loss, [loss]), out_path, options)
     for cell in cells if results_dir else ():
         cell.result_file = Path(results_dir) / f"{cell.name}.json"
     finished = sum(cell.summary is not None for cell in cells)
@@ -117,7 +119,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @hparam_options
 @where_options
 @override_option
-def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, device, data_dir, train_limit, fast,
+def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, device, data, data_dir, train_limit, fast,
            precision, threads, log, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
@@ -130,8 +132,8 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
     loaded = load_spec(spec, overrides)
-    options = RunOptions(device=device, data_dir=data_dir, train_limit=train_limit, fast=fast, precision=precision,
-                         threads=threads, log=log)
+    options = RunOptions(device=device, data=data, data_dir=data_dir, train_limit=train_limit, fast=fast,
+                         precision=precision, threads=threads, log=log)
     fixed = {**flags, "loss": loss, "augment": augment}
     ready = prepare(loaded, fixed, options)
     space = searching.choose_space(loaded.document.get("search", {}), space, fixed, loaded.file)

@@ -15,10 +15,13 @@ EXPORT_FORMATS = ("onnx", "torchscript")  # runner/export.py's FORMATS (a test k
 @click.command(name="eval")
 @click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--data", help="Test on this dataset or folder instead of the run's own (same input and classes).")
+@click.option("--data-dir", help="Folder of the named datasets' files [the run's].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(run_path: str, device: str, as_json: bool) -> int:
+def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None, as_json: bool) -> int:
     """Test accuracy, per-class accuracy and confusion matrix of RUN's best epoch (also saved as confusion.png)."""
-    from ..runner.data import load_splits, locate
+    from ..datasets.choice import choose_data
+    from ..datasets.loading import check_fits, load_data, plan_data
     from ..runner.device import resolve_device
     from ..runner.evaluation import test_report
     from ..runner.plots import plot_confusion
@@ -28,11 +31,14 @@ def evaluate(run_path: str, device: str, as_json: bool) -> int:
     torch_device = resolve_device(device)
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch_device)
-    spec, data = run.spec(), run.config().get("data", {})
-    splits = load_splits(locate(data.get("data_dir"), download=True), data.get("train_limit")).to(torch_device)
+    spec, recorded = run.spec(), run.config().get("data", {})
+    choice = choose_data(spec.data, data if data is not None else recorded.get("choice"), spec.file)
+    planned = plan_data(choice, data_dir or recorded.get("data_dir"), torch_device)
+    check_fits(planned, spec)
+    splits = load_data(planned, recorded.get("train_limit")).to(torch_device)
     report = test_report(model, splits, run.settings()["loss"], torch_device,
                          **eval_levers(run.config().get("speed", {}), torch_device))
-    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], **report}
+    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], "data": planned.label, **report}
     # the figures are printed first: a read-only or full run folder must not cost the user the result
     if as_json:
         click.echo(strict_json(report))
@@ -79,7 +85,6 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
     import torch
 
-    from ..errors import UsageError
     from ..runner.data import CLASS_NAMES
     from ..runner.device import resolve_device
     from ..runner.images import load_image
@@ -92,9 +97,8 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     model, checkpoint = run.best_model(torch_device)
     spec = run.spec()
     names = checkpoint.get("class_names", list(CLASS_NAMES))
-    batch = torch.stack([load_image(path, spec.input[0]) for path in images]).to(torch_device)
-    if tuple(batch.shape[2:]) != tuple(spec.input[1:]):
-        raise UsageError(f"the model takes {spec.input[1]}x{spec.input[2]} images, not 28x28")
+    light_on_black = run.config().get("data", {}).get("light_on_black", True)  # runs before other data were Fashion-MNIST
+    batch = torch.stack([load_image(path, spec.input, light_on_black) for path in images]).to(torch_device)
     with torch.inference_mode():
         probabilities = PROBABILITIES[run.settings()["loss"]](model(model_input(batch)))
     rows = [(path, row.tolist()) for path, row in zip(images, probabilities.float().cpu())]
@@ -132,20 +136,52 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageError(f"--out {out_file}: cannot create its folder ({error.strerror})") from None
-    target = export(model, spec.input, names, run.settings()["loss"], fmt, out_file, run.path)
+    data = run.config().get("data", {})
+    takes = describe_input(spec.input, data.get("light_on_black", True), bool(data.get("normalization")))
+    target = export(model, spec.input, names, run.settings()["loss"], fmt, out_file, run.path, takes)
     click.echo(f"{spec.name} (epoch {checkpoint['epoch']}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
-               f"input 'images': {describe_input(spec.input)}; output 'logits'")
+               f"input 'images': {takes}; output 'logits'")
     return 0
 
 
 @click.command()
-@click.option("--data-dir", help="Folder with the four IDX files (else $FMNIST_DATA, ./data, Debian's package).")
+@click.option("--data", "name", default="fashion-mnist", show_default=True,
+              help="fashion-mnist, mnist, kmnist, cifar10, cifar100, or a folder of images.")
+@click.option("--data-dir", help="Folder of the named datasets' files (else $FMNIST_DATA, ./data; Fashion-MNIST also "
+              "Debian's package).")
 @click.option("--download", is_flag=True, help="If not found, fetch it with torchvision (needs the internet).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
-def data(data_dir: str | None, download: bool, as_json: bool) -> int:
-    """Where Fashion-MNIST was found, whether it verifies, and how to get it if not."""
-    from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, locate, read_dataset
+def data(name: str, data_dir: str | None, download: bool, as_json: bool) -> int:
+    """Where a dataset is, whether it verifies, its classes and split, and how to get it if it is missing."""
+    if name == "fashion-mnist":
+        return _fashion_mnist(data_dir, download, as_json)
+    import torch
 
+    from ..datasets.choice import choose_data
+    from ..datasets.loading import load_data, plan_data
+
+    planned = plan_data(choose_data(None, name), data_dir, torch.device("cpu"), download=download)
+    splits = load_data(planned)
+    report = {"dataset": planned.label, "found": planned.how, "verified": True, "check": planned.check,
+              "input": list(planned.shape), "classes": list(splits.class_names),
+              "split": {"train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)},
+              "notes": planned.notes}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return 0
+    click.echo(f"{planned.label} found: {planned.how}")
+    click.echo(f"verified: {planned.check}")
+    click.echo(f"images: {' x '.join(map(str, planned.shape))} (C x H x W), {len(splits.class_names)} classes: "
+               + ", ".join(splits.class_names[:12]) + (" ..." if len(splits.class_names) > 12 else ""))
+    split = report["split"]
+    click.echo(f"split: {split['train']:,} train / {split['validation']:,} validation / {split['test']:,} test")
+    for note in planned.notes:
+        click.echo(note)
+    return 0
+
+
+def _fashion_mnist(data_dir: str | None, download: bool, as_json: bool) -> int:
+    from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, locate, read_dataset
     source = locate(data_dir, download=download, create=download)
     arrays = read_dataset(source)
     train = len(arrays["train_labels"]) - VALIDATION_PER_CLASS * len(CLASS_NAMES)

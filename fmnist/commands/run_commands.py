@@ -7,7 +7,9 @@ import click
 
 from ..console import make_console
 from ..errors import UsageError
-from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STUDY_SIGMOID
+
+STUDY_LOSSES = {"softmax": "softmax", "sigmoid": STUDY_SIGMOID}  # train.py --loss_type VALUE -> our loss
 
 
 
@@ -30,14 +32,20 @@ def given_options(context: click.Context, allowed: set[str]) -> list[str]:
             if param.name not in allowed and context.get_parameter_source(param.name) == ParameterSource.COMMANDLINE]
 
 
-def resolved_spec_yaml(spec, flags: dict) -> str:
+def resolved_spec_yaml(spec, flags: dict, data: str | None = None) -> str:
     """The spec as it will train, every setting written out in `train:`: a spec `fmnist validate` accepts again."""
     import yaml
 
+    from ..datasets.choice import choose_data
+    from ..datasets.named import data_defaults
     from ..hparams import resolve
 
     document = dict(spec.document)
-    document["train"] = {name: value for name, value in resolve(spec.train, flags).items() if value is not None}
+    choice = choose_data(spec.data, data, spec.file)
+    if data is not None or spec.data is not None:
+        document["data"] = choice.as_mapping()
+    document["train"] = {name: value for name, value in resolve(spec.train, flags, data_defaults(choice)).items()
+                         if value is not None}
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
@@ -84,8 +92,11 @@ def where_options(command):
     """Device, data and speed flags, shared by run, grid and search."""
     for option in reversed((
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
-        click.option("--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMNIST_DATA, ./data, Debian's package)."),
-        click.option("--train-limit", type=int, help="Train on only the first N of the 50,000 training images (quick looks)."),
+        click.option("--data", help="Dataset: fashion-mnist, mnist, kmnist, cifar10, cifar100, or a folder of images "
+                     "(one sub-folder per class) [the spec's data:, else fashion-mnist]."),
+        click.option("--data-dir", help="Folder of the named datasets' files, in torchvision's layout (else $FMNIST_DATA, "
+                     "./data; Fashion-MNIST also Debian's package)."),
+        click.option("--train-limit", type=int, help="Train on only the first N training images (quick looks)."),
         click.option("--fast/--plain", default=True, help="The measured speed levers, or the plain eager fp32 loop. [fast]"),
         click.option("--threads", type=int, help="CPU threads of this process (torch's intra-op threads) [all cores]."),
         click.option("--log", type=click.Choice(["tensorboard"]), help="Also log to TensorBoard, in RUN/tensorboard "
@@ -102,7 +113,9 @@ def where_options(command):
 @click.option("--model", help="One of the study's models (CNN_1 ... CNN_5) instead of a spec file.")
 @click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue an interrupted run from its folder.")
 @hparam_options
-@click.option("--loss", "--loss_type", "loss", type=click.Choice(LOSSES), help=HPARAMS["loss"].help + " [softmax]")
+@click.option("--loss", type=click.Choice(LOSSES), help=HPARAMS["loss"].help + " [softmax]")
+@click.option("--loss_type", type=click.Choice(list(STUDY_LOSSES)),
+              help=f"The study's spelling, meaning the study's loss: softmax, or sigmoid = {STUDY_SIGMOID}.")
 @click.option("--augment/--no-augment", default=None, help=HPARAMS["augment"].help + " [off]")
 @click.option("--augment_data", type=click.BOOL, default=None, help="The study's spelling: --augment_data True|False.")
 @where_options
@@ -112,9 +125,10 @@ def where_options(command):
 @click.option("--print-config", is_flag=True, help="Print the spec with every resolved setting as YAML (itself a valid "
               "spec) and stop.")
 @override_option
-def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, train_limit, fast, precision, threads,
+def run(spec, model, resume_path, augment, augment_data, loss_type, device, out, data, data_dir, train_limit, fast, precision, threads,
         log, run_dir, dry_run, print_config, overrides, **flags) -> int:
-    """Train SPEC on Fashion-MNIST, keep the best validation epoch, test it.
+    """Train SPEC on its data (Fashion-MNIST unless --data or the spec's data: says otherwise), keep the best
+    validation epoch, test it.
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
     """
@@ -136,11 +150,15 @@ def run(spec, model, resume_path, augment, augment_data, device, out, data_dir, 
     if augment is not None and augment_data is not None and augment != augment_data:
         raise UsageError("--augment and --augment_data disagree")
     flags["augment"] = augment if augment is not None else augment_data
+    if loss_type is not None:
+        if flags["loss"] is not None and flags["loss"] != STUDY_LOSSES[loss_type]:
+            raise UsageError(f"--loss {flags['loss']} and --loss_type {loss_type} (= {STUDY_LOSSES[loss_type]}) disagree")
+        flags["loss"] = STUDY_LOSSES[loss_type]
     loaded = load_spec(spec or spec_for_model(model), overrides)
     if print_config:
-        click.echo(resolved_spec_yaml(loaded, flags), nl=False)
+        click.echo(resolved_spec_yaml(loaded, flags, data), nl=False)
         return 0
-    options = RunOptions(device=device, out=out, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
+    options = RunOptions(device=device, out=out, data=data, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
                          precision=precision, run_dir=run_dir, threads=threads, log=log)
     start(loaded, flags, options, console)
     return 0

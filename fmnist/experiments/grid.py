@@ -12,13 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..hparams import LOSSES
 from ..runner.preflight import RunOptions
 from ..runner.rundir import atomic_write
 from .results import read_result, write_result
 
-# The study's column order.
-COLUMNS = (("No Augment. Softmax", False, "softmax"), ("Augment. Softmax", True, "softmax"),
-           ("No Augment. Sigmoid", False, "sigmoid"), ("Augment. Sigmoid", True, "sigmoid"))
+LOSS_TITLES = {"softmax": "Softmax", "sigmoid": "Sigmoid (BCE)", "sigmoid-ce": "Sigmoid"}
+# The study's column order: per output layer, without then with augmentation.
+COLUMNS = tuple((f"{'Augment.' if augment else 'No Augment.'} {LOSS_TITLES[loss]}", augment, loss)
+                for loss in LOSSES for augment in (False, True))
 
 
 CELL_LOCKS = ".cells"  # the grid's claim on a cell lives here: the cell's own folder lock belongs to its `fmnist run`
@@ -80,6 +82,8 @@ def run_flags(hparams: dict, options: RunOptions) -> list[str]:
             continue
         flags += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
     flags += ["--device", options.device, "--precision", options.precision, "--fast" if options.fast else "--plain"]
+    if isinstance(options.data, str):
+        flags += ["--data", options.data]
     if options.data_dir:
         flags += ["--data-dir", str(options.data_dir)]
     if options.train_limit is not None:

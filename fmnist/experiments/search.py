@@ -90,7 +90,7 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     def objective(trial) -> float:
         hparams = {**base_hparams, **suggest(trial, space)}
         trial.set_user_attr("worker", worker)
-        trainer = Trainer(make_model(spec, hparams), splits, hparams, device, **speed)
+        trainer = Trainer(make_model(spec, hparams, splits.normalization), splits, hparams, device, **speed)
         best = 0.0
         for epoch in range(1, hparams["num_epochs"] + 1):
             try:
@@ -212,7 +212,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     """Optimise until the study holds `trials` finished trials, plot it, retrain and test the best; returns search.json."""
     import optuna
 
-    from ..runner.data import load_splits
+    from ..datasets.loading import load_data
     from ..runner.preflight import cpu_threads
     from ..runner.rundir import atomic_write, strict_json
     from ..runner.session import RunInterrupted, start
@@ -232,7 +232,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     storage = masked(settings.storage) if settings.storage else out / "search.db"
     console.print(f"study {settings.name} · {finished_trials(study)} of {settings.trials} trials finished · "
                   f"storage {storage} · space {json.dumps(space)}")
-    splits = load_splits(ready.source, options.train_limit).to(ready.device)
+    splits = load_data(ready.data, options.train_limit).to(ready.device)
     objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console.print)
     try:
         with cpu_threads(options.threads):

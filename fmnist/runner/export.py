@@ -15,11 +15,16 @@ from .inputs import describe_input
 from .rundir import atomic_write
 
 
-def _metadata(class_names: list[str], loss: str, input_shape) -> dict[str, str]:
+# what a consumer of the exported model does with its output, per training loss
+OUTPUTS = {"softmax": "logits; softmax gives class probabilities", "sigmoid": "logits; sigmoid per class",
+           "sigmoid-ce": "logits; sigmoid per class (trained through a softmax over the sigmoids)"}
+
+
+def _metadata(class_names: list[str], loss: str, input_text: str) -> dict[str, str]:
     return {
         "class_names": json.dumps(class_names),
-        "output": "logits; softmax gives class probabilities" if loss == "softmax" else "logits; sigmoid per class",
-        "input": describe_input(input_shape),
+        "output": OUTPUTS[loss],
+        "input": input_text,
         "producer": f"fmnist {__version__}",
     }
 
@@ -54,11 +59,11 @@ FORMATS: dict[str, tuple[str, Callable]] = {"onnx": ("model.onnx", export_onnx),
 
 
 def export(model: torch.nn.Module, input_shape, class_names: list[str], loss: str, fmt: str, path: Path | None,
-           folder: Path) -> Path:
-    """Write the model (eval mode, float32, CPU) in `fmt`; returns where."""
+           folder: Path, input_text: str | None = None) -> Path:
+    """Write the model (eval mode, float32, CPU) in `fmt`, `input_text` saying what it takes; returns where."""
     filename, writer = FORMATS[fmt]
     target = Path(path) if path else folder / filename
     model = model.float().cpu().eval()
     example = torch.rand(2, *input_shape)
-    writer(model, example, target, _metadata(class_names, loss, input_shape))
+    writer(model, example, target, _metadata(class_names, loss, input_text or describe_input(input_shape)))
     return target

@@ -12,6 +12,9 @@ def model_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tens
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def describe_input(input_shape) -> str:
+def describe_input(input_shape, light_on_black: bool = True, normalized: bool = False) -> str:
     """What a model exported by fmnist expects, in words (its metadata and the export line say this)."""
-    return f"float32 images (N, {', '.join(str(n) for n in input_shape)}), pixels in [0, 1] (uint8 / {PIXEL_MAX}), light object on black"
+    text = f"float32 images (N, {', '.join(str(n) for n in input_shape)}), pixels in [0, 1] (uint8 / {PIXEL_MAX})"
+    if normalized:
+        text += ", normalised inside the model"
+    return text + (", light object on black" if light_on_black else "")

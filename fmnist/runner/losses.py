@@ -1,4 +1,5 @@
-"""Output layers of the study: 'softmax' (cross-entropy) and 'sigmoid' (one-vs-all binary cross-entropy)."""
+"""Output layers: 'softmax' (cross-entropy), 'sigmoid' (one-vs-all binary cross-entropy) and 'sigmoid-ce'
+(a sigmoid in front of the cross-entropy: the study's sigmoid column, read from its lower accuracies)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -19,12 +20,19 @@ def _sigmoid_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float =
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 
+def _sigmoid_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    # squashing to (0, 1) before the softmax caps how sure the model can be: the study's lower sigmoid column
+    return F.cross_entropy(torch.sigmoid(logits), labels, label_smoothing=smoothing)
+
+
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "softmax": _softmax_loss,
     "sigmoid": _sigmoid_loss,
+    "sigmoid-ce": _sigmoid_ce_loss,
 }
 
 PROBABILITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "softmax": lambda logits: logits.softmax(dim=1),
     "sigmoid": torch.sigmoid,  # independent per class: they need not sum to 1
+    "sigmoid-ce": torch.sigmoid,  # the model's output layer; a softmax over (0, 1) would flatten every answer
 }

@@ -7,17 +7,21 @@ import torch
 
 from ..builder.build import build_model
 from ..builder.spec import Spec
+from ..datasets.convert import Normalize
 from ..errors import UsageError
 
 
-def make_model(spec: Spec, hparams: dict) -> torch.nn.Module:
-    """The spec's model with the run's seed and dropout."""
+def make_model(spec: Spec, hparams: dict, normalization: dict | None = None) -> torch.nn.Module:
+    """The spec's model with the run's seed and dropout; with `normalization`, a Normalize layer in front, so
+    eval, predict and export apply the training split's statistics without knowing of them."""
     torch.manual_seed(hparams["seed"])
     model = build_model(spec)
     if hparams["dropout"] is not None:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = hparams["dropout"]
+    if normalization:
+        model = torch.nn.Sequential(Normalize(normalization["mean"], normalization["std"]), model)
     return model
 
 

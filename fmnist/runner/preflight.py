@@ -13,10 +13,13 @@ import torch
 
 from ..builder.build import Plan, plan
 from ..builder.spec import Spec
+from ..datasets.choice import choose_data
+from ..datasets.loading import DataPlan, plan_data
+from ..datasets.named import data_defaults
+from ..datasets.loading import check_fits as check_data_fits
 from ..errors import UsageError
 from ..hparams import resolve
 from .callbacks import check_logger
-from .data import CLASS_NAMES, IMAGE_SHAPE, DataSource, locate
 from .device import resolve_device
 from .speedups import speed_settings
 
@@ -28,6 +31,7 @@ class RunOptions:
     device: str = "auto"
     out: str = "runs"
     data_dir: str | None = None
+    data: str | dict | None = None  # --data NAME|PATH, or a run folder's recorded choice (resume, eval)
     train_limit: int | None = None
     dry_run: bool = False  # resolve and print the settings, train nothing
     fast: bool = True  # the measured speed levers (runner/speedups.py); False = the plain eager fp32 loop
@@ -46,7 +50,7 @@ class Prepared:
     hparams: dict
     device: torch.device
     speed: dict
-    source: DataSource | None  # None when only the settings were wanted (--dry-run)
+    data: DataPlan  # located (unless only the settings were wanted: --dry-run) and sized; nothing decoded yet
     log: str | None = None  # the logger the run writes to, if any
 
 
@@ -76,15 +80,10 @@ def check_train_limit(train_limit: int | None) -> None:
         raise UsageError(f"--train-limit {train_limit}: needs at least 2 images")
 
 
-def check_fits(built: Plan, hparams: dict) -> None:
+def check_fits(built: Plan, hparams: dict, data: DataPlan) -> None:
     """The spec against the data it will see and the settings it will train with."""
     spec = built.spec
-    if tuple(spec.input) != IMAGE_SHAPE:
-        raise UsageError(f"spec wants input {tuple(spec.input)}; Fashion-MNIST gives {IMAGE_SHAPE} "
-                         f"(write input: {list(IMAGE_SHAPE)} or leave it out)", spec.file)
-    if spec.classes != len(CLASS_NAMES):
-        raise UsageError(f"spec has classes: {spec.classes}; Fashion-MNIST has {len(CLASS_NAMES)} "
-                         f"(end with 'fc {len(CLASS_NAMES)}' and write classes: {len(CLASS_NAMES)} or leave it out)", spec.file)
+    check_data_fits(data, spec)
     if hparams["batch_size"] < 2:
         # batch norm over a single value per channel (after fc, or on a 1x1 map) has no variance to normalise by
         for record in built.records:
@@ -96,12 +95,14 @@ def check_fits(built: Plan, hparams: dict) -> None:
 def prepare(spec: Spec, flags: dict, options: RunOptions, find_data: bool = True) -> Prepared:
     """Plan the spec, resolve its settings (flag > spec > defaults), check both against the data and the machine."""
     built = plan(spec)  # shape or size problems surface before any data is read
-    hparams = resolve(spec.train, flags)
     check_train_limit(options.train_limit)
     check_threads(options.threads)
     check_logger(options.log)
-    check_fits(built, hparams)
     device = resolve_device(options.device)
+    data = plan_data(choose_data(spec.data, options.data, spec.file), options.data_dir, device, find=False)
+    hparams = resolve(spec.train, flags, data_defaults(data.choice))
+    check_fits(built, hparams, data)
+    if find_data:  # after the checks: a spec that cannot train on the data is refused before any download
+        data.locate()
     speed = speed_settings(options.fast, options.precision, device)
-    source = locate(options.data_dir, download=True) if find_data else None
-    return Prepared(spec, built, hparams, device, speed, source, options.log)
+    return Prepared(spec, built, hparams, device, speed, data, options.log)

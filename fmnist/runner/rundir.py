@@ -218,7 +218,7 @@ class RunDir:
         checkpoint = self.load_checkpoint("best.pt")
         if not isinstance(checkpoint["spec"], dict) or checkpoint["spec"] != self.config()["spec"]:
             raise UsageError("best.pt belongs to another spec than config.yaml (copied from another run?)", str(self.file("best.pt")))
-        model = make_model(self.spec(), self.settings())
+        model = make_model(self.spec(), self.settings(), self.config().get("data", {}).get("normalization"))
         load_weights(model, checkpoint["model"], self.file("best.pt"))
         return model.to(device).eval(), checkpoint
 

@@ -20,7 +20,7 @@ from .. import STARTED, __version__
 from ..builder.spec import Spec
 from ..errors import FmnistError, UsageError, raised_by_interrupt
 from ..redact import masked
-from .data import load_splits
+from ..datasets.loading import load_data
 from .plots import plot_curves
 from .preflight import Prepared, RunOptions, cpu_threads, prepare
 from .progress import epoch_progress
@@ -58,11 +58,12 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> Run
     """A new run of `spec`: settings are flags > spec `train:` > the study's defaults."""
     ready = prepare(spec, flags, options, find_data=not options.dry_run)
     if options.dry_run:
-        console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "hparams": ready.hparams,
+        console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "data": ready.data.choice.as_mapping(),
+                                      "hparams": ready.hparams,
                                       "device": str(ready.device), "train_limit": options.train_limit,
                                       "speed": ready.speed}, sort_keys=False).rstrip())
         return None
-    splits = load_splits(ready.source, options.train_limit)
+    splits = load_data(ready.data, options.train_limit)
     run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     try:
         with cpu_threads(options.threads):
@@ -82,8 +83,11 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
         "device": str(ready.device),
         "speed": ready.speed,
         "log": ready.log,
-        "data": {"source": ready.source.how, "verified": True, "data_dir": options.data_dir, "train_limit": options.train_limit,
-                 "train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)},
+        "data": {"dataset": ready.data.label, "choice": ready.data.choice.as_mapping(), "source": ready.data.how,
+                 "verified": True, "check": ready.data.check, "data_dir": options.data_dir, "train_limit": options.train_limit,
+                 "train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y),
+                 "input": list(ready.data.shape), "light_on_black": ready.data.light_on_black,
+                 "normalization": splits.normalization},
         "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads()},
@@ -109,7 +113,8 @@ def resume(path: str | Path, device_name: str, console: Console, threads: int | 
 def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int | None) -> None:
     config, spec = run.config(), run.spec()
     data = config.get("data", {})
-    options = RunOptions(device=device_name, data_dir=data.get("data_dir"), train_limit=data.get("train_limit"), threads=threads,
+    options = RunOptions(device=device_name, data_dir=data.get("data_dir"), data=data.get("choice"),
+                         train_limit=data.get("train_limit"), threads=threads,
                          log=config.get("log"),
                          **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
     ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
@@ -118,7 +123,11 @@ def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int
         raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("last.pt")))
     if checkpoint is None:
         console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
-    _train(run, ready, load_splits(ready.source, options.train_limit), console, checkpoint)
+    splits = load_data(ready.data, options.train_limit)
+    if splits.normalization != data.get("normalization"):
+        raise UsageError("the data's statistics changed since this run started (the folder was edited?); "
+                         "start a new run", str(run.file("config.yaml")))
+    _train(run, ready, splits, console, checkpoint)
 
 
 def _percent(value: float) -> str:
@@ -127,7 +136,7 @@ def _percent(value: float) -> str:
 
 def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: dict | None = None) -> dict:
     spec, hparams, device = ready.spec, ready.hparams, ready.device
-    model = make_model(spec, hparams).to(device)
+    model = make_model(spec, hparams, splits.normalization).to(device)
     splits = splits.to(device)
     trainer = Trainer(model, splits, hparams, device, **ready.speed)
 
@@ -255,7 +264,9 @@ def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Traine
                   f"{len(splits.val_y):,} val / {len(splits.test_y):,} test images · loss {h['loss']} · "
                   f"augment {_augment_text(h)} · batch {h['batch_size']} · lr {h['lr']:g} · rs {h['rs']:g} · seed {h['seed']}")
     path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"
-    console.print(f"data: {ready.source.how} (verified) · {path} · run folder: {run.path}")
+    console.print(f"data: {ready.data.how} (verified) · {path} · run folder: {run.path}")
+    for note in ready.data.notes:
+        console.print(f"data: {note}")
     console.print(f"start-up: {startup:.1f} s from process start to the first training step")
 
 

@@ -1,0 +1,156 @@
+"""A folder of the user's own images in torchvision's ImageFolder layout: one sub-folder per class, optionally
+under train/, val/ and test/. Scanned (names and sizes only), then checked from the image headers, then decoded once."""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UsageError
+from ..runner.images import MAX_PIXELS, fit_image
+
+SPLITS = ("train", "val", "test")
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # one channel; every other mode is RGB
+LAYOUT = "FOLDER/<class>/<image>, or FOLDER/train/<class>/<image> with optional val/ and test/"
+
+
+def image_suffixes() -> set[str]:
+    Image.init()
+    return {suffix.lower() for suffix in Image.registered_extensions()}
+
+
+@dataclass
+class FolderFile:
+    path: str  # relative to the folder
+    label: int
+    split: str  # train, val, test, or "" where the split is held out of the class folders
+    size: int  # bytes and modification time: a changed folder is noticed without reading every image
+    mtime_ns: int
+
+
+@dataclass
+class FolderScan:
+    root: Path
+    files: list[FolderFile]
+    class_names: tuple[str, ...]
+    splits: tuple[str, ...]  # the split folders present (none: one folder per class)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for item in self.files:
+            digest.update(f"{item.path}\0{item.size}\0{item.mtime_ns}\0{item.label}\0{item.split}\n".encode())
+        digest.update("\0".join(self.class_names).encode())
+        return digest.hexdigest()
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images_under(folder: Path, suffixes: set[str]) -> list[Path]:
+    found = []
+    for directory, subdirs, names in os.walk(folder, followlinks=True):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        found += [Path(directory) / n for n in sorted(names) if not n.startswith(".") and Path(n).suffix.lower() in suffixes]
+    return found
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """The folder's classes and image files (by suffix), without opening any image."""
+    root = Path(root)
+    try:
+        os.listdir(root)
+    except OSError as error:
+        raise UsageError(f"cannot read the folder ({error.strerror})", str(root)) from None
+    splits = tuple(s for s in SPLITS if (root / s).is_dir())
+    if splits and "train" not in splits:
+        raise UsageError(f"has {'/'.join(splits)}/ but no train/ folder (layout: {LAYOUT})", str(root))
+    class_root = root / "train" if splits else root
+    class_names = tuple(p.name for p in _visible_dirs(class_root))
+    if not class_names:
+        raise UsageError(f"no class folders in {class_root} (layout: {LAYOUT})", str(root))
+    if len(class_names) == 1:
+        raise UsageError(f"only one class folder ('{class_names[0]}'): a classifier needs at least 2", str(class_root))
+    suffixes = image_suffixes()
+    files = []
+    for split in splits or ("",):
+        split_root = root / split if split else root
+        unknown = sorted({p.name for p in _visible_dirs(split_root)} - set(class_names))
+        if unknown:
+            raise UsageError(f"class folder '{unknown[0]}' is not among train/'s classes ({', '.join(class_names)})", str(split_root))
+        for label, name in enumerate(class_names):
+            paths = _images_under(split_root / name, suffixes) if (split_root / name).is_dir() else []
+            if not paths and split in ("", "train"):
+                raise UsageError(f"class folder '{name}' holds no images (files ending in .png, .jpg, ... count)",
+                                 str(split_root / name))
+            for path in paths:
+                stat = path.stat()
+                files.append(FolderFile(str(path.relative_to(root)), label, split, stat.st_size, stat.st_mtime_ns))
+    return FolderScan(root, files, class_names, splits)
+
+
+def _open(path: Path):
+    """The image, lazily (header only), with Pillow's decompression-bomb warning made an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise UsageError(f"image too large: {image.width}x{image.height} pixels (limit {MAX_PIXELS:,})", str(path))
+    return image
+
+
+def _unreadable(path: Path, error: Exception) -> UsageError:
+    return UsageError(f"not an image this tool can read ({type(error).__name__}: {' '.join(str(error).split())[:80]})", str(path))
+
+
+READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+               Image.DecompressionBombWarning)
+
+
+def native_shape(scan: FolderScan, channels: int | None, resize: tuple[int, int] | None) -> tuple[int, int, int]:
+    """(C, H, W) every image becomes, from the headers; images that differ need `channels` / `resize` to convert."""
+    first: dict[str, tuple[str, object]] = {}
+    for item in scan.files:
+        path = scan.root / item.path
+        try:
+            with _open(path) as image:
+                size, grey = (image.height, image.width), image.mode in GREY_MODES
+        except READ_ERRORS as error:
+            raise _unreadable(path, error) from None
+        if resize is None:
+            _same("size", first, item.path, size, lambda s: f"{s[1]}x{s[0]}", "resize: N")
+        if channels is None:
+            _same("channels", first, item.path, grey, lambda g: "grey" if g else "colour", "channels: 3 (or 1)")
+    height, width = resize or first["size"][1]
+    return (channels or (1 if first["channels"][1] else 3), height, width)
+
+
+def _same(what: str, first: dict, path: str, value, show, fix: str) -> None:
+    if what not in first:
+        first[what] = (path, value)
+    elif first[what][1] != value:
+        raise UsageError(f"images differ in {what}: {first[what][0]} is {show(first[what][1])}, {path} is {show(value)}; "
+                         f"add data: {{{fix}}} to the spec (or --set data.{fix.split(':')[0]}=...) to convert them")
+
+
+def decode(scan: FolderScan, shape: tuple[int, int, int], progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """All images as one uint8 (N, C, H, W) array in scan order, and their labels; `progress(done)` as it goes."""
+    channels, height, width = shape
+    images = np.empty((len(scan.files), height, width, channels), dtype=np.uint8)
+    for index, item in enumerate(scan.files):
+        path = scan.root / item.path
+        try:
+            with _open(path) as opened:
+                images[index] = fit_image(opened, shape)
+        except READ_ERRORS as error:
+            raise _unreadable(path, error) from None
+        if progress:
+            progress(index + 1)
+    labels = np.fromiter((item.label for item in scan.files), dtype=np.int64, count=len(scan.files))
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels

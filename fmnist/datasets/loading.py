@@ -1,0 +1,188 @@
+"""From a data choice to the trainer's Splits: plan it (shape, classes, room) before any run folder exists, then
+load it through the one fast path: uint8 (N, C, H, W) tensors, split by index with a fixed seed."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import StorageError, UsageError
+from ..runner.data import SPLIT_SEED, Splits, stratified_split
+from . import cache
+from .choice import DataChoice
+from .convert import channel_statistics, convert_images
+from .folder import FolderScan, decode, native_shape, scan_folder
+from .memory import check_room
+from .named import DATASETS, NamedDataset
+
+DECODE_PROGRESS_FROM = 2_000  # images: fewer decode in about a second, without a bar
+
+
+@dataclass
+class DataPlan:
+    """A dataset located and sized, with the shape its images will have; nothing decoded yet."""
+
+    choice: DataChoice
+    data_dir: str | None
+    shape: tuple[int, int, int]  # (C, H, W) the model sees, after conversion
+    classes: int
+    light_on_black: bool  # predict prepares photos like the dataset (inverted, centred) or as they are
+    how: str  # where it was found
+    check: str  # how it is verified
+    dataset: NamedDataset | None = None
+    scan: FolderScan | None = None
+    download: bool = True  # a named dataset missing when it is read is fetched by torchvision
+    notes: list[str] = field(default_factory=list)  # what loading did (the cache), for the run's start lines
+
+    @property
+    def label(self) -> str:
+        return self.choice.label
+
+    def locate(self) -> None:
+        """Find a named dataset's files (fetching them where allowed); a folder was found when it was planned."""
+        if self.dataset is not None:
+            self.how = self.dataset.locate(self.data_dir, self.download)
+
+    def conversion(self) -> dict:
+        return {"resize": list(self.choice.resize) if self.choice.resize else None, "channels": self.choice.channels}
+
+
+def plan_data(choice: DataChoice, data_dir: str | None, device: torch.device, find: bool = True,
+              download: bool = True) -> DataPlan:
+    """Locate the data (a named one only when `find`; a missing one is downloaded if `download` and the network
+    allows) and work out its shape and size; refuses what would not fit in memory."""
+    if choice.folder:
+        return _plan_folder(choice, data_dir, device)
+    dataset = DATASETS[choice.name]
+    native = dataset.shape
+    shape = (choice.channels or native[0], *(choice.resize or native[1:]))
+    check_room(choice.name, dataset.train_size + dataset.test_size, shape, device, native)
+    data = DataPlan(choice, data_dir, shape, dataset.classes, dataset.light_on_black, "", dataset.check,
+                    dataset=dataset, download=download)
+    if find:
+        data.locate()
+    return data
+
+
+def _plan_folder(choice: DataChoice, data_dir: str | None, device: torch.device) -> DataPlan:
+    root = Path(choice.folder)
+    if not root.is_dir():
+        raise UsageError("no such folder of images", str(root))
+    scan = scan_folder(root)
+    conversion = {"resize": list(choice.resize) if choice.resize else None, "channels": choice.channels}
+    manifest = cache.peek(root, conversion, scan.fingerprint())
+    shape = tuple(manifest["shape"][1:]) if manifest else native_shape(scan, choice.channels, choice.resize)
+    check_room(str(root), len(scan.files), shape, device)
+    layout = "/".join(scan.splits) + " folders" if scan.splits else "one folder per class"
+    return DataPlan(choice, data_dir, shape, len(scan.class_names), False,
+                    f"image folder {root} ({len(scan.files):,} images, {len(scan.class_names)} classes, {layout})",
+                    "every image decoded by Pillow", scan=scan)
+
+
+def check_fits(data: DataPlan, spec) -> None:
+    """The spec's input and classes against the data, with the conversion that would make them agree."""
+    wanted = tuple(spec.input)
+    if wanted != data.shape:
+        fix = {}
+        if wanted[1:] != data.shape[1:]:
+            fix["resize"] = wanted[1] if wanted[1] == wanted[2] else list(wanted[1:])
+        if wanted[0] != data.shape[0]:
+            fix["channels"] = wanted[0]
+        text = ", ".join(f"{key}: {value}" for key, value in fix.items())
+        convertible = wanted[0] in (1, 3) or wanted[0] == data.shape[0]
+        hint = f"add data: {{{text}}} to convert, or write input: {list(data.shape)}" if convertible \
+            else f"write input: {list(data.shape)}"
+        raise UsageError(f"spec wants input {wanted}; {data.label} gives {data.shape}; {hint}", spec.file)
+    if spec.classes != data.classes:
+        raise UsageError(f"spec has classes: {spec.classes}; {data.label} has {data.classes} classes "
+                         f"(end with 'fc {data.classes}' and write classes: {data.classes})", spec.file)
+
+
+def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
+    """The three splits as uint8 tensors on the CPU, converted, with the normalisation statistics if asked for."""
+    splits = _load_folder(data) if data.scan else _load_named(data)
+    if train_limit is not None:
+        splits.train_x, splits.train_y = splits.train_x[:train_limit], splits.train_y[:train_limit]
+    if data.choice.normalize:
+        mean, std = channel_statistics(splits.train_x)
+        splits.normalization = {"mean": mean, "std": std}
+    return splits
+
+
+def _load_named(data: DataPlan) -> Splits:
+    raw = data.dataset.read(data.data_dir, data.download)
+    data.how = raw.how
+    train_x = convert_images(raw.train_x, data.choice.channels, data.choice.resize)
+    test_x = convert_images(raw.test_x, data.choice.channels, data.choice.resize)
+    train, val = stratified_split(raw.train_y, data.dataset.val_per_class)
+    return Splits(train_x[train], raw.train_y[train], train_x[val], raw.train_y[val], test_x, raw.test_y,
+                  class_names=raw.class_names)
+
+
+def _load_folder(data: DataPlan) -> Splits:
+    scan, root, conversion = data.scan, data.scan.root, data.conversion()
+    cached = cache.load(root, conversion, scan.fingerprint())
+    if cached:
+        images, labels, manifest = cached
+        data.notes.append(f"decoded images from the cache ({cache.cache_dir(root, conversion)}, made {manifest['created']})")
+    else:
+        with _progress(len(scan.files)) as advance:
+            images, labels = decode(scan, data.shape, advance)
+        try:
+            where = cache.save(root, conversion, scan, images, labels)
+            data.notes.append(f"decoded {len(labels):,} images; cached in {where} for the next run")
+        except (OSError, StorageError) as error:  # no cache is slower next time, never a failed run
+            data.notes.append(f"decoded {len(labels):,} images; not cached ({error})")
+    images, labels = torch.from_numpy(images), torch.from_numpy(labels)
+    parts = {split: torch.tensor([i for i, f in enumerate(scan.files) if f.split == split], dtype=torch.long)
+             for split in ("", "train", "val", "test")}
+    pool = torch.cat([parts[""], parts["train"]])  # what validation and test are held out of, when missing
+    val, test = parts["val"], parts["test"]
+    shares = [("test", data.choice.test) if not len(test) else None, ("val", data.choice.val) if not len(val) else None]
+    held = _hold_out(labels, pool, [s for s in shares if s], len(scan.class_names), root)
+    train = held.pop("train")
+    test, val = held.get("test", test), held.get("val", val)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    train = train[order]  # shuffled once, so --train-limit takes a mix of all classes
+    return Splits(images[train], labels[train], images[val], labels[val], images[test], labels[test],
+                  class_names=scan.class_names)
+
+
+def _hold_out(labels: torch.Tensor, pool: torch.Tensor, shares: list[tuple[str, float]], classes: int, root: Path) -> dict:
+    """Stratified: each named split takes its share of every class of `pool` (fixed seed); the rest is 'train'."""
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    result = {name: [] for name, _ in shares}
+    train = []
+    for label in range(classes):
+        members = pool[labels[pool] == label]
+        members = members[torch.randperm(len(members), generator=generator)]
+        start = 0
+        for name, share in shares:
+            count = int(round(len(members) * share))
+            result[name].append(members[start:start + count])
+            start += count
+        train.append(members[start:])
+    out = {name: torch.cat(parts).sort().values for name, parts in result.items()}
+    out["train"] = torch.cat(train)
+    for name, indices in out.items():
+        if not len(indices):
+            raise UsageError(f"too few images to hold out a {name} split ({len(pool):,} images in {classes} classes); "
+                             f"add more images or give a {name}/ folder", str(root))
+    return out
+
+
+@contextmanager
+def _progress(total: int):
+    """A progress bar on a terminal for a long first decode (removed when it ends, however it ends)."""
+    if total < DECODE_PROGRESS_FROM or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("decoding images (once: then cached)", total=total)
+        yield lambda done: bar.update(task, completed=done)

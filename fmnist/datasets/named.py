@@ -1,0 +1,230 @@
+"""The named datasets: Fashion-MNIST (its Debian package or IDX files, MD5-checked by fmnist) and MNIST, KMNIST,
+CIFAR-10 and CIFAR-100, read by torchvision's own dataset classes in their usual layout under the data folder."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+
+DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, torchvision's mirrors fail fast instead of hanging
+
+
+@dataclass
+class Raw:
+    """A dataset as read: uint8 (N, C, H, W) images and int64 labels per published split, and where it came from."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    class_names: tuple[str, ...]
+    how: str  # where it was found
+    check: str  # how it was verified
+    val_x: torch.Tensor | None = None  # a folder's own val/ split
+    val_y: torch.Tensor | None = None
+
+
+class NamedDataset:
+    """One published dataset: its shape and classes are known before a byte is read."""
+
+    name: str
+    shape: tuple[int, int, int]
+    classes: int
+    val_per_class: int  # validation images held out of the training split per class (fixed seed)
+    flip: bool = True  # augmentation's default: False where a mirror image changes the label (digits, characters)
+    light_on_black: bool = False  # how `predict` prepares a photo: inverted and centred like the dataset, or as it is
+    train_size: int = 0  # published split sizes: the memory check needs them before reading
+    test_size: int = 0
+    subfolder: str = ""  # where its files live under the data folder
+    needs: str = ""  # the files to put there, for the not-found message
+    check: str = ""  # how the files are verified, as `fmnist data` and the run's start line say
+
+    def locate(self, data_dir: str | None, download: bool) -> str:
+        """Where its files are (downloading them if allowed and missing); an error that says where to put them."""
+        raise NotImplementedError
+
+    def read(self, data_dir: str | None, download: bool) -> Raw:
+        raise NotImplementedError
+
+
+DATASETS: dict[str, NamedDataset] = {}
+
+
+def register(cls: type[NamedDataset]) -> type[NamedDataset]:
+    if cls.name in DATASETS:
+        raise ValueError(f"dataset {cls.name} registered twice")
+    DATASETS[cls.name] = cls()
+    return cls
+
+
+def data_defaults(choice) -> dict:
+    """Settings the data decides unless the spec or a flag does: no flip for digits and characters."""
+    return {"flip": DATASETS[choice.name].flip if choice.name else True}
+
+
+def data_root(data_dir: str | None) -> tuple[Path, str]:
+    """(the data folder, how it was chosen): --data-dir, else $FMNIST_DATA, else ./data; a named one must exist."""
+    if data_dir:
+        named = (Path(data_dir).expanduser(), "--data-dir")
+    elif os.environ.get("FMNIST_DATA"):
+        named = (Path(os.environ["FMNIST_DATA"]).expanduser(), "$FMNIST_DATA")
+    else:
+        return Path("data"), "./data"
+    if not named[0].is_dir():
+        raise UsageError(f"{named[1]} {named[0]}: no such folder")
+    return named
+
+
+@register
+class FashionMNIST(NamedDataset):
+    name, shape, classes, val_per_class = "fashion-mnist", (1, 28, 28), 10, 1_000
+    light_on_black = True
+    train_size, test_size = 60_000, 10_000
+    subfolder, needs = "FashionMNIST/raw", "the four IDX files (train/t10k images and labels, .gz or not)"
+    check = "magic numbers, sizes, labels and the published MD5s (fmnist)"
+
+    def locate(self, data_dir: str | None, download: bool) -> str:
+        from ..runner.data import locate
+
+        return locate(data_dir, download=download).how
+
+    def read(self, data_dir: str | None, download: bool) -> Raw:
+        from ..runner.data import CLASS_NAMES, locate, read_dataset
+
+        source = locate(data_dir, download=download)
+        arrays = read_dataset(source)
+        return Raw(torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
+                   torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+                   torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1),
+                   torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+                   CLASS_NAMES, source.how, self.check)
+
+
+class TorchvisionDataset(NamedDataset):
+    """Read through torchvision's class of the same name, which also checks (and downloads) the files."""
+
+    torchvision_class: str
+    files: tuple[str, ...]  # what must be in the subfolder before torchvision is asked to read it
+
+    def locate(self, data_dir: str | None, download: bool) -> str:
+        root, how = data_root(data_dir)
+        folder = root / self.subfolder
+        missing = [name for name in self.files if not (folder / name).is_file()]
+        if missing:
+            if not download:
+                raise self._missing(root, f"no {missing[0]}")
+            self._download(root)
+        return f"{how}: {folder}"
+
+    def read(self, data_dir: str | None, download: bool) -> Raw:
+        root, how = data_root(data_dir)
+        try:
+            train, test = self._open(root, download=False)
+        except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
+            if not download:
+                raise self._missing(root, "torchvision: " + " ".join(str(error).split())[:100]) from None
+            train, test = self._download(root)
+        except (AssertionError, ValueError, OSError, EOFError, KeyError, pickle.UnpicklingError) as error:
+            # files that pass torchvision's check but do not parse: truncated IDX, a damaged pickle
+            raise UsageError(f"{self.name}: corrupt file ({type(error).__name__}: {' '.join(str(error).split())[:80]})",
+                             str(root / self.subfolder)) from None
+        images = [self._images(split) for split in (train, test)]
+        labels = [torch.as_tensor(np.asarray(split.targets), dtype=torch.int64) for split in (train, test)]
+        for split, y in zip(("train", "test"), labels):
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.classes):
+                raise UsageError(f"{self.name} {split} labels outside 0-{self.classes - 1}", str(root / self.subfolder))
+        names = tuple(str(name) for name in train.classes)
+        return Raw(images[0], labels[0], images[1], labels[1], names, f"{how}: {root / self.subfolder}", self.check)
+
+    def _open(self, root: Path, download: bool):
+        from torchvision import datasets
+
+        cls = getattr(datasets, self.torchvision_class)
+        return cls(str(root), train=True, download=download), cls(str(root), train=False, download=download)
+
+    def _images(self, split) -> torch.Tensor:
+        data = split.data
+        if isinstance(data, np.ndarray):  # CIFAR: (N, H, W, C)
+            return torch.from_numpy(np.ascontiguousarray(data.transpose(0, 3, 1, 2)))
+        return data.unsqueeze(1).contiguous()  # the MNIST family: (N, H, W) tensor
+
+    def _missing(self, root: Path, reason: str) -> UsageError:
+        return UsageError(f"{self.name} not found or not intact in {root / self.subfolder} ({reason}); "
+                          f"put {self.needs} there (or point --data-dir at the folder holding {self.subfolder}/), "
+                          f"or run where the internet is reachable and torchvision downloads it")
+
+    def _download(self, root: Path):
+        # what the download makes and a failure leaves empty: the data folder itself, or the dataset's folder in it
+        made = root if not root.exists() else root / Path(self.subfolder).parts[0]
+        made = made if not made.exists() else None
+        timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:  # torchvision prints its progress and each failed mirror: the user gets one line instead
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return self._open(root, download=True)
+        except Exception as error:  # offline: URLError, RuntimeError, OSError from several mirrors
+            if made is not None:
+                _remove_empty(made)
+            raise UsageError(f"{self.name} is not in {root / self.subfolder} and torchvision's download failed "
+                             f"({type(error).__name__}: {' '.join(str(error).split())[:100]}); put {self.needs} there") from None
+        finally:
+            socket.setdefaulttimeout(timeout)
+
+
+def _remove_empty(root: Path) -> None:
+    """Folders a failed download made and left empty."""
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()
+
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@register
+class MNIST(TorchvisionDataset):
+    name, shape, classes, val_per_class, flip, light_on_black = "mnist", (1, 28, 28), 10, 1_000, False, True
+    train_size, test_size = 60_000, 10_000
+    torchvision_class, subfolder, files = "MNIST", "MNIST/raw", IDX_FILES
+    needs = "the four uncompressed IDX files (train-images-idx3-ubyte, ...)"
+    check = "torchvision: the four IDX files present and parsed (it checks MD5s when it downloads)"
+
+
+@register
+class KMNIST(TorchvisionDataset):
+    name, shape, classes, val_per_class, flip, light_on_black = "kmnist", (1, 28, 28), 10, 1_000, False, True
+    train_size, test_size = 60_000, 10_000
+    torchvision_class, subfolder, files = "KMNIST", "KMNIST/raw", IDX_FILES
+    needs = "the four uncompressed IDX files (train-images-idx3-ubyte, ...)"
+    check = "torchvision: the four IDX files present and parsed (it checks MD5s when it downloads)"
+
+
+@register
+class CIFAR10(TorchvisionDataset):
+    name, shape, classes, val_per_class = "cifar10", (3, 32, 32), 10, 500
+    train_size, test_size = 50_000, 10_000
+    torchvision_class, subfolder = "CIFAR10", "cifar-10-batches-py"
+    files = (*(f"data_batch_{n}" for n in range(1, 6)), "test_batch", "batches.meta")
+    needs = "the extracted python batches (data_batch_1..5, test_batch, batches.meta)"
+    check = "torchvision: the published MD5 of every batch file"
+
+
+@register
+class CIFAR100(TorchvisionDataset):
+    name, shape, classes, val_per_class = "cifar100", (3, 32, 32), 100, 50
+    train_size, test_size = 50_000, 10_000
+    torchvision_class, subfolder, files = "CIFAR100", "cifar-100-python", ("train", "test", "meta")
+    needs = "the extracted python files (train, test, meta)"
+    check = "torchvision: the published MD5 of every file"
+

@@ -1,0 +1,136 @@
+"""The result tables of README.md and docs/results.md, made from the committed result files (never typed in).
+
+    python scripts/results_tables.py            # print every table
+    python scripts/results_tables.py --write    # and replace each <!-- NAME:begin --> ... <!-- NAME:end --> block
+
+Tables: table1 (results/table1/, beside the study's figures), noise (CNN_4's cells over seeds: seed 0 in
+results/table1/, seeds 1-4 in results/cnn4-seeds/seedN/), sigmoid (the two readings of the study's sigmoid column)
+and tuned (the study's tuned CNN_2, results/cnn2-tuned.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("CNN_1", "CNN_2", "CNN_3", "CNN_4", "CNN_5")
+# (title, cell suffix) in the study's column order; its sigmoid column is read as sigmoid-ce (docs/results.md)
+COLUMNS = (("No Augment. Softmax", "noaug-softmax"), ("Augment. Softmax", "aug-softmax"),
+           ("No Augment. Sigmoid", "noaug-sigmoid-ce"), ("Augment. Sigmoid", "aug-sigmoid-ce"))
+# The study's Table 1 (its published figures, for comparison), in the same column order.
+STUDY = {"CNN_1": (89.16, 89.13, 84.11, 83.38), "CNN_2": (90.25, 89.43, 85.85, 86.61),
+         "CNN_3": (88.50, 88.37, 81.56, 84.72), "CNN_4": (86.95, 85.59, 81.20, 79.39),
+         "CNN_5": (88.23, 88.01, 85.93, 84.98)}
+STUDY_TUNED = 92.91
+
+
+def read(path: Path) -> dict | None:
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result.get("test_acc"), (int, float)) else None
+
+
+def machine_of(result: dict) -> str:
+    machine = result.get("machine", {})
+    return f"{machine.get('cpu', '?')} ({machine.get('cpu_class', '?')}), {machine.get('threads', '?')} thread(s)"
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def table1(folder: Path) -> str:
+    cells = {(m, suffix): read(folder / f"{m}-{suffix}.json") for m in MODELS for _, suffix in COLUMNS}
+    rows = ["| Model | " + " | ".join(f"{title} (ours / study)" for title, _ in COLUMNS) + " | train s per cell |",
+            "|---|" + "---|" * (len(COLUMNS) + 1)]
+    missing = []
+    for model in MODELS:
+        done = [c for (m, _), c in cells.items() if m == model and c]
+        seconds = statistics.mean(c["train_seconds"] for c in done) if done else None
+        row = []
+        for (title, suffix), study in zip(COLUMNS, STUDY[model]):
+            cell = cells[(model, suffix)]
+            if cell:
+                row.append(f"{100 * cell['test_acc']:.2f}% / {study:.2f}%")
+            else:
+                row.append(f"– / {study:.2f}%")
+                missing.append(f"{model}-{suffix} (about {minutes(seconds)} here)" if seconds else f"{model}-{suffix}")
+        rows.append(f"| {model} | " + " | ".join(row) + f" | {f'{seconds:.0f}' if seconds else '–'} |")
+    machines = sorted({machine_of(c) for c in cells.values() if c})
+    text = "\n".join(rows) + f"\n\n{sum(1 for c in cells.values() if c)} of {len(cells)} cells ran, on: {'; '.join(machines)}."
+    if missing:
+        text += " Not run yet: " + ", ".join(missing) + "."
+    return text
+
+
+def noise(table: Path, seeds: Path) -> str:
+    rows = ["| CNN_4 cell | seeds | test accuracy, mean ± sd | min – max | study |", "|---|---|---|---|---|"]
+    for (title, suffix), study in zip(COLUMNS, STUDY["CNN_4"]):
+        files = [table / f"CNN_4-{suffix}.json", *sorted(seeds.glob(f"seed*/CNN_4-{suffix}.json"))]
+        scores = [100 * r["test_acc"] for r in map(read, files) if r]
+        if not scores:
+            continue
+        spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+        rows.append(f"| {title} | {len(scores)} | {statistics.mean(scores):.2f}{spread} | "
+                    f"{min(scores):.2f} – {max(scores):.2f} | {study:.2f} |")
+    return "\n".join(rows)
+
+
+def sigmoid(table: Path, seeds: Path) -> str:
+    rows = ["| CNN_4 | loss | seeds | test accuracy, mean ± sd | study |", "|---|---|---|---|---|"]
+    for augment, study in (("noaug", STUDY["CNN_4"][2]), ("aug", STUDY["CNN_4"][3])):
+        for loss, what in (("sigmoid", "sigmoid: one-vs-all BCE"), ("sigmoid-ce", "sigmoid-ce: sigmoid, then cross-entropy")):
+            name = f"CNN_4-{augment}-{loss}.json"
+            scores = [100 * r["test_acc"] for r in map(read, [table / name, *sorted(seeds.glob(f"seed*/{name}"))]) if r]
+            if scores:
+                spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+                rows.append(f"| {'with' if augment == 'aug' else 'without'} augmentation | {what} | {len(scores)} | "
+                            f"{statistics.mean(scores):.2f}{spread} | {study:.2f} |")
+    return "\n".join(rows)
+
+
+def tuned(path: Path) -> str:
+    result = read(path)
+    if not result:
+        return f"Not run yet (`{path.relative_to(ROOT)}` is missing)."
+    return (f"| | test accuracy | best validation epoch | training |\n|---|---|---|---|\n"
+            f"| fmnist ({machine_of(result)}) | **{100 * result['test_acc']:.2f}%** | {result['best_epoch']} "
+            f"({100 * result['best_val_acc']:.2f}%) | {minutes(result['train_seconds'])} |\n"
+            f"| the study | {STUDY_TUNED:.2f}% | – | – |")
+
+
+def tables() -> dict[str, str]:
+    results = ROOT / "results"
+    return {"table1": table1(results / "table1"), "noise": noise(results / "table1", results / "cnn4-seeds"),
+            "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "tuned": tuned(results / "cnn2-tuned.json")}
+
+
+def write(path: Path, made: dict[str, str]) -> None:
+    text = path.read_text()
+    for name, table in made.items():
+        text = re.sub(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", lambda m: m.group(1) + table + "\n" + m.group(2),
+                      text, flags=re.S)
+    path.write_text(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="replace the marked blocks in README.md and docs/results.md")
+    args = parser.parse_args(argv)
+    made = tables()
+    for name, table in made.items():
+        print(f"<!-- {name} -->\n{table}\n")
+    if args.write:
+        for path in (ROOT / "README.md", ROOT / "docs" / "results.md"):
+            write(path, made)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -74,6 +74,8 @@ TRAIN_SCHEMA = {
 }
 
 
+PRUNERS = ("hyperband", "halving", "median", "none")  # experiments/search.py's pruners (a test keeps the two equal)
+
 # The study's search: learning rate and L2 strength log-uniform, batch size from a set, epochs in a range.
 DEFAULT_SPACE = {
     "lr": {"low": 1e-4, "high": 1e-2, "log": True},

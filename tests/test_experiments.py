@@ -71,6 +71,19 @@ def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_sp
     assert result["plots"] == ["search_history.png"] and "parameter importances need at least 5 finished trials" in out
 
 
+def test_a_multi_fidelity_pruner_stops_the_weak_trials_after_their_first_epochs(cli, write_spec, real_data, tmp_path):
+    import optuna
+
+    spec = write_spec(TINY_A, "a.yaml")
+    code, out, err = cli("search", spec, "--train-limit", "300", "--space", "num_epochs=3:3", "--trials", "6",
+                         "--pruner", "halving", "--no-retrain", "--out", tmp_path)
+    assert (code, err) == (0, "")
+    assert json.loads((tmp_path / "search.json").read_text())["pruner"] == "halving"
+    study = optuna.load_study(study_name="tiny_a-search", storage=f"sqlite:///{tmp_path / 'search.db'}")
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(len(t.intermediate_values) < 3 for t in pruned) and out.count("pruned at epoch") == len(pruned)
+
+
 def test_search_plots_say_percent_and_keep_optunas_style_to_themselves(tmp_path):
     import matplotlib
     import optuna

@@ -33,7 +33,12 @@ def test_help_does_not_load_torch():
 def test_choice_lists_in_the_commands_match_their_registries():
     from fmnist.commands.experiment_commands import KEEP_CHOICES
     from fmnist.commands.inspect_commands import EXPORT_FORMATS
+    from fmnist.datasets.choice import NAMES
+    from fmnist.datasets.named import DATASETS
     from fmnist.experiments.grid import KEEP
+    from fmnist.experiments.search import _pruners
+    from fmnist.hparams import PRUNERS
     from fmnist.runner.export import FORMATS
 
     assert EXPORT_FORMATS == tuple(FORMATS) and KEEP_CHOICES == tuple(KEEP)
+    assert PRUNERS == tuple(_pruners()) and NAMES == tuple(DATASETS)

@@ -111,13 +111,25 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     return objective
 
 
-def open_study(storage: str | None, name: str, out: Path, seed: int | None):
+def _pruners():
+    """How hopeless trials are stopped, by name; the multi-fidelity ones (Hyperband, successive halving) compare
+    trials at the same epoch and give the survivors more epochs. Each epoch's validation accuracy is reported."""
+    import optuna
+
+    return {
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3),
+        "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        "none": optuna.pruners.NopPruner,
+    }
+
+
+def open_study(storage: str | None, name: str, out: Path, seed: int | None, pruner: str = "hyperband"):
     """A study that is created or, when it exists, continued; SQLite in `out` unless a database URL is given."""
     import optuna
 
     url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
-    study = create_or_join(url, "the study", study_name=name, direction="maximize",
-                           pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+    study = create_or_join(url, "the study", study_name=name, direction="maximize", pruner=_pruners()[pruner]())
     # one worker: reproducible, and a resumed search draws new points; several workers: each draws its own
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials) if storage is None else None)
     return study
@@ -206,6 +218,7 @@ class SearchSettings:
     name: str
     out: Path
     retrain: bool
+    pruner: str = "hyperband"
 
 
 def run_search(ready, space: dict, settings: SearchSettings, options, console) -> dict:
@@ -222,7 +235,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        study = open_study(settings.storage, settings.name, out, ready.hparams["seed"])
+        study = open_study(settings.storage, settings.name, out, ready.hparams["seed"], settings.pruner)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
     except UsageError:
@@ -241,7 +254,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
         raise RunInterrupted("interrupted; the finished trials are stored: run the same command again to continue") from None
     best = study.best_trial
     console.print(f"best: trial {best.number}, val {100 * best.value:.2f}%, {best.params}")
-    result = {"study": settings.name, "trials": finished_trials(study), "best_trial": best.number,
+    result = {"study": settings.name, "pruner": settings.pruner, "trials": finished_trials(study), "best_trial": best.number,
               "best_val_acc": best.value, "best_params": best.params,
               "plots": plot_search(study, out, ready.spec.name, console.print)}
     if settings.retrain:

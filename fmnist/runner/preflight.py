@@ -15,8 +15,8 @@ from ..builder.build import Plan, plan
 from ..builder.spec import Spec
 from ..datasets.choice import choose_data
 from ..datasets.loading import DataPlan, plan_data
-from ..datasets.named import data_defaults
 from ..datasets.loading import check_fits as check_data_fits
+from ..datasets.named import data_defaults
 from ..errors import UsageError
 from ..hparams import resolve
 from .callbacks import check_logger

@@ -259,6 +259,10 @@ def test_a_real_run_on_a_folder_of_rgb_pngs_then_eval_predict_and_export(cli, wr
     assert code == 0 and "(N, 3, 32, 32)" in out and "normalised inside the model" in out and "light object" not in out
 
 
+def resize_and_truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
 @pytest.mark.parametrize("build, message", [
     (lambda r: (save_images(r / "a", 3), (r / "b").mkdir()), "class folder 'b' holds no images"),
     (lambda r: save_images(r / "a", 3), "only one class folder ('a'): a classifier needs at least 2"),
@@ -272,12 +276,15 @@ def test_a_real_run_on_a_folder_of_rgb_pngs_then_eval_predict_and_export(cli, wr
     (lambda r: (save_images(r / "train" / "a", 3), save_images(r / "train" / "b", 3), save_images(r / "test" / "c", 3)),
      "class folder 'c' is not among train/'s classes (a, b)"),
     (lambda r: (save_images(r / "val" / "a", 3),), "has val/ but no train/ folder"),
+    (lambda r: (save_images(r / "a", 3), save_images(r / "b", 3, size=(64, 64)), resize_and_truncate(r / "b" / "001.png")),
+     "b/001.png: not an image this tool can read"),  # its header reads; its pixels do not
 ])
 def test_a_bad_folder_is_one_line_and_no_run_folder(cli, write_spec, tmp_path, build, message):
     root = tmp_path / "photos"
     root.mkdir() if message != "no class folders in" else None
     build(root)
-    spec = write_spec("name: t\nclasses: 2\nlayers: [fc 2]\n")
+    spec = write_spec("name: t\nclasses: 2\ndata: {resize: 28}\nlayers: [fc 2]\n" if "001.png" in message else
+                      "name: t\nclasses: 2\nlayers: [fc 2]\n")
     err = one_line_error(*cli("run", spec, "--data", root, "--out", tmp_path / "runs")[::2])
     assert message in err
     assert not (tmp_path / "runs").exists()
@@ -323,3 +330,32 @@ def test_the_shipped_specs_for_other_data_plan_and_validate(cli):
         assert code == 0, err
         assert yaml.safe_load(out)["data"] == data
         assert cli("validate", spec)[0] == 0
+
+
+def test_grid_search_and_eval_take_data_too(cli, write_spec, tmp_path):
+    root = make_folder(tmp_path / "photos", ("train", "test"), per_class=30)
+    spec = write_spec("name: t\nclasses: 3\nlayers: [conv 3x3x4, relu, gap, fc 3]\n")
+    code, out, err = cli("grid", spec, "--data", root, "--augment", "off", "--loss", "softmax", *QUICK, "--out", tmp_path / "g")
+    assert (code, err) == (0, ""), err
+    config = yaml.safe_load((tmp_path / "g" / "t-noaug-softmax" / "config.yaml").read_text())
+    assert config["data"]["choice"]["folder"] == str(root)
+    code, out, err = cli("search", spec, "--data", root, "--trials", "1", "--space", "num_epochs=1:1", "--threads", "1",
+                         "--no-retrain", "--out", tmp_path / "s")
+    assert (code, err) == (0, ""), err
+    other = make_folder(tmp_path / "more", ("train", "test"), classes=("a", "b", "c", "d"))
+    err = one_line_error(*cli("eval", tmp_path / "g" / "t-noaug-softmax", "--data", other)[::2])
+    assert f"spec has classes: 3; {other} has 4 classes" in err
+    code, out, err = cli("eval", tmp_path / "g" / "t-noaug-softmax", "--data", root, "--json")
+    assert code == 0 and json.loads(out)["data"] == str(root)
+
+
+def test_a_cache_that_cannot_be_written_costs_time_not_the_run(cli, write_spec, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FMNIST_CACHE", str(blocker))  # a folder cannot be made under a file
+    root = make_folder(tmp_path / "photos", ())
+    spec = write_spec("name: t\nclasses: 3\nlayers: [gap, fc 3]\n")
+    code, out, err = cli("run", spec, "--data", root, *QUICK, "--out", tmp_path / "runs")
+    assert (code, err) == (0, ""), err
+    assert "decoded 60 images; not cached (" in out
+

@@ -189,25 +189,24 @@ def _remove_empty(root: Path) -> None:
         root.rmdir()
 
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+class MNISTFamily(TorchvisionDataset):
+    """28x28 grey digits or characters in four IDX files: mirroring changes their meaning, so no flip by default."""
 
-
-@register
-class MNIST(TorchvisionDataset):
-    name, shape, classes, val_per_class, flip, light_on_black = "mnist", (1, 28, 28), 10, 1_000, False, True
+    shape, classes, val_per_class, flip, light_on_black = (1, 28, 28), 10, 1_000, False, True
     train_size, test_size = 60_000, 10_000
-    torchvision_class, subfolder, files = "MNIST", "MNIST/raw", IDX_FILES
+    files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     needs = "the four uncompressed IDX files (train-images-idx3-ubyte, ...)"
     check = "torchvision: the four IDX files present and parsed (it checks MD5s when it downloads)"
 
 
 @register
-class KMNIST(TorchvisionDataset):
-    name, shape, classes, val_per_class, flip, light_on_black = "kmnist", (1, 28, 28), 10, 1_000, False, True
-    train_size, test_size = 60_000, 10_000
-    torchvision_class, subfolder, files = "KMNIST", "KMNIST/raw", IDX_FILES
-    needs = "the four uncompressed IDX files (train-images-idx3-ubyte, ...)"
-    check = "torchvision: the four IDX files present and parsed (it checks MD5s when it downloads)"
+class MNIST(MNISTFamily):
+    name, torchvision_class, subfolder = "mnist", "MNIST", "MNIST/raw"
+
+
+@register
+class KMNIST(MNISTFamily):
+    name, torchvision_class, subfolder = "kmnist", "KMNIST", "KMNIST/raw"
 
 
 @register

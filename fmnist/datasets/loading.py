@@ -48,7 +48,12 @@ class DataPlan:
             self.how = self.dataset.locate(self.data_dir, self.download)
 
     def conversion(self) -> dict:
-        return {"resize": list(self.choice.resize) if self.choice.resize else None, "channels": self.choice.channels}
+        return _conversion(self.choice)
+
+
+def _conversion(choice: DataChoice) -> dict:
+    """What a folder's cached images were converted with: part of the cache's key."""
+    return {"resize": list(choice.resize) if choice.resize else None, "channels": choice.channels}
 
 
 def plan_data(choice: DataChoice, data_dir: str | None, device: torch.device, find: bool = True,
@@ -73,8 +78,7 @@ def _plan_folder(choice: DataChoice, data_dir: str | None, device: torch.device)
     if not root.is_dir():
         raise UsageError("no such folder of images", str(root))
     scan = scan_folder(root)
-    conversion = {"resize": list(choice.resize) if choice.resize else None, "channels": choice.channels}
-    manifest = cache.peek(root, conversion, scan.fingerprint())
+    manifest = cache.peek(root, _conversion(choice), scan.fingerprint())
     shape = tuple(manifest["shape"][1:]) if manifest else native_shape(scan, choice.channels, choice.resize)
     check_room(str(root), len(scan.files), shape, device)
     layout = "/".join(scan.splits) + " folders" if scan.splits else "one folder per class"

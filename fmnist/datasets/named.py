@@ -29,8 +29,6 @@ class Raw:
     class_names: tuple[str, ...]
     how: str  # where it was found
     check: str  # how it was verified
-    val_x: torch.Tensor | None = None  # a folder's own val/ split
-    val_y: torch.Tensor | None = None
 
 
 class NamedDataset:

@@ -64,6 +64,8 @@ HPARAMS: dict[str, HParam] = {h.name: h for h in (
     HParam("ema", None, _number(0, 1, low_open=True, high_open=True),
            "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is evaluated, saved and tested"),
     HParam("clip_grad", None, _number(0, low_open=True), "clip the gradients' global L2 norm to this before each step"),
+    HParam("tta", False, {"type": "boolean"},
+           "test-time flip: validation, test, eval and predict average the logits of each image and its mirror"),
     HParam("seed", 0, _integer(0, MAX_SEED), "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
 )}
 

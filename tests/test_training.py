@@ -241,3 +241,21 @@ def test_tensorboard_log_reads_back_with_tensorboards_own_reader(cli, write_spec
     code, _, _ = cli("run", spec, *quick, "--out", tmp_path / "plain")  # logging does not change the run
     plain = json.loads((only_run(tmp_path / "plain") / "summary.json").read_text())
     assert [e["val_acc"] for e in plain["epochs"]] == [e["val_acc"] for e in summary["epochs"]]
+
+
+def test_test_time_flip_averages_the_logits_of_each_image_and_its_mirror(write_spec):
+    from fmnist.runner.evaluation import evaluate
+    from fmnist.runner.inputs import model_input
+
+    trainer = tiny_trainer(write_spec, tta=True)
+    trainer.train_epoch(1)
+    images, labels = trainer.splits.val_x, trainer.splits.val_y
+    model = trainer.eval_model.eval()
+    with torch.no_grad():
+        x = model_input(images)
+        expected = ((model(x) + model(x.flip(3))) / 2).argmax(1)
+        plain = model(x).argmax(1)
+    flipped = trainer.evaluate(images, labels)
+    assert torch.equal(flipped.predictions, expected)
+    assert flipped.accuracy == pytest.approx((expected == labels).float().mean().item())
+    assert torch.equal(evaluate(model, images, labels, "softmax", torch.device("cpu")).predictions, plain)

@@ -36,8 +36,9 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     planned = plan_data(choice, data_dir or recorded.get("data_dir"), torch_device)
     check_fits(planned, spec)
     splits = load_data(planned, recorded.get("train_limit")).to(torch_device)
-    report = test_report(model, splits, run.settings()["loss"], torch_device,
-                         **eval_levers(run.config().get("speed", {}), torch_device))
+    settings = run.settings()
+    report = test_report(model, splits, settings["loss"], torch_device,
+                         **eval_levers(run.config().get("speed", {}), torch_device), tta=settings["tta"])
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], "data": planned.label, **report}
     # the figures are printed first: a read-only or full run folder must not cost the user the result
     if as_json:
@@ -87,6 +88,7 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
 
     from ..runner.data import CLASS_NAMES
     from ..runner.device import resolve_device
+    from ..runner.evaluation import logits_of
     from ..runner.images import load_image
     from ..runner.inputs import model_input
     from ..runner.losses import PROBABILITIES
@@ -100,7 +102,8 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     light_on_black = run.config().get("data", {}).get("light_on_black", True)  # runs before other data were Fashion-MNIST
     batch = torch.stack([load_image(path, spec.input, light_on_black) for path in images]).to(torch_device)
     with torch.inference_mode():
-        probabilities = PROBABILITIES[run.settings()["loss"]](model(model_input(batch)))
+        settings = run.settings()
+        probabilities = PROBABILITIES[settings["loss"]](logits_of(model, model_input(batch), settings["tta"]))
     rows = [(path, row.tolist()) for path, row in zip(images, probabilities.float().cpu())]
     if as_json:
         click.echo(json.dumps([{"image": path, "class": names[max(range(len(row)), key=row.__getitem__)],

@@ -76,6 +76,7 @@ def hparam_options(command):
         click.option("--ema", type=float, help=HPARAMS["ema"].help + " [off]"),
         click.option("--crop-pad", type=int, help=HPARAMS["crop_pad"].help + f" [{HPARAMS['crop_pad'].default}]"),
         click.option("--flip/--no-flip", default=None, help=HPARAMS["flip"].help + " [flip]"),
+        click.option("--tta/--no-tta", default=None, help=HPARAMS["tta"].help + " [off]"),
     )):
         command = option(command)
     return command

@@ -25,9 +25,15 @@ class Evaluation:
         return torch.bincount(labels.cpu() * classes + self.predictions, minlength=classes * classes).reshape(classes, classes)
 
 
+def logits_of(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """The model's logits; with `tta`, the mean of the logits of the images and of their mirror images."""
+    logits = model(x)
+    return (logits + model(x.flip(3))) / 2 if tta else logits
+
+
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, loss: str, device: torch.device,
-             precision: str = "fp32", channels_last: bool = False) -> Evaluation:
+             precision: str = "fp32", channels_last: bool = False, tta: bool = False) -> Evaluation:
     """Mean loss, accuracy and predictions of `model` on a whole split (uint8 images on `device`), in eval mode."""
     model.eval()
     loss_fn = LOSSES[loss]
@@ -37,7 +43,7 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     for start in range(0, len(labels), EVAL_BATCH):
         y = labels[start:start + EVAL_BATCH]
         with speedups.autocast(device, precision):
-            logits = model(model_input(images[start:start + EVAL_BATCH], channels_last))
+            logits = logits_of(model, model_input(images[start:start + EVAL_BATCH], channels_last), tta)
         loss_sum += loss_fn(logits.float(), y) * len(y)  # the loss always in fp32
         predictions.append(logits.argmax(1))
         ranked = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices == y[:, None]
@@ -62,9 +68,9 @@ def class_metrics(confusion: torch.Tensor, names) -> dict[str, dict]:
 
 
 def test_report(model: torch.nn.Module, splits, loss: str, device: torch.device, precision: str = "fp32",
-                channels_last: bool = False) -> dict:
+                channels_last: bool = False, tta: bool = False) -> dict:
     """Test accuracy and loss, accuracy per class and the confusion matrix of `model`."""
-    test = evaluate(model, splits.test_x, splits.test_y, loss, device, precision, channels_last)
+    test = evaluate(model, splits.test_x, splits.test_y, loss, device, precision, channels_last, tta)
     confusion = test.confusion(splits.test_y, len(splits.class_names))
     per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
     return {

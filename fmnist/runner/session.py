@@ -237,7 +237,8 @@ def _last(trainer: Trainer, state: RunState, spec: Spec, hparams: dict, epoch: i
 def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: RunState, console: Console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
     load_weights(trainer.model, run.load_checkpoint("best.pt")["model"], run.file("best.pt"))
-    report = test_report(trainer.model, splits, ready.hparams["loss"], trainer.device, trainer.precision, trainer.channels_last)
+    report = test_report(trainer.model, splits, ready.hparams["loss"], trainer.device, trainer.precision, trainer.channels_last,
+                         ready.hparams["tta"])
     summary = {
         "name": ready.spec.name,
         **report,

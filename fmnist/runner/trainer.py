@@ -116,7 +116,8 @@ class Trainer:
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers."""
-        return evaluate(self.eval_model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last)
+        return evaluate(self.eval_model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last,
+                        self.hparams["tta"])
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this left off."""

@@ -59,8 +59,11 @@ def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_sp
     code, out, err = cli(*args, "--trials", "2", "--no-retrain")
     assert (code, err) == (0, "")
     assert "0 of 2 trials finished" in out and "trial 1:" in out
-    code, out, err = cli(*args, "--trials", "3")
+    code, out, err = cli(*args, "--trials", "3", "--results", tmp_path / "kept")
     assert (code, err) == (0, "")
+    best = json.loads((tmp_path / "kept" / "best.json").read_text())
+    assert best["hparams"]["lr"] == json.loads((tmp_path / "search.json").read_text())["best_params"]["lr"]
+    assert "confusion" not in best and best["machine"]["cpu_class"] and (tmp_path / "kept" / "search_history.png").is_file()
     assert "2 of 3 trials finished" in out and "trial 2:" in out and "trial 0:" not in out
     result = json.loads((tmp_path / "search.json").read_text())
     assert result["trials"] == 3 and 0 <= result["best_trial"] <= 2

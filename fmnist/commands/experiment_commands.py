@@ -116,12 +116,14 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @click.option("--augment/--no-augment", default=None, help="Augmentation for every trial [off].")
 @click.option("--out", default=None, help="Folder for the SQLite study, plots and the best retrain [runs/<study>].")
 @click.option("--retrain/--no-retrain", default=True, help="At the end, retrain the best trial and test it. [retrain]")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False),
+              help="Also keep the search as small files to commit: best.json (the retrained best run), search.json, plots.")
 @click.option("--pruner", type=click.Choice(PRUNERS), default="hyperband", show_default=True,
               help="Stops hopeless trials early: hyperband or halving (multi-fidelity on epochs), median, or none.")
 @hparam_options
 @where_options
 @override_option
-def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, pruner, device, data, data_dir, train_limit, fast,
+def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, results_dir, pruner, device, data, data_dir, train_limit, fast,
            precision, threads, log, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
@@ -144,6 +146,9 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     name = study_name or f"{loaded.name}-search"
     out_path = Path(out or Path("runs") / name)
     check_out_folder(out_path)
-    settings = searching.SearchSettings(trials, storage, name, out_path, retrain, pruner)
+    if results_dir:
+        check_out_folder(results_dir)
+    settings = searching.SearchSettings(trials, storage, name, out_path, retrain, pruner,
+                                        Path(results_dir) if results_dir else None)
     searching.run_search(ready, space, settings, options, make_console())
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import TrainingError, UsageError
+from ..errors import StorageError, TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
 from .storage import create_or_join
@@ -219,6 +219,7 @@ class SearchSettings:
     out: Path
     retrain: bool
     pruner: str = "hyperband"
+    results: Path | None = None  # --results DIR: best.json (the retrained best run's result), search.json and the plots
 
 
 def run_search(ready, space: dict, settings: SearchSettings, options, console) -> dict:
@@ -267,5 +268,24 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
         result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}
         console.print(f"best trial retrained: test accuracy {100 * summary['test_acc']:.2f}% · {best_dir}")
     atomic_write(out / "search.json", (strict_json(result) + "\n").encode())
+    if settings.results:
+        _keep_results(settings.results, out, result)
     console.print(f"written: {out / 'search.json'}" + "".join(f", {out / p}" for p in result["plots"]))
     return result
+
+
+def _keep_results(folder: Path, out: Path, result: dict) -> None:
+    """The search as small files to commit: its result, its plots and the retrained best run (like a grid cell's)."""
+    from ..runner.rundir import atomic_write
+    from .results import write_result
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"--results {folder}: cannot create it ({error.strerror}); the search is kept in {out}") from None
+    atomic_write(folder / "search.json", (out / "search.json").read_bytes())
+    for plot in result["plots"]:
+        atomic_write(folder / plot, (out / plot).read_bytes())
+    if "retrain" in result:
+        write_result(Path(result["retrain"]["run"]), folder / "best.json")
+

@@ -359,3 +359,17 @@ def test_a_cache_that_cannot_be_written_costs_time_not_the_run(cli, write_spec, 
     assert (code, err) == (0, ""), err
     assert "decoded 60 images; not cached (" in out
 
+
+
+def test_a_damaged_cache_is_decoded_again_and_a_link_loop_is_not_followed(cli, tmp_path):
+    root = make_folder(tmp_path / "photos", ())
+    (root / "bag" / "loop").symlink_to(root)  # a link back up the tree
+    code, out, err = cli("data", "--data", root, "--json")
+    assert (code, err) == (0, "") and sum(json.loads(out)["split"].values()) == 60
+    (images,) = (tmp_path / "cache").rglob("images.npy")
+    images.write_bytes(images.read_bytes()[:1000])  # as if killed mid-write, or the disk went bad
+    code, out, err = cli("data", "--data", root, "--json")
+    assert code == 0 and json.loads(out)["notes"][0].startswith("decoded 60 images; cached in")
+    code, out, err = cli("data", "--data", root, "--json")
+    assert json.loads(out)["notes"][0].startswith("decoded images from the cache")
+

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from ..runner.rundir import atomic_write
 
 FORMAT = 1
+STALE_S = 3600  # a temporary file this old belongs to no live writer
 MANIFEST = "manifest.json"
 
 
@@ -62,6 +64,9 @@ def save(root: Path, conversion: dict, scan, images: np.ndarray, labels: np.ndar
     """Arrays first, the manifest last: a cache without a manifest that matches is never used. Raises OSError."""
     folder = cache_dir(root, conversion)
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # left by a writer that was killed (a live one's is younger)
+        if time.time() - stale.stat().st_mtime > STALE_S:
+            stale.unlink(missing_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
     for name, array in (("images.npy", images), ("labels.npy", labels)):
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")  # two writers never share one

@@ -53,8 +53,19 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 
 def _images_under(folder: Path, suffixes: set[str]) -> list[Path]:
-    found = []
-    for directory, subdirs, names in os.walk(folder, followlinks=True):
+    """Image files under `folder`, nested folders and linked folders included (each real folder once: a link
+    back up the tree is not a loop); an unreadable folder is an error, not silently fewer images."""
+    def refuse(error: OSError):
+        raise UsageError(f"cannot read this folder ({error.strerror})", error.filename)
+
+    found, seen = [], set()
+    start = os.path.realpath(folder)
+    for directory, subdirs, names in os.walk(folder, followlinks=True, onerror=refuse):
+        real = os.path.realpath(directory)
+        if real in seen or (real != start and start.startswith(real + os.sep)):  # again, or a link to an ancestor
+            subdirs[:] = []
+            continue
+        seen.add(real)
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         found += [Path(directory) / n for n in sorted(names) if not n.startswith(".") and Path(n).suffix.lower() in suffixes]
     return found
@@ -89,7 +100,10 @@ def scan_folder(root: Path) -> FolderScan:
                 raise UsageError(f"class folder '{name}' holds no images (files ending in .png, .jpg, ... count)",
                                  str(split_root / name))
             for path in paths:
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except OSError as error:  # a dangling link, or a file removed while we looked
+                    raise UsageError(f"cannot read this image ({error.strerror})", str(path)) from None
                 files.append(FolderFile(str(path.relative_to(root)), label, split, stat.st_size, stat.st_mtime_ns))
     return FolderScan(root, files, class_names, splits)
 

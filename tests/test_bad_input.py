@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import SPECS, TINY_SPEC
 
+HANG_S = 5  # about a second on an idle machine; generous for a loaded one, while a hang or a blow-up takes minutes
+
 TINY_RUN = ("--train-limit", "300", "--num-epochs", "1")
 
 
@@ -175,7 +177,7 @@ def test_spec_that_used_to_crash_or_hang_is_one_line_in_a_second(cli, write_spec
     path = write_spec(text)
     started = time.perf_counter()
     code, _, err = cli("validate", path)
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < HANG_S
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert message in err
 
@@ -185,7 +187,7 @@ def test_huge_spec_file_is_refused_without_reading_it(cli, tmp_path):
     path.write_text("name: x\nlayers: [fc 10]\n" + "# padding\n" * 5_000_000)
     started = time.perf_counter()
     code, _, err = cli("validate", path)
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < HANG_S
     assert code == 2 and "too large for a spec: 50,000,024 bytes (limit 1,048,576)" in err
 
 

@@ -56,6 +56,11 @@ class TrainingError(FmnistError):
     exit_code = 1
 
 
+def one_line(error: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, cut to `limit` characters; its type's name when it says nothing."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'conv'?)' when a close match exists, else ''."""
     import difflib

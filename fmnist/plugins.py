@@ -9,15 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, one_line
 
 ENTRY_POINT_GROUP = "fmnist.layers"
 ENVIRONMENT = "FMNIST_PLUGINS"  # plug-ins separated by os.pathsep; grid cells get theirs this way
 _loaded: set[str] = set()
-
-
-def _first_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:160] or type(error).__name__
 
 
 def load_plugin(target: str) -> None:
@@ -40,7 +36,7 @@ def load_plugin(target: str) -> None:
     except UsageError:
         raise
     except Exception as error:  # a plug-in's own bug, a missing import, a kind registered twice
-        raise UsageError(f"--plugin {target}: could not load it ({type(error).__name__}: {_first_line(error)})") from None
+        raise UsageError(f"--plugin {target}: could not load it ({type(error).__name__}: {one_line(error)})") from None
     _loaded.add(key)
 
 
@@ -55,7 +51,7 @@ def load_installed() -> None:
             point.load()
         except Exception as error:
             raise UsageError(f"installed plug-in '{point.name}' ({point.value}) could not be loaded "
-                             f"({type(error).__name__}: {_first_line(error)})") from None
+                             f"({type(error).__name__}: {one_line(error)})") from None
         _loaded.add(point.value)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from ..runner.images import MAX_PIXELS, fit_image
 
 SPLITS = ("train", "val", "test")
@@ -120,7 +120,7 @@ def _open(path: Path):
 
 
 def _unreadable(path: Path, error: Exception) -> UsageError:
-    return UsageError(f"not an image this tool can read ({type(error).__name__}: {' '.join(str(error).split())[:80]})", str(path))
+    return UsageError(f"not an image this tool can read ({type(error).__name__}: {one_line(error, 80)})", str(path))
 
 
 READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import pickle
 import socket
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, torchvision's mirrors fail fast instead of hanging
 
@@ -31,7 +31,7 @@ class Raw:
     check: str  # how it was verified
 
 
-class NamedDataset:
+class NamedDataset(ABC):
     """One published dataset: its shape and classes are known before a byte is read."""
 
     name: str
@@ -46,12 +46,13 @@ class NamedDataset:
     needs: str = ""  # the files to put there, for the not-found message
     check: str = ""  # how the files are verified, as `fmnist data` and the run's start line say
 
+    @abstractmethod
     def locate(self, data_dir: str | None, download: bool) -> str:
         """Where its files are (downloading them if allowed and missing); an error that says where to put them."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(self, data_dir: str | None, download: bool) -> Raw:
-        raise NotImplementedError
+        """Both published splits as uint8 (N, C, H, W) tensors, verified."""
 
 
 DATASETS: dict[str, NamedDataset] = {}
@@ -71,15 +72,15 @@ def data_defaults(choice) -> dict:
 
 def data_root(data_dir: str | None) -> tuple[Path, str]:
     """(the data folder, how it was chosen): --data-dir, else $FMNIST_DATA, else ./data; a named one must exist."""
-    if data_dir:
-        named = (Path(data_dir).expanduser(), "--data-dir")
-    elif os.environ.get("FMNIST_DATA"):
-        named = (Path(os.environ["FMNIST_DATA"]).expanduser(), "$FMNIST_DATA")
-    else:
+    from ..runner.data import named_folder
+
+    how, folder = named_folder(data_dir)
+    if not folder:
         return Path("data"), "./data"
-    if not named[0].is_dir():
-        raise UsageError(f"{named[1]} {named[0]}: no such folder")
-    return named
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"{how} {root}: no such folder")
+    return root, how
 
 
 @register
@@ -129,11 +130,11 @@ class TorchvisionDataset(NamedDataset):
             train, test = self._open(root, download=False)
         except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
             if not download:
-                raise self._missing(root, "torchvision: " + " ".join(str(error).split())[:100]) from None
+                raise self._missing(root, "torchvision: " + one_line(error, 100)) from None
             train, test = self._download(root)
         except (AssertionError, ValueError, OSError, EOFError, KeyError, pickle.UnpicklingError) as error:
             # files that pass torchvision's check but do not parse: truncated IDX, a damaged pickle
-            raise UsageError(f"{self.name}: corrupt file ({type(error).__name__}: {' '.join(str(error).split())[:80]})",
+            raise UsageError(f"{self.name}: corrupt file ({type(error).__name__}: {one_line(error, 80)})",
                              str(root / self.subfolder)) from None
         images = [self._images(split) for split in (train, test)]
         labels = [torch.as_tensor(np.asarray(split.targets), dtype=torch.int64) for split in (train, test)]
@@ -173,7 +174,7 @@ class TorchvisionDataset(NamedDataset):
             if made is not None:
                 _remove_empty(made)
             raise UsageError(f"{self.name} is not in {root / self.subfolder} and torchvision's download failed "
-                             f"({type(error).__name__}: {' '.join(str(error).split())[:100]}); put {self.needs} there") from None
+                             f"({type(error).__name__}: {one_line(error, 100)}); put {self.needs} there") from None
         finally:
             socket.setdefaulttimeout(timeout)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from ..redact import masked
 
 RACE_RETRIES = 3
@@ -25,5 +25,5 @@ def create_or_join(url: str, what: str, make_storage=None, **study_options):
             if racing and attempt < RACE_RETRIES:  # workers started together race to create the tables: look again
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            first = " ".join(str(error).split())[:200]
+            first = one_line(error, 200)
             raise UsageError(masked(f"--storage {url}: cannot open {what} ({type(error).__name__}: {first})")) from None

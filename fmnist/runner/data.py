@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of every image
@@ -84,9 +84,14 @@ def _find_in(directory: Path) -> dict[str, Path] | None:
     return paths
 
 
+def named_folder(data_dir: str | Path | None) -> tuple[str, str | Path | None]:
+    """(how it was named, the data folder the user names): --data-dir, else $FMNIST_DATA; None when neither does."""
+    return ("--data-dir", data_dir) if data_dir else ("$FMNIST_DATA", os.environ.get("FMNIST_DATA"))
+
+
 def candidates(data_dir: str | Path | None) -> list[tuple[str, Path]]:
     """The places looked at, in order, each with how it was chosen; a folder the user names is the only place looked."""
-    named = ("--data-dir", data_dir) if data_dir else ("$FMNIST_DATA", os.environ.get("FMNIST_DATA"))
+    named = named_folder(data_dir)
     if named[1]:
         root = Path(named[1])
         return [(named[0], root), (f"{named[0]} (torchvision layout)", root / "FashionMNIST" / "raw")]
@@ -99,7 +104,7 @@ def locate(data_dir: str | Path | None = None, download: bool = False, create: b
 
     A folder the user names must exist (a typo is an error, not a new empty folder) unless `create` (fmnist data --download).
     """
-    named = ("--data-dir", data_dir) if data_dir else ("$FMNIST_DATA", os.environ.get("FMNIST_DATA"))
+    named = named_folder(data_dir)
     if named[1] and not create and not Path(named[1]).is_dir():
         raise UsageError(f"{named[0]} {named[1]}: no such folder; {HOW_TO_GET}")
     places = candidates(data_dir)
@@ -171,7 +176,7 @@ def read_idx(path: Path, expected: IdxFile, verify_checksum: bool = True) -> np.
             if stream.read(1):
                 raise UsageError(f"truncated or padded: more than the {size:,} bytes expected", where)
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError; flipped bytes inside are zlib's
-        reason = getattr(error, "strerror", None) or " ".join(str(error).split()) or type(error).__name__
+        reason = getattr(error, "strerror", None) or one_line(error, 1000)
         raise UsageError(f"corrupt file: {reason} (re-install or re-download it)", where) from None
     if verify_checksum:
         digest = hashlib.md5(head + dims + body).hexdigest()

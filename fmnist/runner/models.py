@@ -8,7 +8,7 @@ import torch
 from ..builder.build import build_model
 from ..builder.spec import Spec
 from ..datasets.convert import Normalize
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 
 
 def make_model(spec: Spec, hparams: dict, normalization: dict | None = None) -> torch.nn.Module:
@@ -30,6 +30,6 @@ def load_weights(module, state: dict, where: Path) -> None:
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
-        first = " ".join(str(error).split())[:120]
+        first = one_line(error, 120)
         raise UsageError(f"checkpoint does not fit this run's model or optimizer: another run's file? ({first})",
                          str(where)) from None

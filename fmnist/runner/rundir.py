@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..errors import StorageError, UsageError
+from ..errors import StorageError, UsageError, one_line
 
 try:
     import fcntl
@@ -260,7 +260,7 @@ def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
             AttributeError, TypeError, IndexError, UnicodeDecodeError) as error:
-        first = " ".join(str(error).split())[:150] or type(error).__name__
+        first = one_line(error, 150)
         raise UsageError(f"damaged or not an fmnist checkpoint ({first})", str(path)) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UsageError(f"not an fmnist checkpoint (expected format {CHECKPOINT_FORMAT})", str(path))

@@ -174,7 +174,8 @@ class TorchvisionDataset(NamedDataset):
             if made is not None:
                 _remove_empty(made)
             raise UsageError(f"{self.name} is not in {root / self.subfolder} and torchvision's download failed "
-                             f"({type(error).__name__}: {one_line(error, 100)}); put {self.needs} there") from None
+                             f"({type(error).__name__}: {one_line(error, 100)}); put {self.needs} there "
+                             f"(or point --data-dir at the folder holding {self.subfolder}/)") from None
         finally:
             socket.setdefaulttimeout(timeout)
 

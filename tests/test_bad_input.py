@@ -98,6 +98,10 @@ def test_spec_that_does_not_fit_the_data_is_refused_before_any_folder(cli, write
     (["--train-limit", "-1"], "--train-limit -1: needs at least 2 images"),
     (["--trials", "0"], "--trials 0: must be from 1 to 100,000"),
     (["--trials", "100000000000000000000000"], "must be from 1 to 100,000"),
+    (["--minutes", "0"], "--minutes 0: must be more than 0 and at most 10,080 (a week)"),
+    (["--minutes", "nan"], "--minutes nan: must be more than 0"),
+    (["--minutes", "-5"], "--minutes -5: must be more than 0"),
+    (["--minutes", "ten"], "'ten' is not a valid float"),
     (["--device", ""], "--device : not a device"),
 ])
 def test_bad_search_input_is_refused_and_leaves_no_folder(cli, tmp_path, args, message):

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,28 @@ def test_a_diverging_trial_fails_alone_and_a_search_of_only_those_says_so(cli, w
     assert "no trial finished: all 2 failed" in err
     assert out.count("failed (the loss became NaN/inf at epoch 1") == 2  # both trials ran, each reported in a line
     assert (tmp_path / "s" / "search.db").is_file()
+
+
+def test_a_time_budget_ends_the_search_then_the_best_is_retrained(cli, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    args = ("search", spec, "--train-limit", "300", "--space", "num_epochs=2:2", "--trials", "500", "--out", tmp_path)
+    started = time.monotonic()
+    code, out, err = cli(*args, "--minutes", "0.1", "--results", tmp_path / "kept")
+    assert (code, err) == (0, ""), err
+    assert time.monotonic() - started < 120  # 500 trials would take minutes; the budget of 6 s ended them
+    result = json.loads((tmp_path / "search.json").read_text())
+    assert result["minutes"] == 0.1 and 1 <= result["trials"] < 500 and "retrain" in result
+    assert json.loads((tmp_path / "kept" / "best.json").read_text())["test_acc"] == result["retrain"]["test_acc"]
+
+
+def test_a_trial_still_running_when_the_budget_is_spent_stops_at_its_next_epoch(cli, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    code, out, err = cli("search", spec, "--train-limit", "300", "--space", "num_epochs=5:5", "--trials", "3",
+                         "--minutes", "0.0001", "--out", tmp_path)
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "no trial finished within the time budget (0.0001 min)" in err
+    assert "trial 0: stopped at epoch 1" in out and "the time budget is spent" in out
+    assert "trial 1:" not in out  # no trial starts once the budget is spent
 
 
 def test_threads_per_run_and_per_grid_cell(cli, write_spec, real_data, tmp_path):

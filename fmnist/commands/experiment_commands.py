@@ -14,6 +14,7 @@ from .run_commands import check_out_folder, hparam_options, override_option, whe
 KEEP_CHOICES = ("all", "best", "none")  # experiments/grid.py's KEEP (a test keeps the two equal)
 
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
+MAX_MINUTES = 7 * 24 * 60  # a week; a longer budget is a typo
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
 GRID_LOSSES = {"both": ["softmax", STUDY_SIGMOID], "all": list(LOSSES)}  # the study's Table 1 columns, or every loss
 
@@ -120,10 +121,13 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
               help="Also keep the search as small files to commit: best.json (the retrained best run), search.json, plots.")
 @click.option("--pruner", type=click.Choice(PRUNERS), default="hyperband", show_default=True,
               help="Stops hopeless trials early: hyperband or halving (multi-fidelity on epochs), median, or none.")
+@click.option("--minutes", type=float, default=None,
+              help="Time budget of this worker's trials: no trial starts after it, a running one stops at its next "
+                   "epoch; the retrain comes after it. [none: --trials decides]")
 @hparam_options
 @where_options
 @override_option
-def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, results_dir, pruner, device, data, data_dir, train_limit, fast,
+def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, results_dir, pruner, minutes, device, data, data_dir, train_limit, fast,
            precision, threads, log, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
@@ -135,6 +139,8 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
 
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
+    if minutes is not None and not 0 < minutes <= MAX_MINUTES:  # also refuses nan
+        raise UsageError(f"--minutes {minutes:g}: must be more than 0 and at most {MAX_MINUTES:,} (a week)")
     loaded = load_spec(spec, overrides)
     options = RunOptions(device=device, data=data, data_dir=data_dir, train_limit=train_limit, fast=fast,
                          precision=precision, threads=threads, log=log)
@@ -149,6 +155,6 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if results_dir:
         check_out_folder(results_dir)
     settings = searching.SearchSettings(trials, storage, name, out_path, retrain, pruner,
-                                        Path(results_dir) if results_dir else None)
+                                        Path(results_dir) if results_dir else None, minutes)
     searching.run_search(ready, space, settings, options, make_console())
     return 0

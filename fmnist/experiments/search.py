@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,10 @@ def suggest(trial, space: dict) -> dict:
     return chosen
 
 
-def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.device, speed: dict, report):
-    """Trial -> best validation accuracy of a run with the trial's hyper-parameters; hopeless trials are pruned."""
+def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.device, speed: dict, report,
+                   deadline: float | None = None):
+    """Trial -> best validation accuracy of a run with the trial's hyper-parameters; hopeless trials are pruned, and so
+    is a trial still running when the time budget (`deadline`, on time.monotonic's clock) is spent."""
     import optuna
 
     from ..runner.models import make_model
@@ -104,6 +107,10 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
             trial.report(accuracy, epoch)
             if trial.should_prune():
                 report(f"trial {trial.number}: pruned at epoch {epoch} (val {100 * accuracy:.2f}%) {trial.params}")
+                raise optuna.TrialPruned()
+            if deadline is not None and time.monotonic() > deadline and epoch < hparams["num_epochs"]:
+                report(f"trial {trial.number}: stopped at epoch {epoch} (val {100 * accuracy:.2f}%): "
+                       f"the time budget is spent {trial.params}")
                 raise optuna.TrialPruned()
         report(f"trial {trial.number}: best val {100 * best:.2f}% {trial.params}")
         return best
@@ -142,17 +149,20 @@ def finished_trials(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def optimise(study, objective, trials: int) -> None:
-    """Run trials until the study (all workers together) holds `trials` finished ones."""
+def optimise(study, objective, trials: int, seconds: float | None = None) -> None:
+    """Run trials until the study (all workers together) holds `trials` finished ones, or `seconds` have passed."""
     import optuna
     from optuna.study import MaxTrialsCallback
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = trials - finished_trials(study)
     if remaining > 0:
-        study.optimize(objective, n_trials=remaining, callbacks=[MaxTrialsCallback(trials, states=states)],
-                       catch=(TrainingError,), gc_after_trial=True)
+        study.optimize(objective, n_trials=remaining, timeout=seconds,
+                       callbacks=[MaxTrialsCallback(trials, states=states)], catch=(TrainingError,), gc_after_trial=True)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if seconds and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+            raise TrainingError(f"no trial finished within the time budget ({seconds / 60:g} min): give it more "
+                                f"--minutes, or fewer epochs per trial; the stopped trials are stored")
         raise TrainingError(f"no trial finished: all {len(study.trials)} failed (see the lines above); "
                             f"the space or the fixed settings cannot train")
 
@@ -220,6 +230,7 @@ class SearchSettings:
     retrain: bool
     pruner: str = "hyperband"
     results: Path | None = None  # --results DIR: best.json (the retrained best run's result), search.json and the plots
+    minutes: float | None = None  # --minutes M: this worker's time budget for trials (the retrain comes after it)
 
 
 def run_search(ready, space: dict, settings: SearchSettings, options, console) -> dict:
@@ -247,15 +258,18 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     console.print(f"study {settings.name} · {finished_trials(study)} of {settings.trials} trials finished · "
                   f"storage {storage} · space {json.dumps(space)}")
     splits = load_data(ready.data, options.train_limit).to(ready.device)
-    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console.print)
+    seconds = settings.minutes * 60 if settings.minutes else None
+    deadline = time.monotonic() + seconds if seconds else None
+    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console.print, deadline)
     try:
         with cpu_threads(options.threads):
-            optimise(study, objective, settings.trials)
+            optimise(study, objective, settings.trials, seconds)
     except KeyboardInterrupt:
         raise RunInterrupted("interrupted; the finished trials are stored: run the same command again to continue") from None
     best = study.best_trial
     console.print(f"best: trial {best.number}, val {100 * best.value:.2f}%, {best.params}")
-    result = {"study": settings.name, "pruner": settings.pruner, "trials": finished_trials(study), "best_trial": best.number,
+    result = {"study": settings.name, "pruner": settings.pruner, "minutes": settings.minutes,
+              "trials": finished_trials(study), "best_trial": best.number,
               "best_val_acc": best.value, "best_params": best.params,
               "plots": plot_search(study, out, ready.spec.name, console.print)}
     if settings.retrain:

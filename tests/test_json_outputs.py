@@ -36,6 +36,27 @@ def test_eval_json_has_precision_recall_f1_and_top_k(cli, tiny_run):
     assert "Per class" in text and f"top3 {100 * top['top3']:.2f}%" in text
 
 
+def test_eval_tests_with_or_without_the_flip_average_as_asked(cli, tiny_run, real_data):
+    import torch
+
+    from fmnist.runner.evaluation import evaluate
+    from fmnist.runner.rundir import RunDir
+    from fmnist.runner.speedups import eval_levers
+
+    run, cpu = RunDir.existing(tiny_run), torch.device("cpu")
+    model, _ = run.best_model(cpu)
+    arrays = read_dataset(real_data)
+    images, labels = torch.from_numpy(arrays["test_images"]).unsqueeze(1), torch.from_numpy(arrays["test_labels"]).long()
+    levers = eval_levers(run.config()["speed"], cpu)
+    for flags, tta in (((), False), (("--tta",), True), (("--no-tta",), False)):  # the run itself trained without
+        code, out, err = cli("eval", tiny_run, *flags, "--json")
+        assert (code, err) == (0, "")
+        report = json.loads(out)
+        expected = evaluate(model, images, labels, "softmax", cpu, levers["precision"], levers["channels_last"], tta)
+        assert report["tta"] is tta and report["test_acc"] == pytest.approx(expected.accuracy, abs=1e-6)
+    assert json.loads(out)["test_acc"] == pytest.approx(json.loads((tiny_run / "summary.json").read_text())["test_acc"])
+
+
 def test_predict_json_gives_every_class(cli, tiny_run, real_data, tmp_path):
     image = tmp_path / "boot.png"
     Image.fromarray(read_dataset(real_data)["test_images"][0]).save(image)

@@ -17,8 +17,9 @@ EXPORT_FORMATS = ("onnx", "torchscript")  # runner/export.py's FORMATS (a test k
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data", help="Test on this dataset or folder instead of the run's own (same input and classes).")
 @click.option("--data-dir", help="Folder of the named datasets' files [the run's].")
+@click.option("--tta/--no-tta", default=None, help="Average each image's logits with its mirror's, or not [as the run was trained].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None, as_json: bool) -> int:
+def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None, tta: bool | None, as_json: bool) -> int:
     """Test accuracy, per-class accuracy and confusion matrix of RUN's best epoch (also saved as confusion.png)."""
     from ..datasets.choice import choose_data
     from ..datasets.loading import check_fits, load_data, plan_data
@@ -37,9 +38,11 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     check_fits(planned, spec)
     splits = load_data(planned, recorded.get("train_limit")).to(torch_device)
     settings = run.settings()
+    tta = settings["tta"] if tta is None else tta
     report = test_report(model, splits, settings["loss"], torch_device,
-                         **eval_levers(run.config().get("speed", {}), torch_device), tta=settings["tta"])
-    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], "data": planned.label, **report}
+                         **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
+    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], "data": planned.label, "tta": tta,
+              **report}
     # the figures are printed first: a read-only or full run folder must not cost the user the result
     if as_json:
         click.echo(strict_json(report))

@@ -121,13 +121,22 @@ def readings(table: Path) -> str:
     return "\n".join(rows)
 
 
+def not_run(path: Path) -> str:
+    return f"Not run yet (`{path.relative_to(ROOT)}` is missing)."
+
+
+def outcome(result: dict) -> str:
+    """A run's test accuracy, best validation (epoch) and training time, as three table cells."""
+    return (f"**{100 * result['test_acc']:.2f}%** | {100 * result['best_val_acc']:.2f}% ({result['best_epoch']}) | "
+            f"{minutes(result['train_seconds'])}")
+
+
 def tuned(path: Path) -> str:
     result = read(path)
     if not result:
-        return f"Not run yet (`{path.relative_to(ROOT)}` is missing)."
-    return (f"| | test accuracy | best validation epoch | training |\n|---|---|---|---|\n"
-            f"| fmnist ({machine_of(result)}) | **{100 * result['test_acc']:.2f}%** | {result['best_epoch']} "
-            f"({100 * result['best_val_acc']:.2f}%) | {minutes(result['train_seconds'])} |\n"
+        return not_run(path)
+    return (f"| | test accuracy | best validation (epoch) | training |\n|---|---|---|---|\n"
+            f"| fmnist ({machine_of(result)}) | {outcome(result)} |\n"
             f"| the study | {STUDY_TUNED:.2f}% | – | – |")
 
 
@@ -138,26 +147,24 @@ def search(folder: Path) -> str:
         found = None
     best = read(folder / "best.json")
     if not found or not best:
-        return f"Not run yet (`{folder.relative_to(ROOT)}/search.json` and `best.json` are missing)."
+        return not_run(folder / ("best.json" if found else "search.json"))
     params = ", ".join(f"{name} {value:.3g}" if isinstance(value, float) else f"{name} {value}"
                        for name, value in found["best_params"].items())
     budget = f", {found['minutes']:g} min budget" if found.get("minutes") else ""
     return (f"| | trials ({found['pruner']}{budget}) | best trial's parameters | its validation | retrained: test "
-            f"accuracy | retrain |\n|---|---|---|---|---|---|\n"
+            f"accuracy | retrained: best validation (epoch) | retrain |\n|---|---|---|---|---|---|---|\n"
             f"| fmnist search ({machine_of(best)}) | {found['trials']} | {params} | {100 * found['best_val_acc']:.2f}% | "
-            f"**{100 * best['test_acc']:.2f}%** | {minutes(best['train_seconds'])} |\n"
-            f"| the study's search | – | batch 64, lr 3.593e-4, rs 3.593e-4, 10 epochs | – | {STUDY_TUNED:.2f}% | – |")
+            f"{outcome(best)} |\n"
+            f"| the study's search | – | batch 64, lr 3.593e-4, rs 3.593e-4, 10 epochs | – | {STUDY_TUNED:.2f}% | – | – |")
 
 
 def best_spec(path: Path) -> str:
     result = read(path)
     if not result:
-        return f"Not run yet (`{path.relative_to(ROOT)}` is missing)."
+        return not_run(path)
     return (f"| spec | params | epochs | test accuracy | best validation (epoch) | training | machine |\n"
             f"|---|---|---|---|---|---|---|\n"
-            f"| {result['name']} | {result['params']:,} | {len(result['epochs'])} | **{100 * result['test_acc']:.2f}%** | "
-            f"{100 * result['best_val_acc']:.2f}% ({result['best_epoch']}) | {minutes(result['train_seconds'])} | "
-            f"{machine_of(result)} |\n"
+            f"| {result['name']} | {result['params']:,} | {len(result['epochs'])} | {outcome(result)} | {machine_of(result)} |\n"
             f"| the study's best (CNN_2 tuned) | 4,048,714 | 10 | {STUDY_TUNED:.2f}% | – | – | – |")
 
 

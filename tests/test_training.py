@@ -156,6 +156,10 @@ def test_progress_bar_on_a_terminal_and_nothing_per_step_in_a_pipe(write_spec):
     assert "epoch 1/3" in shown and "16/32" in shown and "loss 0.7500" in shown and "12,345 img/s" in shown
     with epoch_progress(Console(file=io.StringIO(), force_terminal=False), 1, 3, 32) as on_progress:
         assert on_progress is None
+    terminal = io.StringIO()
+    with epoch_progress(Console(file=terminal, force_terminal=True, width=120), 2, 5, 32, "trial 7 · ") as on_progress:
+        on_progress(8, 0.5, 100.0)  # a search trial's bar says which trial it is
+    assert "trial 7 · epoch 2/5" in terminal.getvalue()
 
 
 def test_early_stopping_ends_the_run_and_says_why(cli, write_spec, real_data, tmp_path):

@@ -79,16 +79,18 @@ def suggest(trial, space: dict) -> dict:
     return chosen
 
 
-def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.device, speed: dict, report,
+def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.device, speed: dict, console,
                    deadline: float | None = None):
     """Trial -> best validation accuracy of a run with the trial's hyper-parameters; hopeless trials are pruned, and so
     is a trial still running when the time budget (`deadline`, on time.monotonic's clock) is spent."""
     import optuna
 
     from ..runner.models import make_model
+    from ..runner.progress import epoch_progress
     from ..runner.trainer import Trainer
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    report = console.print
 
     def objective(trial) -> float:
         hparams = {**base_hparams, **suggest(trial, space)}
@@ -97,7 +99,9 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
         best = 0.0
         for epoch in range(1, hparams["num_epochs"] + 1):
             try:
-                trainer.train_epoch(epoch)
+                with epoch_progress(console, epoch, hparams["num_epochs"], trainer.steps_per_epoch(),
+                                    f"trial {trial.number} · ") as on_progress:
+                    trainer.train_epoch(epoch, on_progress)
             except TrainingError as error:  # a diverging trial is a bad point of the space, not the end of the search
                 report(f"trial {trial.number}: failed ({error.message}) {trial.params}")
                 raise
@@ -260,7 +264,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     splits = load_data(ready.data, options.train_limit).to(ready.device)
     seconds = settings.minutes * 60 if settings.minutes else None
     deadline = time.monotonic() + seconds if seconds else None
-    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console.print, deadline)
+    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console, deadline)
     try:
         with cpu_threads(options.threads):
             optimise(study, objective, settings.trials, seconds)

@@ -8,13 +8,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextmanager
-def epoch_progress(console: Console, epoch: int, epochs: int, steps: int):
-    """Yields on_progress(step, running_loss, images_per_second), or None when the console is not a terminal."""
+def epoch_progress(console: Console, epoch: int, epochs: int, steps: int, label: str = ""):
+    """Yields on_progress(step, running_loss, images_per_second), or None when the console is not a terminal;
+    `label` goes in front (a search's trial number)."""
     if not console.is_terminal:
         yield None
         return
     columns = (
-        TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"{label}epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} img/s"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )

@@ -31,17 +31,17 @@ def test_grid_prints_the_study_layout_and_resume_skips_finished_cells(cli, write
         cells = [row.split(" | ")[column] for row in table[2:]]
         values = [float(c.strip("*%")) for c in cells]
         assert [c.startswith("**") for c in cells] == [v == max(values) for v in values]
-    summary = json.loads((tmp_path / "t1" / "tiny_a-aug-sigmoid-ce" / "summary.json").read_text())
-    assert summary["hparams"]["augment"] is True and summary["hparams"]["loss"] == "sigmoid-ce"
+    summary = json.loads((tmp_path / "t1" / "tiny_a-aug-sigmoid" / "summary.json").read_text())
+    assert summary["hparams"]["augment"] is True and summary["hparams"]["loss"] == "sigmoid"
     assert f"{100 * summary['test_acc']:.2f}" in (tmp_path / "t1" / "table.csv").read_text()
     assert (tmp_path / "t1" / "table.csv").read_text().splitlines()[0] == \
         "model,No Augment. Softmax,Augment. Softmax,No Augment. Sigmoid,Augment. Sigmoid,epoch_seconds"
 
-    shutil.rmtree(tmp_path / "t1" / "tiny_b-noaug-sigmoid-ce")  # as if that cell had never run
+    shutil.rmtree(tmp_path / "t1" / "tiny_b-noaug-sigmoid")  # as if that cell had never run
     finished = {p: p.stat().st_mtime for p in (tmp_path / "t1").glob("*/summary.json")}
     code, out, _ = cli("grid", a, b, *QUICK, "--out", tmp_path / "t1")
     assert code == 0 and "8 cells (7 finished already)" in out
-    assert out.count("[8/8] tiny_b-noaug-sigmoid-ce: test") == 1
+    assert out.count("[8/8] tiny_b-noaug-sigmoid: test") == 1
     assert all(p.stat().st_mtime == t for p, t in finished.items())
 
 
@@ -184,7 +184,7 @@ def test_two_grids_on_two_machines_share_cells_through_postgresql(postgres, writ
     outputs = [worker.communicate(timeout=300) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     ran = [line.split("] ")[1].split(":")[0] for out, _ in outputs for line in out.splitlines() if line.startswith("[")]
-    assert sorted(ran) == sorted(["tiny_a-noaug-softmax", "tiny_a-aug-softmax", "tiny_a-noaug-sigmoid-ce", "tiny_a-aug-sigmoid-ce"])
+    assert sorted(ran) == sorted(["tiny_a-noaug-softmax", "tiny_a-aug-softmax", "tiny_a-noaug-sigmoid", "tiny_a-aug-sigmoid"])
     for i in range(2):  # each machine's table has all four cells, those run elsewhere from the study
         row = (tmp_path / f"machine{i}" / "table.md").read_text().splitlines()[2]
         assert row.count("%") == 4 and "–" not in row, row

@@ -312,7 +312,7 @@ def test_two_grids_on_one_out_split_the_cells(write_spec, real_data, tmp_path):
     outputs = [grid.communicate(timeout=300) for grid in grids]
     assert [grid.returncode for grid in grids] == [0, 0], outputs
     ran = [line.split("] ")[1].split(":")[0] for out, _ in outputs for line in out.splitlines() if line.startswith("[")]
-    assert sorted(ran) == sorted(["tiny-noaug-softmax", "tiny-aug-softmax", "tiny-noaug-sigmoid-ce", "tiny-aug-sigmoid-ce"])
+    assert sorted(ran) == sorted(["tiny-noaug-softmax", "tiny-aug-softmax", "tiny-noaug-sigmoid", "tiny-aug-sigmoid"])
     for out, _ in outputs:  # each grid's table has all four cells
         assert out.count("%") >= 4 and "| tiny |" in out
 
@@ -323,10 +323,10 @@ def test_same_spec_twice_in_a_grid_is_one_set_of_cells_and_a_garbage_summary_is_
     code, out, err = cli(*args)
     assert (code, err) == (0, ""), err
     assert "2 cells (0 finished already)" in out
-    (tmp_path / "g" / "tiny-noaug-sigmoid-ce" / "summary.json").write_text("{not json")
+    (tmp_path / "g" / "tiny-noaug-sigmoid" / "summary.json").write_text("{not json")
     code, out, err = cli(*args)
     assert code == 1 and one_line(err)
-    assert "1 cell(s) failed" in err and "tiny-noaug-sigmoid-ce" in err
+    assert "1 cell(s) failed" in err and "tiny-noaug-sigmoid" in err
     other = write_spec(TINY_SPEC, "copy.yaml")
     code, _, err = cli("grid", spec, other, "--out", tmp_path / "g2")
     assert code == 2 and one_line(err) and "are both named 'tiny'" in err

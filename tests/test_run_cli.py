@@ -67,11 +67,11 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
 
 def test_the_study_spelling_of_sigmoid_means_the_study_loss(cli):
     code, out, _ = cli("run", "--model", "CNN_4", "--loss_type", "sigmoid", "--dry-run")
-    assert code == 0 and yaml.safe_load(out)["hparams"]["loss"] == "sigmoid-ce"
-    code, out, _ = cli("run", "--model", "CNN_4", "--loss", "sigmoid", "--dry-run")
     assert code == 0 and yaml.safe_load(out)["hparams"]["loss"] == "sigmoid"
-    code, _, err = cli("run", "--model", "CNN_4", "--loss", "sigmoid", "--loss_type", "sigmoid", "--dry-run")
-    assert code == 2 and "--loss sigmoid and --loss_type sigmoid (= sigmoid-ce) disagree" in err
+    code, out, _ = cli("run", "--model", "CNN_4", "--loss", "sigmoid-ce", "--dry-run")
+    assert code == 0 and yaml.safe_load(out)["hparams"]["loss"] == "sigmoid-ce"
+    code, _, err = cli("run", "--model", "CNN_4", "--loss", "sigmoid-ce", "--loss_type", "sigmoid", "--dry-run")
+    assert code == 2 and "--loss sigmoid-ce and --loss_type sigmoid (= sigmoid) disagree" in err
 
 
 def test_study_command_line_works_verbatim(cli):

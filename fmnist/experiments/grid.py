@@ -17,7 +17,7 @@ from ..runner.preflight import RunOptions
 from ..runner.rundir import atomic_write
 from .results import read_result, write_result
 
-LOSS_TITLES = {"softmax": "Softmax", "sigmoid": "Sigmoid (BCE)", "sigmoid-ce": "Sigmoid"}
+LOSS_TITLES = {"softmax": "Softmax", "sigmoid": "Sigmoid", "sigmoid-ce": "Sigmoid (CE)"}  # the study's two titles, then ours
 # The study's column order: per output layer, without then with augmentation.
 COLUMNS = tuple((f"{'Augment.' if augment else 'No Augment.'} {LOSS_TITLES[loss]}", augment, loss)
                 for loss in LOSSES for augment in (False, True))

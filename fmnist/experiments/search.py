@@ -281,7 +281,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
         if not (best_dir / "summary.json").is_file():
             shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
             options.run_dir = str(best_dir)
-            start(ready.spec, {**ready.hparams, **best.params}, options, console)
+            start(ready.spec, {**ready.hparams, **best.params}, options, console, startup_from=time.monotonic())
         summary = json.loads((best_dir / "summary.json").read_text())
         result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}
         console.print(f"best trial retrained: test accuracy {100 * summary['test_acc']:.2f}% · {best_dir}")

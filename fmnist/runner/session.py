@@ -54,8 +54,9 @@ class RunState:
         return cls(list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"]))
 
 
-def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> RunDir | None:
-    """A new run of `spec`: settings are flags > spec `train:` > the study's defaults."""
+def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startup_from: float = STARTED) -> RunDir | None:
+    """A new run of `spec`: settings are flags > spec `train:` > the study's defaults. Its start-up time is counted
+    from `startup_from` (time.monotonic): the process's start, or a search's retrain's own."""
     ready = prepare(spec, flags, options, find_data=not options.dry_run)
     if options.dry_run:
         console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "data": ready.data.choice.as_mapping(),
@@ -68,7 +69,7 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console) -> Run
     try:
         with cpu_threads(options.threads):
             run.write_config(_config(ready, options, splits))
-            _train(run, ready, splits, console)
+            _train(run, ready, splits, console, startup_from=startup_from)
     finally:
         run.unlock()
     return run
@@ -134,7 +135,8 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: dict | None = None) -> dict:
+def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: dict | None = None,
+           startup_from: float = STARTED) -> dict:
     spec, hparams, device = ready.spec, ready.hparams, ready.device
     model = make_model(spec, hparams, splits.normalization).to(device)
     splits = splits.to(device)
@@ -150,7 +152,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     else:
         state = RunState()
         run.save_checkpoint("last.pt", _last(trainer, state, spec, hparams))
-    startup = round(time.monotonic() - STARTED, 2)
+    startup = round(time.monotonic() - startup_from, 2)
     report_start(console, run, ready, trainer, splits, startup)
 
     callbacks = callbacks_for({**hparams, "log": ready.log}, run, trainer)
@@ -268,7 +270,7 @@ def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Traine
     console.print(f"data: {ready.data.how} (verified) · {path} · run folder: {run.path}")
     for note in ready.data.notes:
         console.print(f"data: {note}")
-    console.print(f"start-up: {startup:.1f} s from process start to the first training step")
+    console.print(f"start-up: {startup:.1f} s to the first training step")
 
 
 def _augment_text(hparams: dict) -> str:

@@ -78,9 +78,13 @@ def spawn(*args, cwd, env=None):
     import subprocess
     import sys
 
+    import signal
+
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # a suite started in the background (`cmd &`, nohup) passes SIGINT on as ignored: give the child Ctrl-C back
     return subprocess.Popen([sys.executable, "-m", "fmnist", *map(str, args)], cwd=cwd, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_until(condition, process=None, limit_s: float = 120, what: str = "the condition"):

@@ -95,7 +95,7 @@ ERRORS = {
                   "block 'a' uses itself (a -> b -> a)"),
     "error_inside_block_points_at_its_line": (
         "name: x\nblocks:\n  basic:\n    params: [c]\n    layers:\n      - relu\n      - conv 3x3x$c pad=2x\nlayers:\n  - basic(4)\n  - fc 10\n",
-        ":7: layer 1.2 'conv 3x3x4 pad=2x': pad must be an integer >= 0, got '2x' (in block 'basic' used on line 9)"),
+        ":7: layer 1.2 'conv 3x3x4 pad=2x': pad must be an integer >= 0, HxW (e.g. 0x3), or 'same', got '2x' (in block 'basic' used on line 9)"),
     "residual_as_a_string": ("name: x\nlayers:\n  - residual\n  - fc 10\n", ":3: layer 1 'residual': expected {residual: [layers...]}"),
     "repeat_zero_times": ("name: x\nlayers:\n  - {repeat: {times: 0, layers: [relu]}}\n  - fc 10\n",
                           ":3: layer 1 '{repeat: {times: 0, layers: [relu]}}': times must be a positive integer, got 0"),

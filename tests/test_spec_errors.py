@@ -18,7 +18,7 @@ CASES = {
     "empty": ("", ":1: the file is empty: expected a mapping with 'name' and 'layers'"),
     "top_level_list": ("- conv 3x3x32\n- fc 10\n", ":1: the top level must be a mapping with 'name' and 'layers', got a list"),
     "unknown_top_key": ("name: x\nlayrs: [fc 10]\nlayers: [fc 10]\n",
-                        ":2: unknown key 'layrs' (did you mean 'layers'?); allowed: name, description, input, classes, layers, expect, data, train, search"),
+                        ":2: unknown key 'layrs' (did you mean 'layers'?); allowed: name, description, input, classes, layers, expect, defaults, data, train, search, blocks"),
     "missing_layers": ("name: x\n", ":1: missing required key 'layers'"),
     "unknown_kind": ("name: x\nlayers:\n  - convv 3x3x32\n  - fc 10\n",
                      ":3: layer 1 'convv 3x3x32': unknown layer kind 'convv' (did you mean 'conv'?)"),

@@ -1,4 +1,5 @@
-"""Block kinds: layers made of layer lists (residual, parallel, dense, transition, repeat, named blocks).
+"""Block kinds: layers made of layer lists (residual, parallel, add, split, gate, se, dense, transition, repeat,
+named blocks).
 
 A block says how its lists are walked (`expand`: which input shape each list gets, what comes out) and how the
 built lists combine into one module (`assemble`). The builder's walker does the rest, so every layer inside a
@@ -10,15 +11,12 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar
 
-import torch
-from torch import nn
+from .fields import LayerProblem, boolean, choice, dims, integer, number, probability
+from .layers import (ACTIVATIONS, KINDS, AdaptiveAvgPool, AvgPool, BatchNorm, Conv, Layer, LayerSpec, Shape, fmt_shape,
+                     one_token, register, spatial)
 
-from .fields import LayerProblem, boolean, dims, integer, number
-from .layers import (AvgPool, BatchNorm, Conv, Layer, LayerSpec, Shape, activation_kind, fmt_shape, one_token, register,
-                     spatial)
-
-Walk = Callable[[list, Shape], Shape]
-MAX_REPEAT = 1_000  # a repeat past this is a typo (and the builder's row budget would stop it anyway)  # walk(layer specs, input shape) -> output shape
+Walk = Callable[[list, Shape], Shape]  # walk(layer specs, input shape) -> output shape
+MAX_REPEAT = 1_000  # a repeat past this is a typo (and the builder's row budget would stop it anyway)
 
 
 ParseList = Callable[[list, list, str], list]  # parse_list(items, path in the document, index prefix) -> LayerSpecs
@@ -27,6 +25,12 @@ ParseList = Callable[[list, list, str], list]  # parse_list(items, path in the d
 def generated(entry: LayerSpec, suffix: str, text: str, layer: Layer) -> LayerSpec:
     """A LayerSpec a block makes itself (a projection, a dense layer), placed at the block's own line."""
     return LayerSpec(f"{entry.index}.{suffix}", text, entry.line, layer)
+
+
+def _with_defaults(block: "Block", defaults: dict) -> "Block":
+    """The block with the spec's `defaults:` for the layers it makes (not a field, so `replace` drops it)."""
+    block.layer_defaults = defaults
+    return block
 
 
 def reindexed(entries: list, old: str, new: str) -> list:
@@ -39,7 +43,7 @@ def reindexed(entries: list, old: str, new: str) -> list:
             children = getattr(layer, layer.children_field)
             nested = [reindexed(branch, old, new) for branch in children] if layer.children_field == "branches" \
                 else reindexed(children, old, new)
-            layer = replace(layer, **{layer.children_field: nested})
+            layer = _with_defaults(replace(layer, **{layer.children_field: nested}), layer.layer_defaults)
         copies.append(replace(entry, index=new + index[len(old):] if index.startswith(old) else index, layer=layer))
     return copies
 
@@ -50,11 +54,19 @@ class Block(Layer):
 
     children_key: ClassVar[str | None] = None  # mapping form {kind: [...]} holds layer lists (else settings)
     children_field: ClassVar[str | None] = None  # the field that holds parsed layer lists, if any
+    layer_defaults: ClassVar[dict] = {}  # the spec's `defaults:`, set per block by the parser for the layers it makes
+
+    def make(self, kind: type[Layer], **settings) -> Layer:
+        """A layer this block makes itself (a projection's bn), with the spec's defaults for its kind."""
+        return kind.from_settings({**self.layer_defaults.get(kind.kind, {}), **settings})
 
     @classmethod
-    def from_mapping(cls, value, parse_list: ParseList, path: list, index: str) -> "Block":
-        """{kind: [layers]} or {kind: {children_key: [layers], setting: ...}} -> the block, its lists parsed."""
+    def from_mapping(cls, value, parse_list: ParseList, path: list, index: str, defaults: dict | None = None) -> "Block":
+        """{kind: [layers]} or {kind: {children_key: [layers], setting: ...}} -> the block, its lists parsed; the
+        spec's `defaults:` for this kind go under the settings written."""
         settings = dict(value) if isinstance(value, dict) else {cls.children_key: value}
+        written = {cls.aliases.get(str(key), str(key)) for key in settings}
+        settings = {**{key: item for key, item in (defaults or {}).items() if key not in written}, **settings}
         lists = settings.pop(cls.children_key, None)
         list_path = [*path, cls.children_key] if isinstance(value, dict) else path
         if not isinstance(lists, list) or not lists:
@@ -70,11 +82,11 @@ class Block(Layer):
         """Walk the block's lists with the shapes they get; return the block's output shape."""
         raise LayerProblem(f"{self.kind} has no layers")
 
-    def assemble(self, shape: Shape, parts: list[nn.Sequential]) -> nn.Module:
+    def assemble(self, shape: Shape, parts: list):
         """The module made of the built lists, in the order expand() walked them."""
         return parts[0]
 
-    def build(self, shape: Shape) -> nn.Module:
+    def build(self, shape: Shape):
         raise TypeError("blocks are built by the builder's walker through expand() and assemble()")
 
     def label(self) -> str | None:
@@ -82,67 +94,61 @@ class Block(Layer):
         return None
 
 
-class ResidualModule(nn.Module):
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None):
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut if shortcut is not None else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+def projection_stride(length: int, out: int) -> int | None:
+    """The stride of a 1x1 conv (no pad) that maps `length` to `out` along one axis, or None."""
+    return next((stride for stride in range(1, length + 1) if (length - 1) // stride + 1 == out), None)
 
 
-class ConcatModule(nn.Module):
-    def __init__(self, branches: list[nn.Module]):
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-
-class DenseModule(nn.Module):
-    """Each layer sees the concatenation of the block's input and every earlier layer's output."""
-
-    def __init__(self, layers: list[nn.Module]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = torch.cat([x, layer(x)], dim=1)
-        return x
+SHORTCUTS = ("project", "identity", "none")
 
 
 @register("residual")
 @dataclass
 class Residual(Block):
     body: list = field(default_factory=list)
-    usage: ClassVar[str] = "{residual: [layers...]}: the body's output is added to its input"
+    shortcut: str = "project"
+    drop_path: float = 0.0
+    usage: ClassVar[str] = ("{residual: [layers...]} or {residual: {body: [...], shortcut: project|identity|none, "
+                            "drop_path: P}}: the body's output is added to its input")
     children_key: ClassVar[str | None] = "body"
     children_field: ClassVar[str | None] = "body"
+    converters: ClassVar[dict[str, Callable]] = {
+        "shortcut": lambda v, what: choice(v, what, SHORTCUTS),
+        "drop_path": lambda v, what: probability(v, "drop_path"),
+    }
+    aliases: ClassVar[dict[str, str]] = {"stochastic_depth": "drop_path", "droppath": "drop_path"}
 
     def expand(self, shape, walk, entry):
         out = walk(self.body, shape)
-        if out == shape:
+        # the skip this use of the block gets: 'project' makes a projection when the shape changes; 'identity' adds
+        # the input only where the shape is kept (MobileNet's rule); 'none' is the body alone
+        self.skip = "identity" if out == shape and self.shortcut != "none" else self.shortcut
+        if self.skip != "project":
+            self.skip = "none" if out != shape else self.skip
             return out
         if len(out) != 3 or len(shape) != 3:
             raise LayerProblem(f"the body turns {fmt_shape(shape)} into {fmt_shape(out)}: a residual body must keep (C, H, W)")
-        stride = shape[1] // out[1] if out[1] else 0
-        if not stride or shape[1] % out[1] or shape[2] % out[2] or shape[2] // out[2] != stride:
+        strides = [projection_stride(length, size) for length, size in zip(shape[1:], out[1:])]
+        if None in strides:
             raise LayerProblem(f"the body turns {fmt_shape(shape)} into {fmt_shape(out)}: no 1x1 projection can match "
-                               f"these sizes (the body may only shrink H and W by one whole factor)")
-        conv = Conv(kernel=(1, 1), filters=out[0], stride=stride, bias=False)
-        projection = [generated(entry, "shortcut.1", f"shortcut: conv 1x1x{out[0]} stride={stride}", conv),
-                      generated(entry, "shortcut.2", "shortcut: bn", BatchNorm())]
+                               f"these sizes (a 1x1 conv with stride S maps N to ceil(N / S)); write shortcut=none "
+                               f"or an explicit {{add: [[...], [...]]}}")
+        stride = "x".join(str(s) for s in strides) if strides[0] != strides[1] else strides[0]
+        projection = [generated(entry, "shortcut.1", f"shortcut: conv 1x1x{out[0]} stride={stride}",
+                                self.make(Conv, kernel=1, filters=out[0], stride=stride, bias=False)),
+                      generated(entry, "shortcut.2", "shortcut: bn", self.make(BatchNorm))]
         walk(projection, shape)
         return out
 
     def label(self):
-        return "residual"
+        return "residual" + (f" (drop_path {self.drop_path:g})" if self.drop_path else "")
 
     def assemble(self, shape, parts):
-        return ResidualModule(parts[0], parts[1] if len(parts) > 1 else None)
+        from .modules import ResidualModule
+
+        if self.skip == "none":
+            return parts[0]
+        return ResidualModule(parts[0], parts[1] if self.skip == "project" else None, self.drop_path)
 
 
 @register("parallel")
@@ -152,6 +158,7 @@ class Parallel(Block):
     usage: ClassVar[str] = "{parallel: [[layers...], [layers...]]}: branch outputs concatenated along channels"
     children_key: ClassVar[str | None] = "branches"
     children_field: ClassVar[str | None] = "branches"
+    joined: ClassVar[str] = "concatenated"
 
     @classmethod
     def parse_children(cls, lists, parse_list, path, index):
@@ -160,10 +167,17 @@ class Parallel(Block):
             raise LayerProblem(f"expected {cls.usage}")
         return [parse_list(branch, [*path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
 
+    def branch_inputs(self, shape: Shape) -> list[Shape]:
+        """The shape each branch is given: all the block's input."""
+        return [shape] * len(self.branches)
+
     def expand(self, shape, walk, entry):
         if len(self.branches) < 2:
             raise LayerProblem("needs at least two branches, each a list of layers")
-        outs = [walk(branch, shape) for branch in self.branches]
+        outs = [walk(branch, given) for branch, given in zip(self.branches, self.branch_inputs(shape))]
+        return self.join(outs)
+
+    def join(self, outs: list[Shape]) -> Shape:
         for number_, out in enumerate(outs, 1):
             if len(out) != 3 or out[1:] != outs[0][1:]:
                 raise LayerProblem(f"branches 1 and {number_} give {fmt_shape(outs[0])} and {fmt_shape(out)}: "
@@ -171,10 +185,114 @@ class Parallel(Block):
         return (sum(out[0] for out in outs), *outs[0][1:])
 
     def label(self):
-        return f"parallel ({len(self.branches)} branches, concatenated)"
+        return f"{self.kind} ({len(self.branches)} branches, {self.joined})"
 
     def assemble(self, shape, parts):
+        from .modules import ConcatModule
+
         return ConcatModule(parts)
+
+
+@register("add", "sum")
+@dataclass
+class Add(Parallel):
+    usage: ClassVar[str] = "{add: [[layers...], [layers...]]}: branch outputs added (shapes must match)"
+    joined: ClassVar[str] = "added"
+
+    def join(self, outs):
+        for number_, out in enumerate(outs, 1):
+            if out != outs[0]:
+                raise LayerProblem(f"branches 1 and {number_} give {fmt_shape(outs[0])} and {fmt_shape(out)}: "
+                                   f"added branches must give the same shape")
+        return outs[0]
+
+    def assemble(self, shape, parts):
+        from .modules import SumModule
+
+        return SumModule(parts)
+
+
+@register("split")
+@dataclass
+class Split(Parallel):
+    usage: ClassVar[str] = ("{split: [[layers...], [layers...]]}: the input's channels cut into equal parts, one per "
+                            "branch, outputs concatenated (ShuffleNetV2)")
+    joined: ClassVar[str] = "channels split, concatenated"
+
+    def branch_inputs(self, shape):
+        channels, height, width = spatial(shape, self.kind)
+        if channels % len(self.branches):
+            raise LayerProblem(f"{len(self.branches)} branches do not split {channels} channels evenly")
+        return [(channels // len(self.branches), height, width)] * len(self.branches)
+
+    def assemble(self, shape, parts):
+        from .modules import SplitModule
+
+        return SplitModule(parts)
+
+
+def _gate_shape(shape: Shape, out: Shape) -> Shape:
+    """A gate's output: its input's shape, where the branch's output multiplies into it channel by channel."""
+    fits = len(out) == len(shape) and out[0] == shape[0] and all(o in (1, s) for o, s in zip(out[1:], shape[1:]))
+    if not fits:
+        raise LayerProblem(f"the gate's branch gives {fmt_shape(out)}, which does not multiply into its input "
+                           f"{fmt_shape(shape)}: it must keep the channels, with H and W equal or 1")
+    return shape
+
+
+@register("gate")
+@dataclass
+class Gate(Block):
+    body: list = field(default_factory=list)
+    usage: ClassVar[str] = "{gate: [layers...]}: the input multiplied by the branch's output (attention, e.g. squeeze-excitation)"
+    children_key: ClassVar[str | None] = "body"
+    children_field: ClassVar[str | None] = "body"
+
+    def expand(self, shape, walk, entry):
+        return _gate_shape(shape, walk(self.body, shape))
+
+    def label(self):
+        return "gate (input x branch)"
+
+    def assemble(self, shape, parts):
+        from .modules import GateModule
+
+        return GateModule(parts[0])
+
+
+@register("se", "squeeze_excitation")
+@dataclass
+class SqueezeExcitation(Block):
+    squeeze: int = 0
+    act: str = "relu"
+    gate: str = "sigmoid"
+    usage: ClassVar[str] = ("se S [act=relu] [gate=sigmoid|hardsigmoid]: squeeze-and-excitation to S channels "
+                            "(pool, 1x1 conv to S, act, 1x1 conv back, gate, times the input), e.g. 'se 16'")
+    converters: ClassVar[dict[str, Callable]] = {
+        "squeeze": integer,
+        "act": lambda v, what: choice(v, what, tuple(ACTIVATIONS)),
+        "gate": lambda v, what: choice(v, what, tuple(ACTIVATIONS)),
+    }
+    optional_value: ClassVar[str | None] = "squeeze"
+    required: ClassVar[tuple[str, ...]] = ("squeeze",)
+
+    def expand(self, shape, walk, entry):
+        channels, _, _ = spatial(shape, self.kind)
+        steps = [("adaptive_avgpool 1x1", self.make(AdaptiveAvgPool, size=1)),
+                 (f"conv 1x1x{self.squeeze}", self.make(Conv, kernel=1, filters=self.squeeze, bias=True)),
+                 (self.act, KINDS[self.act]()),
+                 (f"conv 1x1x{channels}", self.make(Conv, kernel=1, filters=channels, bias=True)),
+                 (self.gate, KINDS[self.gate]())]
+        out = walk([generated(entry, f"se.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)
+        return _gate_shape(shape, out)
+
+    def label(self):
+        return f"se {self.squeeze} (squeeze-excitation, {self.act}, {self.gate} gate)"
+
+    def assemble(self, shape, parts):
+        from .modules import GateModule
+
+        return GateModule(parts[0])
 
 
 @register("repeat")
@@ -196,6 +314,8 @@ class Repeat(Block):
         return f"repeat {self.times}x"
 
     def assemble(self, shape, parts):
+        from torch import nn
+
         return nn.Sequential(*parts)
 
 
@@ -204,11 +324,15 @@ class NamedBlock(Block):
     """A use of a block defined in the spec's `blocks:` section, e.g. basic(64)."""
 
     layers: list = field(default_factory=list)
+    title: str = ""  # the row's text where it is not the use as written ('basic(64, 1) x 3')
     kind: ClassVar[str] = "block"
     children_field: ClassVar[str | None] = "layers"
 
     def expand(self, shape, walk, entry):
         return walk(self.layers, shape)
+
+    def label(self):
+        return self.title or None
 
 
 @register("dense")
@@ -228,12 +352,12 @@ class Dense(Block):
     def expand(self, shape, walk, entry):
         channels, height, width = spatial(shape, self.kind)
         for number_ in range(1, self.layers + 1):
-            relu = activation_kind("relu")
-            steps = [("bn", BatchNorm()), ("relu", relu())]
+            relu = KINDS["relu"]
+            steps = [("bn", self.make(BatchNorm)), ("relu", relu())]
             if self.bottleneck:  # DenseNet-B: a 1x1 conv to 4G channels first
-                steps += [(f"conv 1x1x{4 * self.growth}", Conv(kernel=(1, 1), filters=4 * self.growth, bias=False)),
-                          ("bn", BatchNorm()), ("relu", relu())]
-            steps.append((f"conv 3x3x{self.growth} pad=1", Conv(kernel=(3, 3), filters=self.growth, pad=1, bias=False)))
+                steps += [(f"conv 1x1x{4 * self.growth}", self.make(Conv, kernel=1, filters=4 * self.growth, bias=False)),
+                          ("bn", self.make(BatchNorm)), ("relu", relu())]
+            steps.append((f"conv 3x3x{self.growth} pad=1", self.make(Conv, kernel=3, filters=self.growth, pad=1, bias=False)))
             walk([generated(entry, f"{number_}.{k}", f"layer {number_}: {text}", step)
                   for k, (text, step) in enumerate(steps, 1)],
                  (channels, height, width))
@@ -241,6 +365,8 @@ class Dense(Block):
         return (channels, height, width)
 
     def assemble(self, shape, parts):
+        from .modules import DenseModule
+
         return DenseModule(parts)
 
 
@@ -257,7 +383,7 @@ class Transition(Block):
             raise LayerProblem(f"compression must be in (0, 1], got {self.compression}")
         channels, _, _ = spatial(shape, self.kind)
         filters = max(1, math.floor(channels * self.compression))
-        steps = [("bn", BatchNorm()), ("relu", activation_kind("relu")()),
-                 (f"conv 1x1x{filters}", Conv(kernel=(1, 1), filters=filters, bias=False)),
-                 ("avgpool 2x2", AvgPool(size=(2, 2)))]
+        steps = [("bn", self.make(BatchNorm)), ("relu", KINDS["relu"]()),
+                 (f"conv 1x1x{filters}", self.make(Conv, kernel=1, filters=filters, bias=False)),
+                 ("avgpool 2x2", self.make(AvgPool, size=2))]
         return walk([generated(entry, f"t.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)

@@ -71,9 +71,44 @@ def dims(value, what: str, count: int, usage: str) -> tuple[int, ...]:
     return tuple(integer(part, what) for part in parts)
 
 
-def pair(value, what: str) -> tuple[int, int]:
-    """A square size given once (3) or written out (3x3, [3, 3])."""
-    if isinstance(value, (list, tuple)) or "x" in str(value).lower() or "×" in str(value):
-        return dims(value, what, 2, f"{what} as N or NxN")
-    size = integer(value, what)
-    return size, size
+def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
+    """A square size given once (3) or written out per axis (1x7, [1, 7], (0, 3) or 0,3)."""
+    text = str(value).strip()
+    if isinstance(value, str) and text[:1] in "([" and text[-1:] in ")]":
+        text = text[1:-1]
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [part for part in re.split(r"\s*[x×,]\s*", text.lower())]
+    if len(parts) == 1:
+        size = integer(parts[0], what, minimum=minimum)
+        return size, size
+    if len(parts) != 2:
+        raise LayerProblem(f"{what} has {len(parts)} parts, expected N, or HxW for height and width (e.g. 1x7)")
+    return tuple(integer(part, what, minimum=minimum) for part in parts)
+
+
+def padding(value, what: str) -> tuple[int, int] | str:
+    """A conv's pad: N, HxW, or the word 'same'."""
+    if str(value).strip().lower() == "same":
+        return "same"
+    try:
+        return pair(value, what, minimum=0)
+    except LayerProblem:
+        raise LayerProblem(f"{what} must be an integer >= 0, HxW (e.g. 0x3), or 'same', got {value!r}") from None
+
+
+def positive(value, what: str) -> float:
+    """A number above 0 (a norm's eps)."""
+    result = number(value, what)
+    if result <= 0:
+        raise LayerProblem(f"{what} must be a number above 0, got {value!r}")
+    return result
+
+
+def fraction(value, what: str) -> float:
+    """A number from 0 to 1 (a norm's momentum)."""
+    result = number(value, what)
+    if not 0.0 <= result <= 1.0:
+        raise LayerProblem(f"{what} must be in [0, 1], got {value!r}")
+    return result

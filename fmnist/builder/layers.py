@@ -10,9 +10,19 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Callable, ClassVar
 
-from torch import nn
+from .fields import LayerProblem, boolean, choice, dims, fraction, integer, number, padding, pair, positive, probability
 
-from .fields import LayerProblem, boolean, choice, dims, integer, number, pair, probability
+
+class _LazyTorchNN:
+    """torch.nn, imported on first use: settings and shapes are checked without torch (validate, editors)."""
+
+    def __getattr__(self, name: str):
+        from torch import nn as real
+
+        return getattr(real, name)
+
+
+nn = _LazyTorchNN()
 
 Shape = tuple[int, ...]
 KINDS: dict[str, type["Layer"]] = {}
@@ -76,6 +86,7 @@ class Layer(ABC):
     converters: ClassVar[dict[str, Callable]] = {}
     aliases: ClassVar[dict[str, str]] = {}
     optional_value: ClassVar[str | None] = None  # the setting a lone value sets ('dropout 0.3' -> p)
+    required: ClassVar[tuple[str, ...]] = ()  # settings with a placeholder default that must still be given
 
     @classmethod
     def from_positional(cls, tokens: list[str]) -> dict:
@@ -97,6 +108,9 @@ class Layer(ABC):
                 allowed = ", ".join(sorted(known)) or "none"
                 raise LayerProblem(f"unknown setting '{key}' for {cls.kind}{did_you_mean(key, known)}; allowed: {allowed}")
             values[name] = cls.converters[name](raw, name) if name in cls.converters else raw
+        missing = [name for name in cls.required if name not in values]
+        if missing:
+            raise LayerProblem(f"missing {', '.join(missing)}, expected '{cls.usage}'")
         try:
             return cls(**values)
         except TypeError:
@@ -115,24 +129,57 @@ class Layer(ABC):
         return ""
 
 
-@register("conv")
+def conv_extent(length: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (length + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
 @dataclass
-class Conv(Layer):
-    kernel: tuple[int, int]
-    filters: int
-    stride: int = 1
-    pad: int | str = 0
+class _Convolution(Layer):
+    """What plain and depthwise convolutions share: kernel, stride, pad, dilation, bias, and the output size."""
+
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pad: tuple[int, int] | str = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
     bias: bool = True
-    usage: ClassVar[str] = "conv KxKxF [stride=N] [pad=N|same], e.g. 'conv 3x3x32'"
     group: ClassVar[str] = "conv"
-    aliases: ClassVar[dict[str, str]] = {"padding": "pad", "size": "kernel", "channels": "filters", "out": "filters"}
+    aliases: ClassVar[dict[str, str]] = {"padding": "pad", "size": "kernel"}
     converters: ClassVar[dict[str, Callable]] = {
         "kernel": pair,
-        "filters": integer,
-        "stride": integer,
-        "pad": lambda v, what: "same" if str(v).strip().lower() == "same" else integer(v, what, minimum=0),
+        "stride": pair,
+        "pad": padding,
+        "dilation": pair,
         "bias": boolean,
     }
+
+    def out_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.pad == "same":
+            if self.stride != (1, 1):
+                raise LayerProblem("pad=same needs stride=1 (as in PyTorch); give pad=N for strided convs")
+            return height, width
+        out = tuple(conv_extent(length, *axis) for length, axis in
+                    zip((height, width), zip(self.kernel, self.stride, self.pad, self.dilation)))
+        if min(out) < 1:
+            raise LayerProblem(
+                f"shrinks the {height}x{width} input below 1x1: the {self.kernel[0]}x{self.kernel[1]} kernel is larger than the (padded) input")
+        return out
+
+    def conv2d(self, channels: int, filters: int, groups: int):
+        return nn.Conv2d(channels, filters, self.kernel, stride=self.stride, padding=self.pad, dilation=self.dilation,
+                         groups=groups, bias=self.bias)
+
+
+@register("conv")
+@dataclass
+class Conv(_Convolution):
+    filters: int = 0
+    groups: int = 1
+    usage: ClassVar[str] = ("conv KxKxF [stride=S] [pad=P|same] [groups=G] [dilation=D] [bias=false] (K, S, P, D may be "
+                            "HxW), e.g. 'conv 3x3x32' or 'conv 1x7x192 pad=0x3'")
+    aliases: ClassVar[dict[str, str]] = {**_Convolution.aliases, "channels": "filters", "out": "filters", "group": "groups"}
+    converters: ClassVar[dict[str, Callable]] = {**_Convolution.converters, "filters": integer, "groups": integer}
+    required: ClassVar[tuple[str, ...]] = ("kernel", "filters")
 
     @classmethod
     def from_positional(cls, tokens):
@@ -141,19 +188,36 @@ class Conv(Layer):
 
     def output_shape(self, shape):
         channels, height, width = spatial(shape, "conv")
-        if self.pad == "same":
-            if self.stride != 1:
-                raise LayerProblem("pad=same needs stride=1 (as in PyTorch); give pad=N for strided convs")
-            return (self.filters, height, width)
-        out_h = (height + 2 * self.pad - self.kernel[0]) // self.stride + 1
-        out_w = (width + 2 * self.pad - self.kernel[1]) // self.stride + 1
-        if out_h < 1 or out_w < 1:
-            raise LayerProblem(
-                f"shrinks the {height}x{width} input below 1x1: the {self.kernel[0]}x{self.kernel[1]} kernel is larger than the (padded) input")
-        return (self.filters, out_h, out_w)
+        for what, count in (("input channels", channels), ("filters", self.filters)):
+            if count % self.groups:
+                raise LayerProblem(f"groups={self.groups} does not divide the {count} {what} (for a depthwise conv "
+                                   f"write 'dwconv {self.kernel[0]}x{self.kernel[1]}')")
+        return (self.filters, *self.out_size(height, width))
 
     def build(self, shape):
-        return nn.Conv2d(shape[0], self.filters, self.kernel, stride=self.stride, padding=self.pad, bias=self.bias)
+        return self.conv2d(shape[0], self.filters, self.groups)
+
+
+@register("dwconv", "depthwise")
+@dataclass
+class DepthwiseConv(_Convolution):
+    """A conv with one filter group per input channel (groups = channels), `multiplier` filters each."""
+
+    multiplier: int = 1
+    usage: ClassVar[str] = "dwconv KxK [stride=S] [pad=P|same] [dilation=D] [multiplier=M] [bias=false], e.g. 'dwconv 3x3 pad=1'"
+    converters: ClassVar[dict[str, Callable]] = {**_Convolution.converters, "multiplier": integer}
+    required: ClassVar[tuple[str, ...]] = ("kernel",)
+
+    @classmethod
+    def from_positional(cls, tokens):
+        return {"kernel": pair(one_token(cls, tokens), "dwconv size")}
+
+    def output_shape(self, shape):
+        channels, height, width = spatial(shape, self.kind)
+        return (channels * self.multiplier, *self.out_size(height, width))
+
+    def build(self, shape):
+        return self.conv2d(shape[0], shape[0] * self.multiplier, shape[0])
 
 
 @dataclass
@@ -162,7 +226,7 @@ class _Pool(Layer):
     stride: int | None = None
     round: str = "ceil"
     pad: int = 0
-    module: ClassVar[type] = nn.MaxPool2d
+    module: ClassVar[str] = "MaxPool2d"  # its class in torch.nn
     converters: ClassVar[dict[str, Callable]] = {
         "size": pair,
         "stride": integer,
@@ -204,7 +268,7 @@ class _Pool(Layer):
         return ""
 
     def build(self, shape):
-        return self.module(self.size, stride=self._strides(), padding=self.pad, ceil_mode=self.round == "ceil")
+        return getattr(nn, self.module)(self.size, stride=self._strides(), padding=self.pad, ceil_mode=self.round == "ceil")
 
 
 @register("pool", "maxpool")
@@ -217,17 +281,100 @@ class MaxPool(_Pool):
 @dataclass
 class AvgPool(_Pool):
     usage: ClassVar[str] = "avgpool KxK [stride=N] [pad=N] [round=ceil|floor], e.g. 'avgpool 2x2'"
-    module: ClassVar[type] = nn.AvgPool2d
+    module: ClassVar[str] = "AvgPool2d"
 
 
 @register("bn", "batchnorm")
 @dataclass
 class BatchNorm(Layer):
-    usage: ClassVar[str] = "bn"
+    eps: float = 1e-5
+    momentum: float = 0.1
+    usage: ClassVar[str] = "bn [eps=E] [momentum=M], e.g. 'bn' or 'bn eps=0.001 momentum=0.01'"
     group: ClassVar[str] = "bn"
+    converters: ClassVar[dict[str, Callable]] = {"eps": positive, "momentum": fraction}
 
     def build(self, shape):
-        return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+        norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+        return norm(shape[0], eps=self.eps, momentum=self.momentum)
+
+
+@register("ln", "layernorm2d")
+@dataclass
+class LayerNorm(Layer):
+    """LayerNorm over the channels at each position of a (C, H, W) input (ConvNeXt's LayerNorm2d), or over a flat vector."""
+
+    eps: float = 1e-5
+    usage: ClassVar[str] = "ln [eps=E] (layer norm over the channels at each position), e.g. 'ln eps=1e-6'"
+    group: ClassVar[str] = "norm"
+    converters: ClassVar[dict[str, Callable]] = {"eps": positive}
+
+    def build(self, shape):
+        if len(shape) == 3:
+            from .modules import ChannelLayerNorm
+
+            return ChannelLayerNorm(shape[0], eps=self.eps)
+        return nn.LayerNorm(shape[0], eps=self.eps)
+
+
+@register("scale", "layer_scale", "layerscale")
+@dataclass
+class Scale(Layer):
+    """A learnable factor per channel, starting at `init` (layer scale)."""
+
+    init: float = 1e-6
+    usage: ClassVar[str] = "scale [INIT] (a learnable factor per channel, layer scale), e.g. 'scale 1e-6'"
+    group: ClassVar[str] = "scale"
+    converters: ClassVar[dict[str, Callable]] = {"init": number}
+    optional_value: ClassVar[str | None] = "init"
+
+    def build(self, shape):
+        from .modules import LayerScale
+
+        return LayerScale((shape[0], 1, 1) if len(shape) == 3 else (shape[0],), self.init)
+
+
+@register("shuffle", "channel_shuffle")
+@dataclass
+class Shuffle(Layer):
+    groups: int = 2
+    usage: ClassVar[str] = "shuffle G (channel shuffle over G groups, ShuffleNet), e.g. 'shuffle 2'"
+    converters: ClassVar[dict[str, Callable]] = {"groups": integer}
+    optional_value: ClassVar[str | None] = "groups"
+
+    def output_shape(self, shape):
+        channels, _, _ = spatial(shape, self.kind)
+        if channels % self.groups:
+            raise LayerProblem(f"{self.groups} groups do not divide {channels} channels")
+        return shape
+
+    def build(self, shape):
+        from .modules import ChannelShuffle
+
+        return ChannelShuffle(self.groups)
+
+
+@register("identity")
+@dataclass
+class Identity(Layer):
+    usage: ClassVar[str] = "identity (passes its input on; a branch that does nothing)"
+
+    def build(self, shape):
+        return nn.Identity()
+
+
+@register("adaptive_avgpool", "adaptiveavgpool")
+@dataclass
+class AdaptiveAvgPool(Layer):
+    size: tuple[int, int] = (1, 1)
+    usage: ClassVar[str] = "adaptive_avgpool NxN (average pooling to an NxN output whatever the input), e.g. 'adaptive_avgpool 7x7'"
+    converters: ClassVar[dict[str, Callable]] = {"size": pair}
+    optional_value: ClassVar[str | None] = "size"
+
+    def output_shape(self, shape):
+        return (spatial(shape, self.kind)[0], *self.size)
+
+    def build(self, shape):
+        return nn.AdaptiveAvgPool2d(self.size)
 
 
 @register("dropout")
@@ -285,28 +432,24 @@ class FullyConnected(Layer):
 
 @dataclass
 class _Activation(Layer):
-    """An element-wise activation; `factory` makes its module."""
+    """An element-wise activation: `module` names its torch.nn class."""
 
-    factory: ClassVar[Callable[..., nn.Module]] = nn.ReLU
+    module: ClassVar[str] = "ReLU"  # its class in torch.nn
 
     def build(self, shape):
-        return self.factory()
+        return getattr(nn, self.module)()
 
 
-def _activation(name: str, factory: Callable[..., nn.Module]) -> None:
-    register(name)(type(name, (_Activation,), {"usage": name, "factory": staticmethod(factory)}))
+def _activation(name: str, module: str) -> None:
+    register(name)(type(name, (_Activation,), {"usage": name, "module": module}))
 
 
-def activation_kind(name: str) -> type[Layer]:
-    """The registered class of an activation (blocks use relu inside them)."""
-    return KINDS[name]
-
-
-for _name, _factory in {
-    "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
-    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU, "softplus": nn.Softplus, "hardswish": nn.Hardswish,
-}.items():
-    _activation(_name, _factory)
+ACTIVATIONS = {
+    "relu": "ReLU", "relu6": "ReLU6", "gelu": "GELU", "silu": "SiLU", "mish": "Mish", "tanh": "Tanh",
+    "sigmoid": "Sigmoid", "elu": "ELU", "softplus": "Softplus", "hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid",
+}
+for _name, _module in ACTIVATIONS.items():
+    _activation(_name, _module)
 
 
 @register("leaky_relu", "leakyrelu")
@@ -336,10 +479,13 @@ class GlobalAvgPool(Layer):
 @register("gn", "groupnorm")
 @dataclass
 class GroupNorm(Layer):
+    """Group norm over (C, H, W), or over a flat vector's features in G groups."""
+
     groups: int = 32
-    usage: ClassVar[str] = "gn G (group norm with G groups; G must divide the channels), e.g. 'gn 8'"
+    eps: float = 1e-5
+    usage: ClassVar[str] = "gn G [eps=E] (group norm with G groups; G must divide the channels or features), e.g. 'gn 8'"
     group: ClassVar[str] = "norm"
-    converters: ClassVar[dict[str, Callable]] = {"groups": integer}
+    converters: ClassVar[dict[str, Callable]] = {"groups": integer, "eps": positive}
     optional_value: ClassVar[str | None] = "groups"
 
     def output_shape(self, shape):
@@ -348,4 +494,4 @@ class GroupNorm(Layer):
         return shape
 
     def build(self, shape):
-        return nn.GroupNorm(self.groups, shape[0])
+        return nn.GroupNorm(self.groups, shape[0], eps=self.eps)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import jsonschema
@@ -12,7 +12,8 @@ import yaml
 from ..errors import SpecError, did_you_mean
 from ..datasets.choice import DATA_SCHEMA
 from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
-from .blocks import Block, NamedBlock
+from .arithmetic import substitute
+from .blocks import MAX_REPEAT, Block, NamedBlock
 from .fields import LayerProblem
 from .layers import KINDS, Layer, LayerSpec
 from .yaml_source import MAX_BYTES, LineDict, LineList, line_of, load_yaml
@@ -63,6 +64,7 @@ SCHEMA = {
                 "macs": _FIGURE,
             },
         },
+        "defaults": {"type": "object", "additionalProperties": {"type": "object"}},
         "data": DATA_SCHEMA,
         "train": TRAIN_SCHEMA,
         "search": SPACE_SCHEMA,
@@ -226,6 +228,21 @@ def layer_text(item) -> str:
 
 
 _USE = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)")
+_REPEATED = re.compile(r"(?P<call>[A-Za-z_]\w*(\s*\(.*\))?)\s*[*×]\s*(?P<times>\d+)")  # basic(64, 1) * 3
+REPEAT = "repeat"  # inside 'block(...) * N', $repeat is 0, 1, ... N-1 (a ramp of drop_path rates, say)
+
+# Names people bring from PyTorch and Keras, and what this language calls them
+FOREIGN_NAMES = {
+    "conv2d": "conv", "convolution2d": "conv", "dense": "fc", "linear": "fc", "batchnorm2d": "bn",
+    "batchnormalization": "bn", "batchnorm1d": "bn", "layernorm": "ln", "layer_norm": "ln", "groupnorm": "gn",
+    "maxpool2d": "pool", "maxpooling2d": "pool", "avgpool2d": "avgpool", "averagepooling2d": "avgpool",
+    "adaptiveavgpool2d": "adaptive_avgpool", "globalaveragepooling2d": "gap", "depthwiseconv2d": "dwconv",
+    "separableconv2d": "dwconv", "drop_path": "residual drop_path=P", "droppath": "residual drop_path=P",
+    "stochasticdepth": "residual drop_path=P", "stochastic_depth": "residual drop_path=P",
+    "squeezeexcitation": "se", "squeeze_excite": "se", "channelshuffle": "shuffle", "hardsigmoid": "hardsigmoid",
+    "relu": "relu", "activation": "relu (or another activation by name)", "dropout2d": "dropout", "add": "add",
+    "concatenate": "parallel", "concat": "parallel", "cat": "parallel",
+}
 
 
 class _Parser:
@@ -238,13 +255,47 @@ class _Parser:
         self.problems: list[SpecError] = []
         self.using: list[str] = []  # named blocks being expanded, to catch recursion
         self.count = 0  # layer entries made so far, against MAX_LAYERS
+        self.defaults = self.read_defaults(document.get("defaults", {}))
+
+    def read_defaults(self, written: dict) -> dict[str, dict]:
+        """`defaults: {pool: {round: floor}, bn: {eps: 0.001}}` -> settings per kind, each setting checked."""
+        defaults = {}
+        for name, settings in written.items():
+            line = line_of(self.document, ["defaults", name])
+            try:
+                kind = self.kind(str(name))
+                known = {f.name for f in fields(kind)} - {kind.children_field} if issubclass(kind, Block) else \
+                    {f.name for f in fields(kind)}
+                for key in settings:
+                    setting = kind.aliases.get(str(key), str(key))
+                    if setting not in known:
+                        raise LayerProblem(f"unknown setting '{key}' for {kind.kind}{did_you_mean(key, known)}; "
+                                           f"allowed: {', '.join(sorted(known)) or 'none'}")
+                    if setting in kind.converters:
+                        kind.converters[setting](settings[key], setting)
+            except LayerProblem as problem:
+                raise SpecError(f"defaults.{name}: {problem}", self.file, line) from None
+            defaults[kind.kind] = {kind.aliases.get(str(key), str(key)): value for key, value in settings.items()}
+        return defaults
 
     def layer_list(self, items, path: list, prefix: str, context: str = "") -> list[LayerSpec]:
         specs = []
+        skip_to = 0
         for position, item in enumerate(items):
+            if position < skip_to:
+                continue
             index = f"{prefix}.{position + 1}" if prefix else position + 1
             line = line_of(self.document, [*path, position])
             text = layer_text(item)
+            pieces = _split_call(items, position)
+            if pieces:  # [bottleneck(64, 256, 1)]: YAML's flow list cut the call at its commas
+                skip_to = position + len(pieces)
+                call = ", ".join(str(piece).strip() for piece in pieces)
+                self.problems.append(SpecError(
+                    f"YAML split the block call '{call}' at its commas into {len(pieces)} list items (a flow list "
+                    f"[...] reads commas as separators): write it on its own line ('- {call}') or in quotes "
+                    f"(\"{call}\")", self.file, line, index, text))
+                continue
             problems_before = len(self.problems)
             self.count += 1
             if self.count > MAX_LAYERS:
@@ -264,10 +315,14 @@ class _Parser:
         if not (isinstance(item, str) and item.strip()) and not (isinstance(item, dict) and len(item) == 1):
             raise LayerProblem(f"expected {_RULES['layer']}")
         if isinstance(item, str):
+            repeated = _REPEATED.fullmatch(item.strip())
+            if repeated and _USE.sub("", repeated.group("call")).strip() in self.blocks | {"": None}:
+                return self.repeated_block(repeated.group("call"), int(repeated.group("times")), path, index, line)
+            item = substitute(item, {})
             use = _USE.fullmatch(item.strip())
             if use or item.strip() in self.blocks:
                 name, args = (use.group(1), use.group(2)) if use else (item.strip(), "")
-                return self.named_block(name, [a.strip() for a in args.split(",")] if args.strip() else [], index, line)
+                return self.named_block(name, _arguments(args), index, line)
             name, *tokens = item.split()
             positional = [token for token in tokens if "=" not in token]
             options = _options(token for token in tokens if "=" in token)
@@ -276,16 +331,40 @@ class _Parser:
                 raise LayerProblem(f"expected {kind.usage}")
             settings = kind.from_positional(positional)
             settings.update(options)
-            return kind.from_settings(settings)
+            return self.with_defaults(kind, settings)
         ((name, value),) = item.items()
         kind = self.kind(str(name))
         if _has_lists(kind):
-            return kind.from_mapping(value, self.layer_list, [*path, name], index)
+            block = kind.from_mapping(value, self.layer_list, [*path, name], index, self.defaults.get(kind.kind, {}))
+            block.layer_defaults = self.defaults
+            return block
         if value is None:
-            return kind.from_settings({})
+            return self.with_defaults(kind, {})
         if isinstance(value, dict):
-            return kind.from_settings(dict(value))
-        return kind.from_settings(kind.from_positional([str(value)]))
+            return self.with_defaults(kind, dict(value))
+        return self.with_defaults(kind, kind.from_positional([str(value)]))
+
+    def with_defaults(self, kind: type[Layer], settings: dict) -> Layer:
+        """The layer from its settings over the spec's `defaults:` for its kind."""
+        given = {kind.aliases.get(str(key), str(key)) for key in settings}
+        layer = kind.from_settings({**{k: v for k, v in self.defaults.get(kind.kind, {}).items() if k not in given},
+                                    **settings})
+        if isinstance(layer, Block):
+            layer.layer_defaults = self.defaults
+        return layer
+
+    def repeated_block(self, call: str, times: int, path: list, index: str, line: int | None) -> Layer:
+        """'basic(64, 1) * 3': the block used `times` times in a row, with $repeat = 0, 1, ... in its arguments."""
+        if not 1 <= times <= MAX_REPEAT:
+            raise LayerProblem(f"a block repeated {times} times: the count must be from 1 to {MAX_REPEAT:,}")
+        uses = []
+        for repetition in range(times):
+            text = substitute(call, {REPEAT: str(repetition)})
+            use = _USE.fullmatch(text.strip())
+            name, args = (use.group(1), use.group(2)) if use else (text.strip(), "")
+            uses.append(LayerSpec(f"{index}.{repetition + 1}", text, line,
+                                  self.named_block(name, _arguments(args), f"{index}.{repetition + 1}", line)))
+        return NamedBlock(layers=uses, title=f"{call.strip()} x {times}")
 
     def named_block(self, name: str, args: list[str], index: str, line: int | None) -> Layer:
         if name not in self.blocks:
@@ -305,17 +384,19 @@ class _Parser:
         path = ["blocks", name, "layers"] if isinstance(definition, dict) else ["blocks", name]
         self.using.append(name)
         try:
-            children = self.layer_list(_substitute(layers, values), path, index,
+            children = self.layer_list(_substitute(layers, values, (REPEAT,)), path, index,
                                        f" (in block '{name}' used on line {line})")
         finally:
             self.using.pop()
         return NamedBlock(layers=children)
 
     def kind(self, name: str) -> type[Layer]:
-        kind = KINDS.get(name.lower())
+        kind = KINDS.get(name.lower()) if name != "Dense" else None  # Keras' Dense is a fully connected layer here
         if kind is None:
             known = [*KINDS, *self.blocks]
-            raise LayerProblem(f"unknown layer kind '{name}'{did_you_mean(name.lower(), known)}; known: {', '.join(sorted(KINDS))} "
+            foreign = FOREIGN_NAMES.get(name.lower().replace("-", "_")) or FOREIGN_NAMES.get(name.lower().replace("_", ""))
+            hint = f" (PyTorch's and Keras' {name} is '{foreign}' here)" if foreign else did_you_mean(name.lower(), known)
+            raise LayerProblem(f"unknown layer kind '{name}'{hint}; known: {', '.join(sorted({k.kind for k in KINDS.values()}))} "
                                f"(a kind of your own: fmnist --plugin FILE.py)")
         return kind
 
@@ -336,25 +417,59 @@ def _options(tokens) -> dict[str, str]:
     return options
 
 
-def _substitute(value, values: dict[str, str]):
-    """A block's layers with $name replaced by the value given at its use; lines are kept (same containers)."""
+def _substitute(value, values: dict[str, str], later: tuple[str, ...] = ()):
+    """A block's layers with $name replaced by the value given at its use and ${...} evaluated; lines are kept (same
+    containers)."""
     if isinstance(value, str):
-        for name, given in sorted(values.items(), key=lambda item: -len(item[0])):
-            value = value.replace(f"${name}", given)
-        return value
+        return substitute(value, values, later)
     if isinstance(value, LineList):
-        copy = LineList(_substitute(item, values) for item in value)
+        copy = LineList(_substitute(item, values, later) for item in value)
         copy.line, copy.item_lines = value.line, value.item_lines
         return copy
     if isinstance(value, LineDict):
-        copy = LineDict((key, _substitute(item, values)) for key, item in value.items())
+        copy = LineDict((key, _substitute(item, values, later)) for key, item in value.items())
         copy.line, copy.key_lines = value.line, value.key_lines
         return copy
     if isinstance(value, list):
-        return [_substitute(item, values) for item in value]
+        return [_substitute(item, values, later) for item in value]
     if isinstance(value, dict):
-        return {key: _substitute(item, values) for key, item in value.items()}
+        return {key: _substitute(item, values, later) for key, item in value.items()}
     return value
+
+
+def _split_call(items: list, position: int) -> list:
+    """The items from `position` that together make one block call YAML cut at its commas ('bottleneck(64', '256',
+    '1)'), or [] when the item there is whole."""
+    first = items[position]
+    if not isinstance(first, str) or not _CALL_START.match(first) or first.count("(") <= first.count(")"):
+        return []
+    depth = 0
+    for end in range(position, len(items)):
+        piece = items[end]
+        if not isinstance(piece, (str, int, float)) or isinstance(piece, bool):
+            return []
+        depth += str(piece).count("(") - str(piece).count(")")
+        if depth <= 0:
+            return items[position:end + 1] if end > position else []
+    return []
+
+
+_CALL_START = re.compile(r"\s*[A-Za-z_]\w*\s*\(")
+
+
+def _arguments(text: str) -> list[str]:
+    """'64, ${max(1, c // 4)}, 2' -> ['64', '${max(1, c // 4)}', '2']: commas inside (), [] or ${} do not split."""
+    if not text.strip():
+        return []
+    args, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += (char in "([{") - (char in ")]}")
+        current += char
+    return [*args, current.strip()]
 
 
 def _check_finite(value, path: list, document, file) -> None:

@@ -1,0 +1,137 @@
+"""Weights from elsewhere (a torchvision or timm state dict, an fmnist checkpoint) mapped onto a spec's model.
+
+Names differ between libraries, so tensors are paired by structure and shape: the k-th tensor of a shape in the
+model takes the k-th tensor of that shape in the file (both in registration order, which follows the network's
+order in every torchvision model); a pair left over is tried again with size-1 axes ignored (a Linear over
+channels against a 1x1 conv). Anything ambiguous is refused, never guessed.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError, one_line
+
+TORCHVISION = "torchvision:"  # --init torchvision:resnet18 = torchvision's published weights for that model
+DOWNLOAD_TIMEOUT = 20  # seconds without an answer before a download counts as offline
+
+
+@dataclass
+class Mapping:
+    """How a file's tensors land on a model: the state dict to load, and what found no partner."""
+
+    state: dict
+    fresh: list[str] = field(default_factory=list)  # the model's tensors left as initialised
+    unused: list[str] = field(default_factory=list)  # the file's tensors not used
+
+    def describe(self, source: str) -> str:
+        loaded = f"init: {len(self.state)} tensors from {source}"
+        if self.fresh:
+            loaded += f"; left fresh: {_names(self.fresh)}"
+        if self.unused:
+            loaded += f"; not used from the file: {_names(self.unused)}"
+        return loaded
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _squeezed(shape) -> tuple[int, ...]:
+    return tuple(n for n in shape if n != 1)
+
+
+def _pair(targets: list, sources: list, key) -> tuple[list, list, list, list[str]]:
+    """Pair targets and sources of equal key in order; (pairs, targets left, sources left, conflicts)."""
+    by_key: dict = {}
+    for side, items in ((0, targets), (1, sources)):
+        for name, tensor in items:
+            by_key.setdefault(key(tensor.shape), ([], []))[side].append((name, tensor))
+    pairs, left_targets, left_sources, conflicts = [], [], [], []
+    for shape, (mine, theirs) in by_key.items():
+        if len(mine) == len(theirs):
+            pairs += list(zip(mine, theirs))
+        elif mine and theirs:
+            conflicts.append(f"{len(mine)} tensors of shape {_shape_text(shape)} in the model, {len(theirs)} in the file")
+        else:
+            left_targets += mine
+            left_sources += theirs
+    return pairs, left_targets, left_sources, conflicts
+
+
+def map_state_dict(source: dict, model, fresh_head: bool = False) -> Mapping:
+    """The model's state dict filled from `source` by structure and shape; raises UsageError naming what does not fit
+    (unless fresh_head, where tensors with no partner at all stay as initialised)."""
+    targets = list(model.state_dict().items())
+    order = {name: position for position, (name, _) in enumerate(targets)}
+    sources = [(name, tensor) for name, tensor in source.items() if hasattr(tensor, "shape")]
+    pairs, left_targets, left_sources, conflicts = _pair(targets, sources, tuple)
+    squeezed, left_targets, left_sources, more = _pair(left_targets, left_sources, _squeezed)
+    conflicts += more
+    if conflicts:
+        raise UsageError(f"cannot pair the weights by shape: {'; '.join(conflicts[:3])}")
+    if left_targets and not fresh_head:
+        shown = ", ".join(f"{name} {_shape_text(tensor.shape)}" for name, tensor in left_targets[:3])
+        extra = ", ".join(f"{name} {_shape_text(tensor.shape)}" for name, tensor in left_sources[:3])
+        raise UsageError(f"{len(left_targets)} of the model's tensors have no partner in the file ({shown})"
+                         + (f"; the file has {extra} unused" if extra else "")
+                         + "; add --init-fresh-head to leave them as initialised (a head of another size)")
+    state = {mine[0]: theirs[1].reshape(mine[1].shape).to(mine[1].dtype) for mine, theirs in pairs + squeezed}
+    fresh = sorted((name for name, _ in left_targets), key=order.get)
+    return Mapping(state, fresh, [name for name, _ in left_sources])
+
+
+def read_weights(source: str) -> dict:
+    """The state dict in a .pt/.pth file (a plain state dict, one under 'state_dict' or 'model', or an fmnist
+    checkpoint), or torchvision's published weights for 'torchvision:NAME'."""
+    if source.startswith(TORCHVISION):
+        return _torchvision_weights(source[len(TORCHVISION):])
+    import torch
+
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError("no such weights file (a .pt/.pth state dict, an fmnist checkpoint, or torchvision:NAME)", source)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a pickled whole model, a damaged or foreign file: torch's reasons vary
+        raise UsageError(f"cannot read weights: {one_line(error, 120)} (save model.state_dict(), not the model)",
+                         source) from None
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+            break
+    if not isinstance(loaded, dict) or not any(hasattr(value, "shape") for value in loaded.values()):
+        raise UsageError("holds no state dict of tensors", source)
+    return loaded
+
+
+def _torchvision_weights(name: str) -> dict:
+    from torchvision import models
+
+    try:
+        weights = models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError):
+        known = ", ".join(sorted(models.list_models(module=models))[:8])
+        raise UsageError(f"torchvision has no classification model '{name}' (e.g. {known}, ...)") from None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as error:  # offline, a proxy, a hash mismatch: urllib's and torch's reasons vary
+        raise UsageError(f"cannot fetch torchvision's {name} weights ({one_line(error, 100)}); offline, download "
+                         f"{weights.url} elsewhere and pass the file to --init") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_weights(model, source: str, fresh_head: bool = False) -> str:
+    """Fill `model` from `source` (see read_weights); returns the one-line account of what was loaded."""
+    mapping = map_state_dict(read_weights(source), model, fresh_head)
+    model.load_state_dict(mapping.state, strict=False)
+    return mapping.describe(source)
+

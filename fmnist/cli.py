@@ -43,6 +43,18 @@ def _say(text: str) -> None:
 
 
 QUICK_ONLY = {"--help", "-h", "--version"}  # these need no torch: start-up stays well under a second
+NO_TORCH_UP_FRONT = {"validate", "schema", "draw"}  # they check specs without torch, importing it only if they must count
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The sub-command in argv, past the group's options (--plugin takes a value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--plugin":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _import_commands(argv: list[str]):
@@ -51,7 +63,7 @@ def _import_commands(argv: list[str]):
     import can be swallowed by it. None when Ctrl-C came meanwhile."""
     def load():
         group = make_cli()
-        if argv and not QUICK_ONLY & set(argv):
+        if argv and not QUICK_ONLY & set(argv) and _command_name(argv) not in NO_TORCH_UP_FRONT:
             import torch  # noqa: F401  (loaded here, while signals wait)
         return group
 

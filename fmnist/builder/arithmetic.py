@@ -74,10 +74,10 @@ def _evaluate(node, names: dict, expression: str):
 
 
 def format_number(value) -> str:
-    """3.0 -> '3' (a width), 0.05 -> '0.05' (a rate)."""
+    """3.0 -> '3' (a width), 0.1 / 17 -> '0.00588235' (a rate, to 6 significant digits)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
         return str(int(value))
-    return repr(value)
+    return str(value) if isinstance(value, int) else format(value, ".6g")
 
 
 def evaluate(expression: str, names: dict[str, str]) -> str:

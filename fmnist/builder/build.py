@@ -5,12 +5,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from ..errors import ExpectationError, SpecError, did_you_mean
 from .blocks import Block
-from .counting import count_macs
 from .fields import LayerProblem
 from .layers import KINDS, Flatten, fmt_shape
 from .spec import Spec, load_spec
@@ -104,17 +100,33 @@ def _check(name: str, figure, actual: int) -> Check:
     return Check(name, figure, actual)
 
 
+SHAPES, PLAN, BUILD = "shapes", "plan", "build"  # what a walk makes: shapes only (no torch), meta modules, real ones
+
+
 class _Walker:
     """Walks layer lists in order: shapes, implicit flattens, blocks and their lists, summary rows, modules.
 
-    Planning builds every module on the meta device (parameter counts, no memory); building makes real ones.
+    A shapes walk needs no torch (validate); planning builds every module on the meta device (parameter counts, no
+    memory); building makes real ones.
     """
 
-    def __init__(self, spec: Spec, real: bool):
+    def __init__(self, spec: Spec, mode: str):
         self.spec = spec
-        self.real = real
+        self.mode = mode
+        self.real = mode == BUILD
         self.records: list[LayerRecord] = []
         self.total = 0
+
+    def module(self, layer, shape):
+        """The layer's module: none on a shapes walk, on the meta device when planning."""
+        if self.mode == SHAPES:
+            return None
+        if self.real:
+            return layer.build(shape)
+        import torch
+
+        with torch.device("meta"):  # count parameters without allocating them
+            return layer.build(shape)
 
     def walk(self, entries, shape: tuple[int, ...], depth: int = 0) -> tuple[tuple[int, ...], list[nn.Module]]:
         modules = []
@@ -128,7 +140,7 @@ class _Walker:
                 out = flatten.output_shape(shape)
                 self.records.append(LayerRecord(None, "flatten (implicit)", "flatten", "", shape, out, 0, 0, 0,
                                                 f"inserted before layer {entry.index}", entry.line, depth))
-                modules.append(flatten.build(shape))
+                modules.append(self.module(flatten, shape))
                 shape = out
             module, shape = (self._block if isinstance(layer, Block) else self._leaf)(entry, shape, depth)
             modules.append(module)
@@ -141,24 +153,27 @@ class _Walker:
         layer = entry.layer
         try:
             out = layer.output_shape(shape)
-            if self.real:
-                module = layer.build(shape)
-            else:
-                with torch.device("meta"):  # count parameters without allocating them
-                    module = layer.build(shape)
+            module = self.module(layer, shape)
         except LayerProblem as problem:
             raise self._fail(entry, problem, shape) from None
-        params = sum(p.numel() for p in module.parameters())
+        params = sum(p.numel() for p in module.parameters()) if module is not None else 0
         self.total += params
         if self.total > MAX_PARAMS or math.prod(out) > MAX_ACTIVATIONS:
             what = f"{self.total:,} parameters so far" if self.total > MAX_PARAMS else f"{math.prod(out):,} values per image"
             raise SpecError(f"absurd size: {what} (limits: {MAX_PARAMS:,} parameters, {MAX_ACTIVATIONS:,} values per layer)",
                             self.spec.file, entry.line, entry.index, entry.text)
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad) if module is not None else 0
         self.records.append(LayerRecord(entry.index, entry.text, layer.kind, layer.group if params else "", shape, out,
-                                        params, trainable, 0 if self.real else count_macs(module, shape),
+                                        params, trainable, self.macs(module, shape),
                                         layer.note(shape, out), entry.line, depth))
         return module, out
+
+    def macs(self, module, shape) -> int:
+        if self.mode != PLAN:
+            return 0
+        from .counting import count_macs
+
+        return count_macs(module, shape)
 
     def _block(self, entry, shape, depth):
         record = LayerRecord(entry.index, entry.text, entry.layer.kind, "", shape, shape, 0, 0, 0, "", entry.line, depth,
@@ -169,7 +184,7 @@ class _Walker:
 
         def walk_list(entries, list_shape):
             out, modules = self.walk(entries, list_shape, depth + 1)
-            parts.append(nn.Sequential(*modules))
+            parts.append(modules)
             return out
 
         try:
@@ -181,13 +196,18 @@ class _Walker:
         record.params = sum(r.params for r in children)
         record.trainable = sum(r.trainable for r in children)
         record.macs = sum(r.macs for r in children)
-        return entry.layer.assemble(shape, parts), out
+        if self.mode == SHAPES:
+            return None, out
+        from torch import nn
+
+        return entry.layer.assemble(shape, [nn.Sequential(*modules) for modules in parts]), out
 
 
-def plan(spec: Spec | str | Path) -> Plan:
-    """Infer every layer's output shape, parameters and mult-adds; raises SpecError where a layer does not fit."""
+def plan(spec: Spec | str | Path, mode: str = PLAN) -> Plan:
+    """Infer every layer's output shape, parameters and mult-adds; raises SpecError where a layer does not fit.
+    mode=SHAPES checks shapes alone, without torch (parameters and mult-adds read 0)."""
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
-    walker = _Walker(spec, real=False)
+    walker = _Walker(spec, mode)
     shape, _ = walker.walk(spec.layers, tuple(spec.input))
     if shape != (spec.classes,):
         last = spec.layers[-1]
@@ -210,5 +230,7 @@ def build_model(spec: Spec | str | Path, check_expect: bool = True) -> nn.Sequen
     built = plan(spec)  # sizes are checked before any real memory is taken
     if check_expect:
         check_expectations(built)
-    _, modules = _Walker(built.spec, real=True).walk(built.spec.layers, tuple(built.spec.input))
+    _, modules = _Walker(built.spec, BUILD).walk(built.spec.layers, tuple(built.spec.input))
+    from torch import nn
+
     return nn.Sequential(*modules)

@@ -19,9 +19,11 @@ from .layers import KINDS, Layer, LayerSpec
 from .yaml_source import MAX_BYTES, LineDict, LineList, line_of, load_yaml
 
 PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"  # the study's CNNs and the beyond-study specs
+ZOO_SPECS = PACKAGED_SPECS / "zoo"  # torchvision's classification models, exact
 MAX_LAYERS = 10_000  # layer entries after named blocks are expanded: a self-doubling chain of blocks stops here
 MAX_BLOCK_DEPTH = 32  # named blocks inside named blocks
 STDIN = "-"
+RESHAPING_KEYS = {"input", "classes", "layers", "blocks", "defaults"}  # --set on these drops `expect`: another model
 
 _FIGURE = {
     "oneOf": [
@@ -80,6 +82,36 @@ SCHEMA = {
     },
 }
 
+_DESCRIPTIONS = {
+    "name": "The model's name: letters, digits and . _ + - (it names run folders).",
+    "description": "One line on what the model is.",
+    "input": "[C, H, W] of one input image, e.g. [1, 28, 28] or [3, 224, 224].",
+    "classes": "How many classes the model tells apart: the last layer's output size.",
+    "layers": "The layers in order: 'kind args' strings (conv 3x3x32, bn, relu, pool 2x2, fc 10), one-key mappings "
+              "({conv: {kernel: 3, filters: 32}}), blocks ({residual: [...]}) and uses of named blocks (basic(64)).",
+    "expect": "Figures the spec must build to: params per group, fc_input, macs (exact, or {approx, tolerance}).",
+    "defaults": "Settings per layer kind for the whole spec, e.g. {pool: {round: floor}, bn: {eps: 0.001}}.",
+    "data": "What to train on: a dataset name, a folder of class folders, or a mapping with conversions.",
+    "train": "Training settings (optimizer, lr, batch_size, num_epochs, ...), as the command line's flags.",
+    "search": "The hyper-parameter search space for fmnist search.",
+    "blocks": "Named blocks: a list of layers, or {params: [names], layers: [...]} used as name(args), $name inside.",
+}
+
+
+def json_schema() -> dict:
+    """The spec's JSON Schema for editors: the document's schema with descriptions, and layer kinds named where a
+    mapping's key must be one."""
+    import copy
+
+    document = copy.deepcopy(SCHEMA)
+    kinds = sorted(KINDS)
+    for key, text in _DESCRIPTIONS.items():
+        document["properties"][key]["description"] = text
+    document["properties"]["layers"]["items"]["oneOf"][1]["propertyNames"] = {"enum": kinds}
+    document["properties"]["defaults"]["propertyNames"] = {"enum": kinds}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "fmnist spec", **document}
+
+
 _RULES = {
     "name": "a name of letters, digits and . _ + - (it names run folders)",
     "layers": "a list of layers, e.g. [conv 3x3x32, relu, fc 10]",
@@ -117,8 +149,13 @@ def packaged_or_path(source: str | Path) -> Path:
     path = Path(source)
     if path.exists() or path.parent != Path("."):
         return path
-    packaged = PACKAGED_SPECS / f"{path.stem.lower()}.yaml"
-    return packaged if packaged.is_file() else path
+    return next((folder / f"{path.stem.lower()}.yaml" for folder in (PACKAGED_SPECS, ZOO_SPECS)
+                 if (folder / f"{path.stem.lower()}.yaml").is_file()), path)
+
+
+def packaged_names() -> list[str]:
+    """The packaged specs by name: the study's and the beyond-study ones, then the zoo's."""
+    return sorted(p.stem for p in PACKAGED_SPECS.glob("*.yaml")) + sorted(p.stem for p in ZOO_SPECS.glob("*.yaml"))
 
 
 def read_spec_text(source: str | Path) -> tuple[str, str]:
@@ -129,7 +166,7 @@ def read_spec_text(source: str | Path) -> tuple[str, str]:
         return sys.stdin.read(MAX_BYTES + 1), "<stdin>"
     path = packaged_or_path(source)
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PACKAGED_SPECS.glob("*.yaml")))
+        known = ", ".join(packaged_names())
         raise SpecError(f"no such spec file (or packaged spec: {known})" if not path.exists() else "not a file", str(path))
     try:
         if path.stat().st_size > MAX_BYTES:
@@ -151,6 +188,9 @@ def load_spec(source: str | Path | dict, overrides: tuple[str, ...] | list[str] 
         document = load_yaml(text, name)
     for override in overrides:
         document = apply_override(document, override)
+    if isinstance(document, dict) and "expect" in document and any(
+            override.split("=", 1)[0].split(".")[0].strip() in RESHAPING_KEYS for override in overrides):
+        document = {key: value for key, value in document.items() if key != "expect"}  # figures of another model
     spec = parse_spec(document, name)
     spec.overrides = list(overrides)
     return spec
@@ -256,6 +296,7 @@ class _Parser:
         self.using: list[str] = []  # named blocks being expanded, to catch recursion
         self.count = 0  # layer entries made so far, against MAX_LAYERS
         self.defaults = self.read_defaults(document.get("defaults", {}))
+        self.spec_names = {"classes": str(document.get("classes", 10))}  # $classes: the head follows --set classes=N
 
     def read_defaults(self, written: dict) -> dict[str, dict]:
         """`defaults: {pool: {round: floor}, bn: {eps: 0.001}}` -> settings per kind, each setting checked."""
@@ -318,7 +359,7 @@ class _Parser:
             repeated = _REPEATED.fullmatch(item.strip())
             if repeated and _USE.sub("", repeated.group("call")).strip() in self.blocks | {"": None}:
                 return self.repeated_block(repeated.group("call"), int(repeated.group("times")), path, index, line)
-            item = substitute(item, {})
+            item = substitute(item, self.spec_names)
             use = _USE.fullmatch(item.strip())
             if use or item.strip() in self.blocks:
                 name, args = (use.group(1), use.group(2)) if use else (item.strip(), "")
@@ -380,7 +421,7 @@ class _Parser:
         if len(args) != len(params):
             wanted = f"({', '.join(params)})" if params else "no parameters"
             raise LayerProblem(f"block '{name}' takes {wanted}: {len(args)} given")
-        values = dict(zip(params, args))
+        values = {**self.spec_names, **dict(zip(params, args))}
         path = ["blocks", name, "layers"] if isinstance(definition, dict) else ["blocks", name]
         self.using.append(name)
         try:

@@ -46,6 +46,10 @@ def _squeezed(shape) -> tuple[int, ...]:
     return tuple(n for n in shape if n != 1)
 
 
+def _is_matrix(item) -> bool:
+    return len(_squeezed(item[1].shape)) >= 2
+
+
 def _pair(targets: list, sources: list, key) -> tuple[list, list, list, list[str]]:
     """Pair targets and sources of equal key in order; (pairs, targets left, sources left, conflicts)."""
     by_key: dict = {}
@@ -69,9 +73,15 @@ def map_state_dict(source: dict, model, fresh_head: bool = False) -> Mapping:
     (unless fresh_head, where tensors with no partner at all stay as initialised)."""
     targets = list(model.state_dict().items())
     order = {name: position for position, (name, _) in enumerate(targets)}
-    sources = [(name, tensor) for name, tensor in source.items() if hasattr(tensor, "shape")]
+    # an fmnist checkpoint's input normalisation (buffers named mean and std) is the run's, not the network's
+    sources = [(name, tensor) for name, tensor in source.items()
+               if hasattr(tensor, "shape") and name.rsplit(".", 1)[-1] not in ("mean", "std")]
     pairs, left_targets, left_sources, conflicts = _pair(targets, sources, tuple)
-    squeezed, left_targets, left_sources, more = _pair(left_targets, left_sources, _squeezed)
+    # a Linear over channels against a 1x1 conv: weights of 2+ real axes, paired again with size-1 axes ignored
+    squeezed, matrix_targets, matrix_sources, more = _pair([item for item in left_targets if _is_matrix(item)],
+                                                           [item for item in left_sources if _is_matrix(item)], _squeezed)
+    left_targets = matrix_targets + [item for item in left_targets if not _is_matrix(item)]
+    left_sources = matrix_sources + [item for item in left_sources if not _is_matrix(item)]
     conflicts += more
     if conflicts:
         raise UsageError(f"cannot pair the weights by shape: {'; '.join(conflicts[:3])}")
@@ -129,9 +139,9 @@ def _torchvision_weights(name: str) -> dict:
         socket.setdefaulttimeout(previous)
 
 
-def load_weights(model, source: str, fresh_head: bool = False) -> str:
-    """Fill `model` from `source` (see read_weights); returns the one-line account of what was loaded."""
-    mapping = map_state_dict(read_weights(source), model, fresh_head)
+def load_mapped(model, weights: dict, source: str, fresh_head: bool = False) -> str:
+    """Fill `model` from a state dict read by read_weights; returns the one-line account of what was loaded."""
+    mapping = map_state_dict(weights, model, fresh_head)
     model.load_state_dict(mapping.state, strict=False)
     return mapping.describe(source)
 

@@ -4,6 +4,6 @@ from .experiment_commands import grid, search
 from .inspect_commands import data, evaluate, export_model, predict
 from .run_commands import run
 from .runs_commands import runs
-from .spec_commands import summary, validate
+from .spec_commands import draw, schema, summary, validate
 
-COMMANDS = [summary, validate, run, runs, compare, evaluate, predict, export_model, data, grid, search]
+COMMANDS = [summary, validate, schema, draw, run, runs, compare, evaluate, predict, export_model, data, grid, search]

@@ -122,12 +122,19 @@ def where_options(command):
 @where_options
 @click.option("--out", default="runs", show_default=True, help="Parent folder of the run folder.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Exactly this run folder instead of OUT/<name>-<time>.")
+@click.option("--init", metavar="FILE|torchvision:NAME",
+              help="Start from these weights: a .pt/.pth state dict (torchvision's, timm's) or an fmnist checkpoint, "
+                   "paired with the spec's tensors by structure and shape; torchvision:NAME fetches torchvision's "
+                   "published weights (needs the internet).")
+@click.option("--init-fresh-head", is_flag=True,
+              help="With --init: leave the model's tensors that have no partner in the file (a head for another "
+                   "number of classes) as initialised, instead of refusing.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and stop.")
 @click.option("--print-config", is_flag=True, help="Print the spec with every resolved setting as YAML (itself a valid "
               "spec) and stop.")
 @override_option
 def run(spec, model, resume_path, augment, augment_data, loss_type, device, out, data, data_dir, train_limit, fast, precision, threads,
-        log, run_dir, dry_run, print_config, overrides, **flags) -> int:
+        log, run_dir, init, init_fresh_head, dry_run, print_config, overrides, **flags) -> int:
     """Train SPEC on its data (Fashion-MNIST unless --data or the spec's data: says otherwise), keep the best
     validation epoch, test it.
 
@@ -148,6 +155,8 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, device, out,
         resume(resume_path, device, console, threads)
         return 0
     check_out_folder(out)
+    if init_fresh_head and not init:
+        raise UsageError("--init-fresh-head goes with --init FILE")
     if augment is not None and augment_data is not None and augment != augment_data:
         raise UsageError("--augment and --augment_data disagree")
     flags["augment"] = augment if augment is not None else augment_data
@@ -160,6 +169,7 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, device, out,
         click.echo(resolved_spec_yaml(loaded, flags, data), nl=False)
         return 0
     options = RunOptions(device=device, out=out, data=data, data_dir=data_dir, train_limit=train_limit, dry_run=dry_run, fast=fast,
-                         precision=precision, run_dir=run_dir, threads=threads, log=log)
+                         precision=precision, run_dir=run_dir, threads=threads, log=log, init=init,
+                         init_fresh_head=init_fresh_head)
     start(loaded, flags, options, console)
     return 0

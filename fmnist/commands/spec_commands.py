@@ -53,24 +53,33 @@ def spec_paths(given: tuple[str, ...]) -> list[str]:
 @click.command()
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list, an object per spec, instead of lines.")
-def validate(specs: tuple[str, ...], as_json: bool) -> int:
+@click.option("--no-expect", is_flag=True,
+              help="Check syntax and shapes only, never the `expect` figures: no torch, well under a second "
+                   "(for an editor or a pre-commit hook).")
+def validate(specs: tuple[str, ...], as_json: bool, no_expect: bool) -> int:
     """Check SPECS (files, folders of *.yaml, or - for standard input): schema, layers, shapes, `expect` figures.
 
+    Syntax and shapes are checked without torch; a spec with `expect` figures is counted with it (a few seconds).
     Exit 0 if all are good, 2 if any is invalid, else 1 if an `expect` figure does not come out; one line per problem.
     """
-    from ..builder.build import plan
+    from ..builder.build import SHAPES, plan
 
     reports = []
     for spec in spec_paths(specs):
         try:
-            built = plan(spec)
+            built = plan(spec, SHAPES)
+            counted = bool(built.spec.expect) and not no_expect
+            if counted:
+                built = plan(built.spec)
         except FmnistError as error:
             reports.append({"file": spec, "ok": False, "valid": False,
                             "problems": [" ".join(str(problem).split()) for problem in error.all()]})
             continue
-        failed = [check.describe() for check in built.checks() if not check.ok]
+        failed = [check.describe() for check in built.checks() if not check.ok] if counted else []
         reports.append({"file": built.spec.file, "ok": not failed, "valid": True, "name": built.spec.name,
-                        "params": built.params["total"], "macs": built.macs,
+                        "output": list(built.records[-1].output_shape),
+                        "layers": sum(not record.block for record in built.records),
+                        "params": built.params["total"] if counted else None, "macs": built.macs if counted else None,
                         "problems": [f"{built.spec.file}: expect {text}" for text in failed]})
     if as_json:
         click.echo(json.dumps(reports, indent=2))
@@ -79,7 +88,35 @@ def validate(specs: tuple[str, ...], as_json: bool) -> int:
             for problem in report["problems"]:
                 click.echo(problem, err=True)
             if report["ok"]:
-                click.echo(f"{report['file']}: ok ({report['name']}, {report['params']:,} params)")
+                counted = f", {report['params']:,} params as expected" if report["params"] is not None else ""
+                click.echo(f"{report['file']}: ok ({report['name']}, {report['layers']} layers{counted})")
     if any(not report["valid"] for report in reports):
         return EXIT_INVALID
     return EXIT_EXPECT if any(not report["ok"] for report in reports) else 0
+
+
+@click.command()
+def schema() -> int:
+    """Print the JSON Schema of a spec file, for editors with a YAML language server (completion and checks as you
+    type): save it as fmnist-spec.schema.json and start a spec with '# yaml-language-server: $schema=fmnist-spec.schema.json'."""
+    from ..builder.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+@click.command()
+@click.argument("spec")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the picture; its suffix picks the format: .svg (default: NAME.svg here), .png, "
+                   ".pdf, or .dot for the graph text.")
+def draw(spec: str, out: Path | None) -> int:
+    """Draw SPEC's architecture (a file, a packaged name, or - for standard input): layers as boxes with their output
+    shapes, blocks framed, residual and parallel branches as branches. Needs Graphviz's dot, except for .dot."""
+    from ..builder.drawing import draw as render
+    from ..builder.spec import load_spec
+
+    loaded = load_spec(spec)
+    written = render(loaded, out or Path(f"{loaded.name}.svg"))
+    click.echo(f"wrote {written}")
+    return 0

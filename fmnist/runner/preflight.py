@@ -39,6 +39,8 @@ class RunOptions:
     run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
     threads: int | None = None  # torch's intra-op CPU threads; None: all cores (torch's default)
     log: str | None = None  # --log tensorboard
+    init: str | None = None  # --init FILE|torchvision:NAME: weights to start from (a fresh run only)
+    init_fresh_head: bool = False  # tensors of the model with no partner in --init's file stay as initialised
 
 
 @dataclass

@@ -64,19 +64,51 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startu
                                       "device": str(ready.device), "train_limit": options.train_limit,
                                       "speed": ready.speed}, sort_keys=False).rstrip())
         return None
+    weights = initial_weights(spec, options)  # a bad --init is one line before any folder exists
     splits = load_data(ready.data, options.train_limit)
     run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     try:
         with cpu_threads(options.threads):
             run.write_config(_config(ready, options, splits))
-            _train(run, ready, splits, console, startup_from=startup_from)
+            _train(run, ready, splits, console, startup_from=startup_from, weights=weights)
     finally:
         run.unlock()
     return run
 
 
+@dataclass
+class InitialWeights:
+    """--init: the state dict read, where it came from, and whether a head without partner may stay fresh."""
+
+    state: dict
+    source: str
+    fresh_head: bool
+
+    def load_into(self, model) -> str:
+        from ..builder.weights import load_mapped
+
+        return load_mapped(model, self.state, self.source, self.fresh_head)
+
+
+def initial_weights(spec: Spec, options: RunOptions) -> InitialWeights | None:
+    """--init's weights, already checked against the spec's model (built on the meta device: no memory)."""
+    if not options.init:
+        return None
+    from ..builder.build import build_model
+    from ..builder.weights import map_state_dict, read_weights
+
+    weights = InitialWeights(read_weights(options.init), options.init, options.init_fresh_head)
+    try:
+        with torch.device("meta"):
+            map_state_dict(weights.state, build_model(spec, check_expect=False), weights.fresh_head)
+    except UsageError as error:
+        raise UsageError(error.message, options.init) from None
+    return weights
+
+
 def _config(ready: Prepared, options: RunOptions, splits) -> dict:
     return {
+        "init": {"weights": options.init, "fresh_head": options.init_fresh_head} if options.init else None,
         "spec_file": ready.spec.file,
         "spec": ready.spec.document,
         "overrides": ready.spec.overrides,
@@ -136,9 +168,12 @@ def _percent(value: float) -> str:
 
 
 def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: dict | None = None,
-           startup_from: float = STARTED) -> dict:
+           startup_from: float = STARTED, weights: InitialWeights | None = None) -> dict:
     spec, hparams, device = ready.spec, ready.hparams, ready.device
-    model = make_model(spec, hparams, splits.normalization).to(device)
+    model = make_model(spec, hparams, splits.normalization)
+    if weights is not None:  # before the trainer takes the weights (channels-last copies, EMA)
+        console.print(weights.load_into(model[-1] if splits.normalization else model))
+    model = model.to(device)
     splits = splits.to(device)
     trainer = Trainer(model, splits, hparams, device, **ready.speed)
 

@@ -117,6 +117,7 @@ _RULES = {
     "layers": "a list of layers, e.g. [conv 3x3x32, relu, fc 10]",
     "layer": "a layer written 'kind args' (e.g. 'conv 3x3x32') or as a one-key mapping (e.g. {conv: {kernel: 3, filters: 32}})",
     "input": "[C, H, W], three integers from 1 to 4096",
+    "defaults": "a mapping of layer kinds to their settings, e.g. {pool: {round: floor}, bn: {eps: 0.001}}",
 }
 
 
@@ -238,6 +239,7 @@ def parse_spec(document, file: str | None) -> Spec:
         kind = "a list" if isinstance(document, list) else f"'{document}'"
         raise SpecError(f"the top level must be a mapping with 'name' and 'layers', got {kind}", file, getattr(document, "line", 1))
     _check_finite(document, [], document, file)
+    _refuse_split_calls(document, [], document, file)
     _check_schema(document, file)
     parser = _Parser(document, file)
     layers = parser.layer_list(document["layers"], ["layers"], "")
@@ -321,22 +323,10 @@ class _Parser:
 
     def layer_list(self, items, path: list, prefix: str, context: str = "") -> list[LayerSpec]:
         specs = []
-        skip_to = 0
         for position, item in enumerate(items):
-            if position < skip_to:
-                continue
             index = f"{prefix}.{position + 1}" if prefix else position + 1
             line = line_of(self.document, [*path, position])
             text = layer_text(item)
-            pieces = _split_call(items, position)
-            if pieces:  # [bottleneck(64, 256, 1)]: YAML's flow list cut the call at its commas
-                skip_to = position + len(pieces)
-                call = ", ".join(str(piece).strip() for piece in pieces)
-                self.problems.append(SpecError(
-                    f"YAML split the block call '{call}' at its commas into {len(pieces)} list items (a flow list "
-                    f"[...] reads commas as separators): write it on its own line ('- {call}') or in quotes "
-                    f"(\"{call}\")", self.file, line, index, text))
-                continue
             problems_before = len(self.problems)
             self.count += 1
             if self.count > MAX_LAYERS:
@@ -476,6 +466,23 @@ def _substitute(value, values: dict[str, str], later: tuple[str, ...] = ()):
     if isinstance(value, dict):
         return {key: _substitute(item, values, later) for key, item in value.items()}
     return value
+
+
+def _refuse_split_calls(value, path: list, document, file) -> None:
+    """[bottleneck(64, 256, 1)]: YAML's flow list cuts a block call at its commas; say so, in one line, before the
+    pieces are read as three bad layers."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_split_calls(item, [*path, key], document, file)
+    elif isinstance(value, list):
+        for position in range(len(value)):
+            pieces = _split_call(value, position)
+            if pieces:
+                call = ", ".join(str(piece).strip() for piece in pieces)
+                raise SpecError(f"YAML split the block call '{call}' at its commas into {len(pieces)} list items (a "
+                                f"flow list [...] reads commas as separators): write it on its own line "
+                                f"('- {call}') or in quotes (\"{call}\")", file, line_of(document, [*path, position]))
+            _refuse_split_calls(value[position], [*path, position], document, file)
 
 
 def _split_call(items: list, position: int) -> list:

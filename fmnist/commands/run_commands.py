@@ -8,6 +8,7 @@ import click
 from ..console import make_console
 from ..errors import UsageError
 from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STUDY_SIGMOID
+from .spec_commands import override_option
 
 STUDY_LOSSES = {"softmax": "softmax", "sigmoid": STUDY_SIGMOID}  # train.py --loss_type VALUE -> our loss
 
@@ -80,13 +81,6 @@ def hparam_options(command):
     )):
         command = option(command)
     return command
-
-
-def override_option(command):
-    """--set KEY=VALUE, shared by run, grid and search."""
-    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                        help="Change the spec: a dotted key (train.lr=0.001, input=[1,28,28], layers.3='conv 3x3x64'); "
-                             "repeatable, checked like the file, recorded in config.yaml.")(command)
 
 
 def where_options(command):

@@ -12,18 +12,27 @@ from ..errors import FmnistError, UsageError
 STDIN = "-"  # a spec read from standard input (builder.spec reads it)
 
 
+def override_option(command):
+    """--set KEY=VALUE, shared by summary, draw, run, grid and search."""
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Change the spec: a dotted key (train.lr=0.001, input=[1,28,28], layers.3='conv 3x3x64'); "
+                             "repeatable, checked like the file, recorded in config.yaml.")(command)
+
+
 @click.command()
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def summary(spec: str, as_json: bool) -> int:
+@override_option
+def summary(spec: str, as_json: bool, overrides: tuple[str, ...]) -> int:
     """Per-layer table of SPEC (a file, or - for standard input): output shapes, params, mult-adds, totals, `expect` checks.
 
     Exit 1 when an `expect` figure does not come out, 2 when the spec is invalid (as validate).
     """
     from ..builder.build import plan
+    from ..builder.spec import load_spec
     from ..builder.summary import print_summary, summary_dict
 
-    built = plan(spec)
+    built = plan(load_spec(spec, overrides))
     if as_json:
         data = summary_dict(built)
         click.echo(json.dumps(data, indent=2))
@@ -110,13 +119,14 @@ def schema() -> int:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the picture; its suffix picks the format: .svg (default: NAME.svg here), .png, "
                    ".pdf, or .dot for the graph text.")
-def draw(spec: str, out: Path | None) -> int:
+@override_option
+def draw(spec: str, out: Path | None, overrides: tuple[str, ...]) -> int:
     """Draw SPEC's architecture (a file, a packaged name, or - for standard input): layers as boxes with their output
     shapes, blocks framed, residual and parallel branches as branches. Needs Graphviz's dot, except for .dot."""
     from ..builder.drawing import draw as render
     from ..builder.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, overrides)
     written = render(loaded, out or Path(f"{loaded.name}.svg"))
     click.echo(f"wrote {written}")
     return 0

@@ -15,6 +15,8 @@ cd "$work"  # nothing of the checkout is importable from here
 "$work/venv/bin/fmnist" --version
 "$work/venv/bin/python" -m fmnist --version
 "$work/venv/bin/fmnist" summary cnn_4 | tail -n 3
+"$work/venv/bin/fmnist" validate resnet50 convnext_tiny   # the zoo ships in the wheel, found by name
+"$work/venv/bin/fmnist" draw googlenet --out "$work/googlenet.dot"
 "$work/venv/bin/fmnist" run cnn_4 --train-limit 300 --num-epochs 1 --out "$work/runs"
 test -f "$work"/runs/CNN_4-*/summary.json
 echo "wheel check: ok ($(basename "$wheel"))"

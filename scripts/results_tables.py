@@ -31,6 +31,9 @@ STUDY_TUNED = 92.91
 STUDY_TUNED_PARAMS = {"batch_size": 64, "lr": 3.593e-4, "rs": 3.593e-4, "num_epochs": 10}  # its best, as published
 
 
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "zoo.md")
+
+
 def read(path: Path) -> dict | None:
     try:
         result = json.loads(path.read_text())
@@ -182,12 +185,23 @@ def best_spec(path: Path) -> str:
             f"{STUDY_TUNED:.2f}% | – | – | – |")
 
 
+def checks(path: Path) -> str:
+    if not path.is_file():
+        return not_run(path)
+    result = json.loads(path.read_text())
+    machine = result["machine"]
+    where = f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, `{path.relative_to(ROOT)}`"
+    rows = [f"| command ({where}) | seconds, median of {result['repeat']} | peak memory |", "|---|---|---|"]
+    rows += [f"| `{row['command']}` | {row['seconds']:.2f} | {row['peak_mb']:,} MB |" for row in result["checks"]]
+    return "\n".join(rows)
+
+
 def tables() -> dict[str, str]:
     results = ROOT / "results"
     return {"table1": table1(results / "table1"), "noise": noise(results / "table1", results / "cnn4-seeds"),
             "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "readings": readings(results / "table1"),
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
-            "best": best_spec(results / "fmnist_best.json")}
+            "best": best_spec(results / "fmnist_best.json"), "checks": checks(results / "spec_checks.json")}
 
 
 def write(path: Path, made: dict[str, str]) -> None:
@@ -200,13 +214,13 @@ def write(path: Path, made: dict[str, str]) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the marked blocks in README.md and docs/results.md")
+    parser.add_argument("--write", action="store_true", help="replace the marked blocks in README.md and docs/")
     args = parser.parse_args(argv)
     made = tables()
     for name, table in made.items():
         print(f"<!-- {name} -->\n{table}\n")
     if args.write:
-        for path in (ROOT / "README.md", ROOT / "docs" / "results.md"):
+        for path in DOCUMENTS:
             write(path, made)
     return 0
 

@@ -77,4 +77,6 @@ def test_an_installed_package_registers_kinds_through_its_entry_point(tmp_path):
     (site / "my_layers-1.0.dist-info" / "entry_points.txt").write_text("[fmnist.layers]\nwide = my_layers\n")
     (tmp_path / "mine.yaml").write_text(SPEC)
     result = fmnist("validate", "mine.yaml", cwd=tmp_path, env={"PYTHONPATH": str(site)})
-    assert result.returncode == 0 and "mine.yaml: ok (mine, 15,770 params)" in result.stdout, result.stderr
+    assert result.returncode == 0 and "mine.yaml: ok (mine, 5 layers)" in result.stdout, result.stderr
+    result = fmnist("summary", "mine.yaml", cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0 and "Total params: 15,770" in result.stdout, result.stderr

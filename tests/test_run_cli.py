@@ -231,8 +231,8 @@ def test_set_overrides_the_spec_and_print_config_round_trips(cli, tmp_path):
     printed = yaml.safe_load(out)
     assert printed["layers"][0] == "conv 5x5x16" and printed["train"]["lr"] == 0.001 and printed["train"]["batch_size"] == 64
     (tmp_path / "y.yaml").write_text(out)
-    code, out, _ = cli("validate", tmp_path / "y.yaml")
-    assert code == 0 and "(CNN_4, 39,946 params)" in out
+    code, out, _ = cli("summary", tmp_path / "y.yaml", "--json")
+    assert code == 0 and json.loads(out)["params"]["total"] == 39_946
     for bad, message in (("train.lr=abc", "train.lr: 'abc' is not of type 'number'"),
                          ("layers.99=relu", "--set layers.99=relu: '99' is not a position from 1 to 13 in layers"),
                          ("nokey", "--set nokey: expected KEY=VALUE")):

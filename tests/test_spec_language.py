@@ -70,23 +70,16 @@ def test_implicit_flatten_is_a_real_module_and_explicit_one_is_not_doubled(write
     assert [type(m).__name__ for m in explicit] == ["Conv2d", "Flatten", "Linear"]
 
 
-def readme_kinds() -> set[str]:
-    """Every name the README's two tables of kinds list (kinds, their aliases in brackets, the activations row)."""
+def documented_kinds() -> set[str]:
+    """The kinds docs/spec.md's layer and block tables list by their first name (aliases aside), activations too."""
     import re
 
-    readme = (SPECS.parent / "README.md").read_text()
-    text = readme[readme.index("| kind | compact form"):readme.index("| named block |")]  # the layer and block tables
+    text = (SPECS.parent / "docs" / "spec.md").read_text()
     names = set()
-    for row in re.findall(r"^\| (`[^|]*`(?: \([^|]*\))?|activations) \|([^|]*)\|", text, re.M):
-        cell = row[1] if row[0] == "activations" else row[0]
-        names |= {name for name in re.findall(r"`([a-z_0-9]+)", cell)}
-    return names
-
-
-def test_the_readme_lists_exactly_the_registered_kinds():
-    from fmnist.builder import KINDS
-
-    assert readme_kinds() == set(KINDS)
+    for first, cell in re.findall(r"^\| (`[a-z_0-9]+`|activations)[^|]*\|([^|]*)\|", text, re.M):
+        names |= set(re.findall(r"`([a-z_0-9]+)`", cell)) if first == "activations" else {first.strip("`")}
+    return names - {"key", "name", "description", "input", "classes", "layers", "expect", "defaults", "data",
+                    "train", "search", "blocks"}
 
 
 def test_a_name_registers_once():
@@ -101,6 +94,6 @@ def test_a_name_registers_once():
 
 def test_dense_is_the_densenet_block_and_its_flags_are_checked(cli, write_spec):
     code, _, err = cli("validate", write_spec("name: d\nlayers: [dense 1024, fc 10]\n"))
-    assert code == 2 and "dense size has 1 part(s), expected NxG (layers x growth rate)" in err
+    assert code == 2 and "'dense' is DenseNet's block, written 'dense NxG'; a fully connected layer (Keras' Dense) is 'fc 1024'" in err
     code, _, err = cli("validate", write_spec("name: d\nlayers: [conv 3x3x8, {dense: {layers: 2, growth: 4, bottleneck: nope}}, fc 10]\n"))
     assert code == 2 and "bottleneck must be true or false, got 'nope'" in err

@@ -51,7 +51,7 @@ def _evaluate(node, names: dict, expression: str):
     if isinstance(node, ast.Name):
         if node.id not in names:
             known = ", ".join(sorted(names)) or "none"
-            raise LayerProblem(f"${{{expression}}}: unknown name '{node.id}' (the block's parameters: {known})")
+            raise LayerProblem(f"${{{expression}}}: unknown name '{node.id}' (known here: {known})")
         return _number(names[node.id], node.id, expression)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
         return _OPERATORS[type(node.op)](_evaluate(node.operand, names, expression))

@@ -346,6 +346,9 @@ class Dense(Block):
 
     @classmethod
     def from_positional(cls, tokens):
+        if len(tokens) == 1 and str(tokens[0]).strip().isdigit():
+            raise LayerProblem(f"'dense' is DenseNet's block, written 'dense NxG'; a fully connected layer (Keras' "
+                               f"Dense) is 'fc {tokens[0]}'")
         layers, growth = dims(one_token(cls, tokens), "dense size", 2, "NxG (layers x growth rate)")
         return {"layers": layers, "growth": growth}
 

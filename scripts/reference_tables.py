@@ -1,0 +1,124 @@
+"""The reference tables of docs/ that restate code, made from the code itself (never typed in).
+
+    python scripts/reference_tables.py            # print every table
+    python scripts/reference_tables.py --write    # and replace each <!-- NAME:begin --> ... <!-- NAME:end --> block
+
+Tables: spec_keys (the spec schema), layer_kinds and block_kinds (the registry: names, compact forms, settings and
+their defaults), zoo (every spec in fmnist/specs/zoo/ as fmnist counts it, beside torchvision's published figures).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from results_tables import write
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = (ROOT / "docs" / "spec.md", ROOT / "docs" / "zoo.md")
+ZOO_TEST = "tests/test_zoo.py::test_zoo_spec_is_exact_against_torchvision"
+WITH_AUX = {"inception_v3"}  # torchvision's published count holds the auxiliary head, which the spec leaves out
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def spec_keys() -> str:
+    from fmnist.builder.spec import _DESCRIPTIONS, SCHEMA
+
+    rows = ["| key | required | meaning |", "|---|---|---|"]
+    for key in SCHEMA["properties"]:
+        rows.append(f"| `{key}` | {'yes' if key in SCHEMA['required'] else 'no'} | {_cell(_DESCRIPTIONS[key])} |")
+    return "\n".join(rows)
+
+
+def _kinds(blocks: bool) -> list[tuple[type, list[str]]]:
+    from fmnist.builder.blocks import Block
+    from fmnist.builder.layers import KINDS
+
+    kinds: dict[type, list[str]] = {}
+    for name, kind in KINDS.items():
+        if issubclass(kind, Block) == blocks and kind.__module__.startswith("fmnist."):
+            kinds.setdefault(kind, []).append(name)
+    return list(kinds.items())
+
+
+def _default(value) -> str:
+    """A default as a spec would write it: (1, 1) as 1x1, True as true, None as none."""
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "none"}[value]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _settings(kind: type) -> str:
+    shown = []
+    for item in dataclasses.fields(kind):
+        if item.name == getattr(kind, "children_field", None):
+            continue
+        required = item.name in kind.required or item.default is dataclasses.MISSING
+        shown.append(f"`{item.name}`" + ("" if required else f" ({_default(item.default)})"))
+    return ", ".join(shown) or "—"
+
+
+def layer_kinds() -> str:
+    from fmnist.builder.layers import ACTIVATIONS
+
+    rows = ["| kind | compact form | settings (defaults) |", "|---|---|---|"]
+    for kind, names in _kinds(blocks=False):
+        if names[0] in ACTIVATIONS:
+            continue
+        aliases = f" ({', '.join(f'`{n}`' for n in names[1:])})" if names[1:] else ""
+        rows.append(f"| `{names[0]}`{aliases} | {_cell(kind.usage)} | {_cell(_settings(kind))} |")
+    rows.append(f"| activations | {', '.join(f'`{name}`' for name in ACTIVATIONS)} | — |")
+    return "\n".join(rows)
+
+
+def block_kinds() -> str:
+    rows = ["| block | written | settings (defaults) |", "|---|---|---|"]
+    for kind, names in _kinds(blocks=True):
+        aliases = f" ({', '.join(f'`{n}`' for n in names[1:])})" if names[1:] else ""
+        rows.append(f"| `{names[0]}`{aliases} | {_cell(kind.usage)} | {_cell(_settings(kind))} |")
+    return "\n".join(rows)
+
+
+def zoo() -> str:
+    from torchvision import models
+
+    from fmnist.builder.build import plan
+    from fmnist.builder.spec import ZOO_SPECS
+
+    rows = ["| spec | input | params | mult-adds | torchvision: params, GFLOPS (published) | checked by |",
+            "|---|---|---|---|---|---|"]
+    for path in sorted(ZOO_SPECS.glob("*.yaml")):
+        built = plan(path)
+        meta = models.get_model_weights(path.stem).DEFAULT.meta
+        note = " (with its aux head)" if path.stem in WITH_AUX else ""
+        rows.append(f"| [`{path.stem}`](../fmnist/specs/zoo/{path.name}) | {'×'.join(map(str, built.spec.input[1:]))} | "
+                    f"{built.params['total']:,} | {built.macs:,} | {meta['num_params']:,}{note}, {meta['_ops']} | "
+                    f"`{ZOO_TEST}[{path.stem}]` |")
+    return "\n".join(rows)
+
+
+def tables() -> dict[str, str]:
+    return {"spec_keys": spec_keys(), "layer_kinds": layer_kinds(), "block_kinds": block_kinds(), "zoo": zoo()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="replace the marked blocks in docs/spec.md and docs/zoo.md")
+    args = parser.parse_args(argv)
+    made = tables()
+    for name, table in made.items():
+        print(f"<!-- {name} -->\n{table}\n")
+    if args.write:
+        for path in DOCUMENTS:
+            write(path, made)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

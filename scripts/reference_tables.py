@@ -8,12 +8,11 @@ their defaults), zoo (every spec in fmnist/specs/zoo/ as fmnist counts it, besid
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
 
-from results_tables import write
+from results_tables import print_or_write
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = (ROOT / "docs" / "spec.md", ROOT / "docs" / "zoo.md")
@@ -107,18 +106,5 @@ def tables() -> dict[str, str]:
     return {"spec_keys": spec_keys(), "layer_kinds": layer_kinds(), "block_kinds": block_kinds(), "zoo": zoo()}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the marked blocks in docs/spec.md and docs/zoo.md")
-    args = parser.parse_args(argv)
-    made = tables()
-    for name, table in made.items():
-        print(f"<!-- {name} -->\n{table}\n")
-    if args.write:
-        for path in DOCUMENTS:
-            write(path, made)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(print_or_write(__doc__.splitlines()[0], tables, DOCUMENTS))

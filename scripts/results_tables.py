@@ -212,18 +212,20 @@ def write(path: Path, made: dict[str, str]) -> None:
     path.write_text(text)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the marked blocks in README.md and docs/")
+def print_or_write(description: str, make, documents, argv=None) -> int:
+    """Print every table `make()` gives; with --write, also replace its marked block in each of `documents`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--write", action="store_true", help="replace the marked blocks in " +
+                        ", ".join(str(path.relative_to(ROOT)) for path in documents))
     args = parser.parse_args(argv)
-    made = tables()
+    made = make()
     for name, table in made.items():
         print(f"<!-- {name} -->\n{table}\n")
     if args.write:
-        for path in DOCUMENTS:
+        for path in documents:
             write(path, made)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(print_or_write(__doc__.splitlines()[0], tables, DOCUMENTS))

@@ -75,6 +75,20 @@ def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_sp
     assert result["plots"] == ["search_history.png"] and "parameter importances need at least 5 finished trials" in out
 
 
+def test_a_trial_honours_the_runs_callbacks_early_stopping_and_tensorboard(cli, write_spec, real_data, tmp_path):
+    import optuna
+
+    spec = write_spec(TINY_A, "a.yaml")  # a learning rate of 1e-30 never improves on epoch 1: patience 1 stops at 2
+    code, out, err = cli("search", spec, "--train-limit", "300", "--space", "num_epochs=6:6", "--space", "lr=1e-30:1e-30",
+                         "--patience", "1", "--log", "tensorboard", "--trials", "1", "--no-retrain", "--out", tmp_path)
+    assert (code, err) == (0, "")
+    assert "trial 0: best val" in out and "(early stop after epoch 2: no validation improvement for 1 epoch(s)" in out
+    (trial,) = optuna.load_study(study_name="tiny_a-search", storage=f"sqlite:///{tmp_path / 'search.db'}").trials
+    assert sorted(trial.intermediate_values) == [1, 2]
+    events = list((tmp_path / "tensorboard" / "trial-0").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
 def test_a_multi_fidelity_pruner_stops_the_weak_trials_after_their_first_epochs(cli, write_spec, real_data, tmp_path):
     import optuna
 

@@ -15,6 +15,7 @@ import torch
 from ..errors import StorageError, TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
+from ..runner.fit import Callback, FitState
 from .storage import create_or_join
 
 INTEGER = {"batch_size", "num_epochs"}  # suggested as integers
@@ -79,12 +80,34 @@ def suggest(trial, space: dict) -> dict:
     return chosen
 
 
-def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.device, speed: dict, console,
-                   deadline: float | None = None):
-    """Trial -> best validation accuracy of a run with the trial's hyper-parameters; hopeless trials are pruned, and so
-    is a trial still running when the time budget (`deadline`, on time.monotonic's clock) is spent."""
-    import optuna
+class Pruning(Callback):
+    """A search trial's end of epoch: its validation accuracy reported to Optuna, which may prune it; and the time
+    budget (`deadline`, on time.monotonic's clock), which stops a trial still running when it is spent."""
 
+    def __init__(self, trial, deadline: float | None, report):
+        self.trial, self.deadline, self.report = trial, deadline, report
+
+    def on_epoch_end(self, state: FitState) -> None:
+        import optuna
+
+        row = state.history[-1]
+        epoch, accuracy, epochs = row["epoch"], row["val_acc"], self.trial.user_attrs["epochs"]
+        self.trial.report(accuracy, epoch)
+        if self.trial.should_prune():
+            self.report(f"trial {self.trial.number}: pruned at epoch {epoch} (val {100 * accuracy:.2f}%) {self.trial.params}")
+            raise optuna.TrialPruned()
+        if self.deadline is not None and time.monotonic() > self.deadline and epoch < epochs:
+            self.report(f"trial {self.trial.number}: stopped at epoch {epoch} (val {100 * accuracy:.2f}%): "
+                        f"the time budget is spent {self.trial.params}")
+            raise optuna.TrialPruned()
+
+
+def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.device, speed: dict, console,
+                   deadline: float | None = None, log: str | None = None, out: Path | None = None):
+    """Trial -> best validation accuracy of fit() with the trial's hyper-parameters, with the run's own callbacks
+    (early stopping, --log: OUT/tensorboard/trial-N) and Optuna's pruning and the time budget as more callbacks."""
+    from ..runner.callbacks import callbacks_for
+    from ..runner.fit import fit
     from ..runner.models import make_model
     from ..runner.progress import epoch_progress
     from ..runner.trainer import Trainer
@@ -95,29 +118,19 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     def objective(trial) -> float:
         hparams = {**base_hparams, **suggest(trial, space)}
         trial.set_user_attr("worker", worker)
+        trial.set_user_attr("epochs", hparams["num_epochs"])
         trainer = Trainer(make_model(spec, hparams, splits.normalization), splits, hparams, device, **speed)
-        best = 0.0
-        for epoch in range(1, hparams["num_epochs"] + 1):
-            try:
-                with epoch_progress(console, epoch, hparams["num_epochs"], trainer.steps_per_epoch(),
-                                    f"trial {trial.number} · ") as on_progress:
-                    trainer.train_epoch(epoch, on_progress)
-            except TrainingError as error:  # a diverging trial is a bad point of the space, not the end of the search
-                report(f"trial {trial.number}: failed ({error.message}) {trial.params}")
-                raise
-            accuracy = trainer.evaluate(splits.val_x, splits.val_y).accuracy
-            trainer.end_epoch(accuracy)
-            best = max(best, accuracy)
-            trial.report(accuracy, epoch)
-            if trial.should_prune():
-                report(f"trial {trial.number}: pruned at epoch {epoch} (val {100 * accuracy:.2f}%) {trial.params}")
-                raise optuna.TrialPruned()
-            if deadline is not None and time.monotonic() > deadline and epoch < hparams["num_epochs"]:
-                report(f"trial {trial.number}: stopped at epoch {epoch} (val {100 * accuracy:.2f}%): "
-                       f"the time budget is spent {trial.params}")
-                raise optuna.TrialPruned()
-        report(f"trial {trial.number}: best val {100 * best:.2f}% {trial.params}")
-        return best
+        log_dir = (out or Path(".")) / "tensorboard" / f"trial-{trial.number}"
+        callbacks = [*callbacks_for({**hparams, "log": log}, log_dir, trainer), Pruning(trial, deadline, report)]
+        progress = lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps, f"trial {trial.number} · ")  # noqa: E731
+        try:
+            state = fit(trainer, splits, callbacks, progress=progress)
+        except TrainingError as error:  # a diverging trial is a bad point of the space, not the end of the search
+            report(f"trial {trial.number}: failed ({error.message}) {trial.params}")
+            raise
+        stopped = f" ({state.stopped})" if state.stopped else ""
+        report(f"trial {trial.number}: best val {100 * state.best['val_acc']:.2f}%{stopped} {trial.params}")
+        return state.best["val_acc"]
 
     return objective
 
@@ -264,7 +277,8 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     splits = load_data(ready.data, options.train_limit).to(ready.device)
     seconds = settings.minutes * 60 if settings.minutes else None
     deadline = time.monotonic() + seconds if seconds else None
-    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console, deadline)
+    objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console, deadline,
+                               ready.log, out)
     try:
         with cpu_threads(options.threads):
             optimise(study, objective, settings.trials, seconds)

@@ -1,30 +1,21 @@
-"""Hooks into the run loop: a feature of a run (early stopping, later loggers) is a callback, not an `if` in the loop.
+"""Callbacks a setting turns on, in a run and in a search trial alike: a feature of training (early stopping, a
+logger) is a callback of fit(), not an `if` in the loop.
 
 Each callback is made from one setting (CALLBACKS: setting name -> factory), so adding one is one entry.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from .fit import Callback
+
 LOGGERS = ("tensorboard",)  # --log NAME
-
-
-class Callback:
-    """Called by the run loop at its three moments; every method may be left as it is."""
-
-    def on_train_start(self, state) -> None:
-        """Before the first epoch of this process (a resumed run starts here too)."""
-
-    def on_epoch_end(self, state) -> str | None:
-        """After an epoch is saved; a returned text is a reason to stop, and is recorded in summary.json."""
-        return None
-
-    def on_train_end(self, state) -> None:
-        """After the last epoch, before the best epoch is tested."""
 
 
 class EarlyStopping(Callback):
     """Stop when validation accuracy has not improved for `patience` epochs (as Keras' EarlyStopping)."""
 
-    def __init__(self, patience: int, run=None, trainer=None):
+    def __init__(self, patience: int, log_dir=None, trainer=None):
         self.patience = patience
 
     def on_epoch_end(self, state) -> str | None:
@@ -36,13 +27,14 @@ class EarlyStopping(Callback):
 
 
 class TensorBoard(Callback):
-    """Per-step loss, per-epoch metrics and learning rate, the graph and the hyper-parameters, in RUN/tensorboard."""
+    """Per-step loss, per-epoch metrics and learning rate, the graph and the hyper-parameters, in `log_dir` (a run's
+    RUN/tensorboard, a search trial's OUT/tensorboard/trial-N)."""
 
-    def __init__(self, name: str, run, trainer):
+    def __init__(self, name: str, log_dir: Path, trainer):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.run, self.trainer = run, trainer
-        self.writer = SummaryWriter(log_dir=str(run.file("tensorboard")))
+        self.trainer = trainer
+        self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def on_train_start(self, state) -> None:
         if state.saved:  # a resumed run: the graph is written already
@@ -79,16 +71,17 @@ class TensorBoard(Callback):
         self.writer.close()
 
 
-def _logger(name: str, run, trainer) -> Callback:
-    return {"tensorboard": TensorBoard}[name](name, run, trainer)
+def _logger(name: str, log_dir: Path, trainer) -> Callback:
+    return {"tensorboard": TensorBoard}[name](name, log_dir, trainer)
 
 
 CALLBACKS = {"patience": EarlyStopping, "log": _logger}
 
 
-def callbacks_for(settings: dict, run=None, trainer=None) -> list[Callback]:
-    """The callbacks a run's settings turn on (a setting left unset, None, turns its callback off)."""
-    return [make(settings[name], run, trainer) for name, make in CALLBACKS.items() if settings.get(name) is not None]
+def callbacks_for(settings: dict, log_dir: Path | None = None, trainer=None) -> list[Callback]:
+    """The callbacks the settings turn on (a setting left unset, None, turns its callback off); loggers write to
+    `log_dir`."""
+    return [make(settings[name], log_dir, trainer) for name, make in CALLBACKS.items() if settings.get(name) is not None]
 
 
 def check_logger(name: str | None) -> None:

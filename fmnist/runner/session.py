@@ -21,14 +21,15 @@ from ..builder.spec import Spec
 from ..errors import FmnistError, UsageError, raised_by_interrupt
 from ..redact import masked
 from ..datasets.loading import load_data
+from .callbacks import callbacks_for
+from .catalog import ERROR_FILE
+from .evaluation import test_report
+from .fit import Callback, FitState, fit
+from .models import load_weights, make_model
 from .plots import plot_curves
 from .preflight import Prepared, RunOptions, cpu_threads, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
-from .callbacks import callbacks_for
-from .catalog import ERROR_FILE
-from .evaluation import test_report
-from .models import load_weights, make_model
 from .trainer import Trainer
 
 __all__ = ["RunInterrupted", "RunOptions", "make_model", "resume", "start"]
@@ -38,20 +39,6 @@ class RunInterrupted(FmnistError):
     """Ctrl-C: finished epochs are on disk; the message says how to resume."""
 
     exit_code = 130
-
-
-@dataclass
-class RunState:
-    """What a run has done so far: the epochs' metrics, its best epoch, and how many epochs last.pt holds."""
-
-    history: list[dict] = field(default_factory=list)
-    best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0})
-    saved: int = 0  # epochs in last.pt: what a resume continues from
-    stopped: str | None = None  # why training ended before its last epoch (a callback's reason)
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: dict) -> "RunState":
-        return cls(list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"]))
 
 
 def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startup_from: float = STARTED) -> RunDir | None:
@@ -182,78 +169,72 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     # where to begin: a fresh run saves its epoch 0 at once, so a kill from here on can always be resumed
     if checkpoint is not None:
         load_weights(trainer, checkpoint["trainer"], run.file("last.pt"))
-        state = RunState.from_checkpoint(checkpoint)
+        state = FitState.from_checkpoint(checkpoint)
         console.print(f"Resuming {run.path} after epoch {state.saved} of {hparams['num_epochs']}")
     else:
-        state = RunState()
+        state = FitState()
         run.save_checkpoint("last.pt", _last(trainer, state, spec, hparams))
     startup = round(time.monotonic() - startup_from, 2)
     report_start(console, run, ready, trainer, splits, startup)
 
-    callbacks = callbacks_for({**hparams, "log": ready.log}, run, trainer)
-    for callback in callbacks:
-        callback.on_train_start(state)
-    if state.history:  # a resumed run that had already decided to stop does not train on
-        state.stopped = _stop_reason(callbacks, state)
-    epoch = state.saved + 1
+    # the folder's files first: an epoch is on disk before a later callback may end the run
+    callbacks = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), hparams["num_epochs"]),
+                 *callbacks_for({**hparams, "log": ready.log}, run.file("tensorboard"), trainer)]
     try:
-        for epoch in range(state.saved + 1, hparams["num_epochs"] + 1):
-            if state.stopped:
-                break
-            # one pass over the training split, a progress bar on a terminal
-            started = time.perf_counter()
-            with epoch_progress(console, epoch, hparams["num_epochs"], trainer.steps_per_epoch()) as on_progress:
-                train_loss, train_acc = trainer.train_epoch(epoch, on_progress)
-            seconds = time.perf_counter() - started
-
-            # judge it on the validation split; the best epoch so far is the one that gets tested
-            val = trainer.evaluate(splits.val_x, splits.val_y)
-            trainer.end_epoch(val.accuracy)
-            state.history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
-                                  "val_loss": round(val.loss, 6), "val_acc": round(val.accuracy, 6), "seconds": round(seconds, 3)})
-            improved = val.accuracy > state.best["val_acc"]
-            if improved:
-                run.save_checkpoint("best.pt", {"epoch": epoch, "model": trainer.eval_model.state_dict(),
-                                                "optimizer": trainer.optimizer.state_dict(), "spec": spec.document,
-                                                "hparams": hparams, "val_acc": val.accuracy,
-                                                "class_names": list(splits.class_names)})
-                state.best = {"epoch": epoch, "val_acc": val.accuracy}
-
-            # last.pt makes the epoch resumable; metrics and plots follow it
-            run.save_checkpoint("last.pt", _last(trainer, state, spec, hparams, epoch))
-            state.saved = epoch
-            run.write_metrics(state.history)
-            plot_curves(state.history, run.path, spec.name)
-            report_epoch(console, state.history[-1], hparams["num_epochs"], len(splits.train_y), improved)
-
-            # the callbacks may end the run here (early stopping); the reason goes into summary.json
-            state.stopped = _stop_reason(callbacks, state)
-            if state.stopped:
-                console.print(state.stopped)
-        for callback in callbacks:
-            callback.on_train_end(state)
+        fit(trainer, splits, callbacks, state,
+            progress=lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps))
     except KeyboardInterrupt:
-        raise _interrupted(run, state, epoch) from None
+        raise _interrupted(run, state) from None
     except FmnistError as error:
         _record_failure(run, error)
         kept = f"best checkpoint (epoch {state.best['epoch']}, val {_percent(state.best['val_acc'])}) kept in " \
-               f"{run.file('best.pt')}" if state.best["epoch"] else "no epoch finished, so there is no best checkpoint"
+               f"{run.file('best.pt')}" if state.best["epoch"] and run.file("best.pt").is_file() else \
+            "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
         raise
     except Exception as error:
         if raised_by_interrupt(error):
-            raise _interrupted(run, state, epoch) from None
+            raise _interrupted(run, state) from None
         raise
     return finish(run, trainer, ready, splits, state, console, startup)
 
 
-def _stop_reason(callbacks, state: RunState) -> str | None:
-    """The first callback's reason to end the run after this epoch, if any."""
-    return next((reason for callback in callbacks if (reason := callback.on_epoch_end(state))), None)
+class RunFolder(Callback):
+    """A run folder's share of each epoch: best.pt when it improved, last.pt (what a resume continues from),
+    metrics.csv and the curves."""
+
+    def __init__(self, run: RunDir, trainer: Trainer, spec: Spec, class_names):
+        self.run, self.trainer, self.spec, self.class_names = run, trainer, spec, list(class_names)
+
+    def on_epoch_end(self, state: FitState) -> None:
+        epoch, hparams = state.history[-1]["epoch"], self.trainer.hparams
+        if state.improved:
+            self.run.save_checkpoint("best.pt", {"epoch": epoch, "model": self.trainer.eval_model.state_dict(),
+                                                 "optimizer": self.trainer.optimizer.state_dict(),
+                                                 "spec": self.spec.document, "hparams": hparams,
+                                                 "val_acc": state.best["val_acc"], "class_names": self.class_names})
+        self.run.save_checkpoint("last.pt", _last(self.trainer, state, self.spec, hparams, epoch))
+        state.saved = epoch
+        self.run.write_metrics(state.history)
+        plot_curves(state.history, self.run.path, self.spec.name)
 
 
-def _interrupted(run: RunDir, state: RunState, epoch: int) -> RunInterrupted:
-    where = f"after epoch {state.saved}" if state.saved >= epoch else f"in epoch {epoch}"
+class EpochLine(Callback):
+    """One line per epoch on the console, and the reason when a callback ends the run early."""
+
+    def __init__(self, console: Console, images: int, epochs: int):
+        self.console, self.images, self.epochs = console, images, epochs
+
+    def on_epoch_end(self, state: FitState) -> None:
+        report_epoch(self.console, state.history[-1], self.epochs, self.images, state.improved)
+
+    def on_train_end(self, state: FitState) -> None:
+        if state.stopped:
+            self.console.print(state.stopped)
+
+
+def _interrupted(run: RunDir, state: FitState) -> RunInterrupted:
+    where = f"after epoch {state.saved}" if state.saved >= state.epoch else f"in epoch {state.epoch}"
     return RunInterrupted(f"interrupted {where}; {state.saved} finished epoch(s) are saved in {run.file('last.pt')}; "
                           f"resume with: fmnist run --resume {run.path}")
 
@@ -266,12 +247,12 @@ def _record_failure(run: RunDir, error: FmnistError) -> None:
         pass
 
 
-def _last(trainer: Trainer, state: RunState, spec: Spec, hparams: dict, epoch: int = 0) -> dict:
+def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: dict, epoch: int = 0) -> dict:
     return {"epoch": epoch, "trainer": trainer.state_dict(), "history": state.history[:epoch], "best": state.best,
             "spec": spec.document, "hparams": hparams}
 
 
-def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: RunState, console: Console, startup: float) -> dict:
+def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitState, console: Console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
     load_weights(trainer.model, run.load_checkpoint("best.pt")["model"], run.file("best.pt"))
     report = test_report(trainer.model, splits, ready.hparams["loss"], trainer.device, trainer.precision, trainer.channels_last,

@@ -28,11 +28,15 @@ from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
 from fmnist.builder.spec import load_spec
-from fmnist.experiments.results import cpu_class, cpu_model
+from fmnist.machine import cpu_class, cpu_model
 from fmnist.hparams import resolve
 from fmnist.datasets.choice import DataChoice
 from fmnist.datasets.loading import load_data, plan_data
-from fmnist.runner.data import FILES, VALIDATION_PER_CLASS, locate, read_dataset, stratified_split
+from fmnist.datasets.fashion_mnist import FILES, locate, read_dataset
+from fmnist.datasets.named import DATASETS
+from fmnist.datasets.splits import stratified_split
+
+VALIDATION_PER_CLASS = DATASETS["fashion-mnist"].val_per_class
 from fmnist.runner.device import resolve_device
 from fmnist.runner.models import make_model
 from fmnist.runner.trainer import Trainer

@@ -10,7 +10,7 @@ for package in jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencin
 done
 .venv/bin/python - <<'PY'
 import shutil
-from fmnist.runner.data import locate
+from fmnist.datasets.fashion_mnist import locate
 for path in locate().paths.values():
     shutil.copy(path, ".data/")
 PY

@@ -43,13 +43,6 @@ def measure(arguments: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -64,7 +57,10 @@ def main(argv=None) -> int:
         rows.append(row)
     import torch
 
-    result = {"machine": {"cpu": cpu(), "cores": os.cpu_count(), "torch": torch.__version__.split("+")[0],
+    from fmnist.machine import cpu_class, cpu_model
+
+    result = {"machine": {"cpu": cpu_model(), "cpu_class": cpu_class(), "cores": os.cpu_count(),
+                          "torch": torch.__version__.split("+")[0],
                           "python": platform.python_version()},
               "repeat": args.repeat, "checks": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist.runner.data import CLASS_NAMES, locate, read_dataset
+from fmnist.datasets.fashion_mnist import CLASS_NAMES, locate, read_dataset
 
 
 def folder_name(name: str) -> str:

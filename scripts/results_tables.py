@@ -190,7 +190,8 @@ def checks(path: Path) -> str:
         return not_run(path)
     result = json.loads(path.read_text())
     machine = result["machine"]
-    where = f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, `{path.relative_to(ROOT)}`"
+    where = (f"{machine['cpu']} ({machine.get('cpu_class', '?')}), {machine['cores']} cores, torch {machine['torch']}, "
+             f"`{path.relative_to(ROOT)}`")
     rows = [f"| command ({where}) | seconds, median of {result['repeat']} | peak memory |", "|---|---|---|"]
     rows += [f"| `{row['command']}` | {row['seconds']:.2f} | {row['peak_mb']:,} MB |" for row in result["checks"]]
     return "\n".join(rows)

@@ -55,7 +55,7 @@ def write_idx(path: Path, array, magic: int | None = None, gz: bool = False) -> 
 def real_data():
     """The real Fashion-MNIST (make test installs it); the tests that need it say so clearly if it is missing."""
     from fmnist.errors import UsageError
-    from fmnist.runner.data import locate
+    from fmnist.datasets.fashion_mnist import locate
 
     try:
         return locate()

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fmnist.errors import UsageError
-from fmnist.runner import data
-from fmnist.runner.data import IdxFile, locate, read_idx, stratified_split
+from fmnist.datasets import fashion_mnist as data
+from fmnist.datasets.fashion_mnist import IdxFile, locate, read_idx
+from fmnist.datasets.splits import stratified_split
 from tests.conftest import write_idx
 
 TINY = IdxFile("tiny-images-idx3-ubyte", 2051, (5, 28, 28), "0" * 32)

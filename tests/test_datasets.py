@@ -224,7 +224,7 @@ def test_an_image_folder_is_split_named_by_its_folders_and_cached(cli, tmp_path,
 
 
 def test_a_real_run_on_a_folder_of_rgb_pngs_then_eval_predict_and_export(cli, write_spec, tmp_path, real_data):
-    from fmnist.runner.data import CLASS_NAMES, read_dataset
+    from fmnist.datasets.fashion_mnist import CLASS_NAMES, read_dataset
     arrays = read_dataset(real_data)
     root = tmp_path / "fm"
     for index in range(600):  # real Fashion-MNIST test images, 32x32 RGB, train/ and test/

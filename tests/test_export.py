@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmnist.runner.data import CLASS_NAMES, read_dataset
+from fmnist.datasets.fashion_mnist import CLASS_NAMES, read_dataset
 from tests.conftest import SPECS, only_run
 
 

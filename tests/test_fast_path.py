@@ -53,7 +53,10 @@ def test_cpu_allocator_tuning_applies_on_glibc():
 
 
 def test_auto_precision_is_bf16_only_where_the_device_does_it_natively():
-    expected = "bf16" if speedups.cpu_has_native_bf16() else "fp32"
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    expected = "bf16" if " avx512_bf16" in info or " amx_bf16" in info else "fp32"  # the kernel's own flag list
     assert speedups.check_precision("auto", torch.device("cpu")) == expected
     assert speedups.speed_settings(False, "bf16", torch.device("cpu")) == {"fast": False, "precision": "fp32"}
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from fmnist.runner.data import FILES
+from fmnist.datasets.fashion_mnist import FILES
 from tests.conftest import SPECS, TINY_SPEC, mount_or_skip, only_run, spawn, unmount, wait_until, write_idx
 
 TINY_RUN = ("--train-limit", "300", "--num-epochs", "1")
@@ -168,7 +168,7 @@ def test_run_files_follow_the_umask(write_spec, real_data, tmp_path):
 # --- damaged data files ---
 
 def test_flipped_bytes_inside_a_gzip_are_a_corrupt_file(tmp_path):
-    from fmnist.runner.data import read_idx
+    from fmnist.datasets.fashion_mnist import read_idx
 
     spec = FILES["test_labels"]
     path = write_idx(tmp_path / f"{spec.name}.gz", np.zeros(spec.shape, dtype=np.uint8), gz=True)
@@ -184,7 +184,7 @@ def test_flipped_bytes_inside_a_gzip_are_a_corrupt_file(tmp_path):
 
 def test_huge_file_and_gzip_bomb_are_refused_after_reading_only_their_size(tmp_path):
     from fmnist.errors import UsageError
-    from fmnist.runner.data import read_idx
+    from fmnist.datasets.fashion_mnist import read_idx
 
     spec = FILES["test_labels"]
     huge = tmp_path / spec.name

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist.runner.data import read_dataset
+from fmnist.datasets.fashion_mnist import read_dataset
 from tests.conftest import SPECS, TINY_SPEC, only_run
 
 
@@ -77,4 +77,4 @@ def test_validate_and_data_json(cli, write_spec, real_data):
     code, out, _ = cli("data", "--json")
     report = json.loads(out)
     assert code == 0 and report["split"] == {"train": 50_000, "validation": 10_000, "test": 10_000}
-    assert report["files"]["test_labels"]["shape"] == [10_000] and len(report["classes"]) == 10
+    assert report["input"] == [1, 28, 28] and len(report["classes"]) == 10 and "published MD5s" in report["check"]

@@ -53,7 +53,7 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     code, out, _ = cli("eval", run, "--json")
     assert json.loads(out)["confusion"] == summary["confusion"]
 
-    from fmnist.runner.data import read_dataset
+    from fmnist.datasets.fashion_mnist import read_dataset
     arrays = read_dataset(real_data)
     trouser = int(np.flatnonzero(arrays["test_labels"] == 1)[0])
     Image.fromarray(arrays["test_images"][trouser]).save(tmp_path / "trouser.png")
@@ -120,7 +120,7 @@ def test_missing_and_corrupt_data(cli, tmp_path):
     assert code == 2 and "get it with 'apt-get install dataset-fashion-mnist'" in err
     folder = tmp_path / "corrupt"
     folder.mkdir()
-    from fmnist.runner.data import FILES
+    from fmnist.datasets.fashion_mnist import FILES
     for spec in FILES.values():
         write_idx(folder / spec.name, np.zeros(spec.shape, dtype=np.uint8))
     code, _, err = cli("run", SPECS / "cnn_4.yaml", "--data-dir", folder)
@@ -211,9 +211,9 @@ def test_ctrl_c_saves_and_says_how_to_resume(real_data, tmp_path):
 def test_data_command_reports_where_and_verifies(cli, real_data):
     code, out, _ = cli("data")
     assert code == 0
-    assert f"Fashion-MNIST found: {real_data.how}" in out
-    assert out.count(" ok\n") == 4
-    assert "split: 50,000 train / 10,000 validation (1,000 per class, fixed seed) / 10,000 test" in out
+    assert f"fashion-mnist found: {real_data.how}" in out  # the same report as every dataset's
+    assert "verified: magic numbers, sizes, labels and the published MD5s (fmnist)" in out
+    assert "split: 50,000 train / 10,000 validation / 10,000 test" in out
 
 
 def test_real_check_cnn_4_one_epoch_on_the_full_training_set(cli, real_data, tmp_path):

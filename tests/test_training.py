@@ -7,7 +7,7 @@ import torch
 from fmnist.builder.spec import load_spec
 from fmnist.hparams import resolve
 from fmnist.runner.augment import crop_and_flip
-from fmnist.runner.data import Splits
+from fmnist.datasets.splits import Splits
 from fmnist.runner.models import make_model
 from fmnist.runner.trainer import NonFiniteLoss, Trainer
 from tests.conftest import only_run
@@ -33,7 +33,7 @@ def synthetic_splits(n_train=2000, n_eval=500, seed=0) -> Splits:
         return images.to(torch.uint8), labels
 
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = make(n_train), make(n_eval), make(n_eval)
-    return Splits(train_x, train_y, val_x, val_y, test_x, test_y)
+    return Splits(train_x, train_y, val_x, val_y, test_x, test_y, tuple(f"class {n}" for n in range(10)))
 
 
 def tiny_trainer(write_spec, **flags):

@@ -61,7 +61,7 @@ def test_draw_shows_blocks_and_branches(cli, tmp_path):
 @pytest.fixture(scope="module")
 def fashion_folder(tmp_path_factory, real_data):
     """400 real Fashion-MNIST test images as 32x32 RGB PNGs in train/ and test/ class folders."""
-    from fmnist.runner.data import CLASS_NAMES, read_dataset
+    from fmnist.datasets.fashion_mnist import CLASS_NAMES, read_dataset
 
     arrays = read_dataset(real_data)
     root = tmp_path_factory.mktemp("fm") / "fm"

@@ -89,7 +89,7 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
     import torch
 
-    from ..runner.data import CLASS_NAMES
+    from ..datasets.fashion_mnist import CLASS_NAMES  # a checkpoint from before class names were saved
     from ..runner.device import resolve_device
     from ..runner.evaluation import logits_of
     from ..runner.images import load_image
@@ -128,7 +128,7 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     """Write RUN's best model as ONNX or TorchScript, with its class names, for use outside fmnist."""
     import torch
 
-    from ..runner.data import CLASS_NAMES
+    from ..datasets.fashion_mnist import CLASS_NAMES  # a checkpoint from before class names were saved
     from ..runner.export import export
     from ..runner.inputs import describe_input
     from ..runner.rundir import RunDir
@@ -159,8 +159,6 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
 def data(name: str, data_dir: str | None, download: bool, as_json: bool) -> int:
     """Where a dataset is, whether it verifies, its classes and split, and how to get it if it is missing."""
-    if name == "fashion-mnist":
-        return _fashion_mnist(data_dir, download, as_json)
     import torch
 
     from ..datasets.choice import choose_data
@@ -183,25 +181,4 @@ def data(name: str, data_dir: str | None, download: bool, as_json: bool) -> int:
     click.echo(f"split: {split['train']:,} train / {split['validation']:,} validation / {split['test']:,} test")
     for note in planned.notes:
         click.echo(note)
-    return 0
-
-
-def _fashion_mnist(data_dir: str | None, download: bool, as_json: bool) -> int:
-    from ..runner.data import CLASS_NAMES, FILES, VALIDATION_PER_CLASS, locate, read_dataset
-    source = locate(data_dir, download=download, create=download)
-    arrays = read_dataset(source)
-    train = len(arrays["train_labels"]) - VALIDATION_PER_CLASS * len(CLASS_NAMES)
-    if as_json:
-        click.echo(json.dumps({"dataset": "fashion-mnist", "found": source.how, "verified": True,
-                               "files": {key: {"path": str(source.paths[key]), "shape": list(arrays[key].shape),
-                                               "md5": expected.md5} for key, expected in FILES.items()},
-                               "split": {"train": train, "validation": VALIDATION_PER_CLASS * len(CLASS_NAMES),
-                                         "test": len(arrays["test_labels"])}, "classes": list(CLASS_NAMES)}, indent=2))
-        return 0
-    click.echo(f"Fashion-MNIST found: {source.how}")
-    for key, expected in FILES.items():
-        click.echo(f"  {source.paths[key].name:<28} {' x '.join(f'{n:,}' for n in arrays[key].shape):<18} MD5 {expected.md5} ok")
-    click.echo("verified: magic numbers, sizes, labels 0-9 and the published MD5 of the decompressed bytes")
-    click.echo(f"split: {train:,} train / {VALIDATION_PER_CLASS * len(CLASS_NAMES):,} validation "
-               f"({VALIDATION_PER_CLASS:,} per class, fixed seed) / {len(arrays['test_labels']):,} test")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runner.rundir import atomic_write
+from ..atomic import atomic_write
 
 FORMAT = 1
 STALE_S = 3600  # a temporary file this old belongs to no live writer

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..errors import UsageError, one_line
-from ..runner.images import MAX_PIXELS, fit_image
+from ..errors import UsageError
+from .images import READ_ERRORS, fit_image, open_image, unreadable
 
 SPLITS = ("train", "val", "test")
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # one channel; every other mode is RGB
@@ -108,35 +107,16 @@ def scan_folder(root: Path) -> FolderScan:
     return FolderScan(root, files, class_names, splits)
 
 
-def _open(path: Path):
-    """The image, lazily (header only), with Pillow's decompression-bomb warning made an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image = Image.open(path)
-    if image.width * image.height > MAX_PIXELS:
-        image.close()
-        raise UsageError(f"image too large: {image.width}x{image.height} pixels (limit {MAX_PIXELS:,})", str(path))
-    return image
-
-
-def _unreadable(path: Path, error: Exception) -> UsageError:
-    return UsageError(f"not an image this tool can read ({type(error).__name__}: {one_line(error, 80)})", str(path))
-
-
-READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-               Image.DecompressionBombWarning)
-
-
 def native_shape(scan: FolderScan, channels: int | None, resize: tuple[int, int] | None) -> tuple[int, int, int]:
     """(C, H, W) every image becomes, from the headers; images that differ need `channels` / `resize` to convert."""
     first: dict[str, tuple[str, object]] = {}
     for item in scan.files:
         path = scan.root / item.path
         try:
-            with _open(path) as image:
+            with open_image(path) as image:
                 size, grey = (image.height, image.width), image.mode in GREY_MODES
         except READ_ERRORS as error:
-            raise _unreadable(path, error) from None
+            raise unreadable(path, error) from None
         if resize is None:
             _same("size", first, item.path, size, lambda s: f"{s[1]}x{s[0]}", "resize: N")
         if channels is None:
@@ -160,10 +140,10 @@ def decode(scan: FolderScan, shape: tuple[int, int, int], progress=None) -> tupl
     for index, item in enumerate(scan.files):
         path = scan.root / item.path
         try:
-            with _open(path) as opened:
+            with open_image(path) as opened:
                 images[index] = fit_image(opened, shape)
         except READ_ERRORS as error:
-            raise _unreadable(path, error) from None
+            raise unreadable(path, error) from None
         if progress:
             progress(index + 1)
     labels = np.fromiter((item.label for item in scan.files), dtype=np.int64, count=len(scan.files))

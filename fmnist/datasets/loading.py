@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import StorageError, UsageError
-from ..runner.data import SPLIT_SEED, Splits, stratified_split
+from .splits import SPLIT_SEED, Splits, stratified_split
 from . import cache
 from .choice import DataChoice
 from .convert import channel_statistics, convert_images

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError, one_line
+from . import fashion_mnist
 
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, torchvision's mirrors fail fast instead of hanging
 
@@ -72,40 +73,13 @@ def data_defaults(choice) -> dict:
 
 def data_root(data_dir: str | None) -> tuple[Path, str]:
     """(the data folder, how it was chosen): --data-dir, else $FMNIST_DATA, else ./data; a named one must exist."""
-    from ..runner.data import named_folder
-
-    how, folder = named_folder(data_dir)
+    how, folder = fashion_mnist.named_folder(data_dir)
     if not folder:
         return Path("data"), "./data"
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise UsageError(f"{how} {root}: no such folder")
     return root, how
-
-
-@register
-class FashionMNIST(NamedDataset):
-    name, shape, classes, val_per_class = "fashion-mnist", (1, 28, 28), 10, 1_000
-    light_on_black = True
-    train_size, test_size = 60_000, 10_000
-    subfolder, needs = "FashionMNIST/raw", "the four IDX files (train/t10k images and labels, .gz or not)"
-    check = "magic numbers, sizes, labels and the published MD5s (fmnist)"
-
-    def locate(self, data_dir: str | None, download: bool) -> str:
-        from ..runner.data import locate
-
-        return locate(data_dir, download=download).how
-
-    def read(self, data_dir: str | None, download: bool) -> Raw:
-        from ..runner.data import CLASS_NAMES, locate, read_dataset
-
-        source = locate(data_dir, download=download)
-        arrays = read_dataset(source)
-        return Raw(torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
-                   torch.from_numpy(arrays["train_labels"].astype(np.int64)),
-                   torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1),
-                   torch.from_numpy(arrays["test_labels"].astype(np.int64)),
-                   CLASS_NAMES, source.how, self.check)
 
 
 class TorchvisionDataset(NamedDataset):
@@ -159,7 +133,7 @@ class TorchvisionDataset(NamedDataset):
     def _missing(self, root: Path, reason: str) -> UsageError:
         return UsageError(f"{self.name} not found or not intact in {root / self.subfolder} ({reason}); "
                           f"put {self.needs} there (or point --data-dir at the folder holding {self.subfolder}/), "
-                          f"or run where the internet is reachable and torchvision downloads it")
+                          f"or run 'fmnist data --data {self.name} --download' where the internet is reachable")
 
     def _download(self, root: Path):
         # what the download makes and a failure leaves empty: the data folder itself, or the dataset's folder in it
@@ -187,6 +161,39 @@ def _remove_empty(root: Path) -> None:
             folder.rmdir()
     with contextlib.suppress(OSError):
         root.rmdir()
+
+
+@register
+class FashionMNIST(TorchvisionDataset):
+    """Read and verified by fmnist itself (fashion_mnist.py): Debian's package, torchvision's layout or a named folder;
+    downloaded, where allowed, through torchvision like the others (time-limited, cleaned up on failure)."""
+
+    name, shape, classes, val_per_class = "fashion-mnist", (1, 28, 28), 10, 1_000
+    light_on_black = True
+    train_size, test_size = 60_000, 10_000
+    torchvision_class, subfolder = "FashionMNIST", "FashionMNIST/raw"
+    needs = "the four IDX files (train/t10k images and labels, .gz or not)"
+    check = "magic numbers, sizes, labels and the published MD5s (fmnist)"
+
+    def locate(self, data_dir: str | None, download: bool) -> str:
+        return self._source(data_dir, download).how
+
+    def read(self, data_dir: str | None, download: bool) -> Raw:
+        source = self._source(data_dir, download)
+        arrays = fashion_mnist.read_dataset(source)
+        return Raw(torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
+                   torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+                   torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1),
+                   torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+                   fashion_mnist.CLASS_NAMES, source.how, self.check)
+
+    def _source(self, data_dir: str | None, download: bool) -> fashion_mnist.DataSource:
+        source = fashion_mnist.find(data_dir)
+        if source is None and download:
+            _, folder = fashion_mnist.named_folder(data_dir)
+            self._download(Path(folder).expanduser() if folder else Path("data"))
+            source = fashion_mnist.find(data_dir)
+        return source or fashion_mnist.locate(data_dir)  # locate says where it looked and how to get it
 
 
 class MNISTFamily(TorchvisionDataset):

@@ -10,32 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from ..machine import cpu_class, cpu_model
 from ..runner.rundir import atomic_write, strict_json
-
-_CPU_CLASSES = (("AVX-512 with bf16", "avx512_bf16"), ("AVX-512", "avx512f"), ("AVX2", "avx2"))
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return info.read().splitlines()
-    except OSError:  # not Linux: the class and model stay unknown
-        return []
-
-
-def cpu_class() -> str:
-    """'AVX-512 with bf16', 'AVX-512', 'AVX2' or 'other': what decides a CPU's training speed and bf16 here."""
-    flags = {flag for line in _cpuinfo() if line.startswith("flags") for flag in line.split()}
-    return next((label for label, needed in _CPU_CLASSES if needed in flags), "other")
-
-
-def cpu_model() -> str:
-    """The CPU's model name ('AMD EPYC', 'Intel(R) Xeon(R) ...'), or the architecture where it is not known."""
-    import platform
-
-    names = [line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")]
-    return names[0] if names else platform.machine()
-
 
 def result_of(run: Path) -> dict:
     """The result of a finished run folder: summary.json less the confusion matrix, with config.yaml's context."""

@@ -3,26 +3,16 @@ dataset-like image (light object on black, centred) converted like the training 
 picture resized to the input as a folder dataset's images are."""
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from ..datasets.images import READ_ERRORS, fit_image, open_image, unreadable
 from ..errors import UsageError
 
 SIZE = 28
-MAX_PIXELS = 50_000_000  # a photo is a few tens of megapixels; past this it is refused before it is decoded
-
-
-def fit_image(image: Image.Image, shape) -> np.ndarray:
-    """A decoded picture as uint8 (H, W, C) of `shape` (C, H, W): the one conversion folder datasets and predict share."""
-    channels, height, width = shape
-    image = image.convert("L" if channels == 1 else "RGB")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image).reshape(height, width, channels)
 
 
 def load_image(path: str | Path, shape=(1, SIZE, SIZE), light_on_black: bool = True) -> torch.Tensor:
@@ -39,23 +29,15 @@ def load_image(path: str | Path, shape=(1, SIZE, SIZE), light_on_black: bool = T
 def _read(path: str | Path) -> Image.Image:
     """The decoded picture, or one line saying why not."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's warning text must not leak
-            with Image.open(path) as opened:
-                if opened.width * opened.height > MAX_PIXELS:
-                    raise UsageError(f"image too large: {opened.width}x{opened.height} pixels "
-                                     f"(limit {MAX_PIXELS:,} pixels; a decompression bomb?)", str(path))
-                opened.load()
-                image = opened.copy()
+        with open_image(path) as opened:
+            opened.load()
+            return opened.copy()
     except FileNotFoundError:
         raise UsageError("no such image file", str(path)) from None
     except IsADirectoryError:
         raise UsageError("is a folder, not an image", str(path)) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UsageError("image too large (a decompression bomb?)", str(path)) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise UsageError(f"not an image this tool can read ({type(error).__name__})", str(path)) from None
-    return image
+    except READ_ERRORS as error:
+        raise unreadable(path, error) from None
 
 
 def _dataset_like(image: Image.Image) -> torch.Tensor:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from ..atomic import FILE_MODE, atomic_write  # noqa: F401  (atomic_write: run files are written with it)
 from ..errors import StorageError, UsageError, one_line
 
 try:
@@ -32,39 +33,6 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "se
 # what each checkpoint must hold to be used (beyond the format tag and digest)
 REQUIRED = {"last.pt": ("epoch", "trainer", "history", "best", "spec", "hparams"),
             "best.pt": ("epoch", "model", "spec", "hparams")}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide run files from the user's group
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename: a crash leaves the old file or the new one.
-
-    Any OSError (disk full, read-only folder, no such folder) becomes one StorageError line; the old file is kept.
-    """
-    temporary = None
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), FILE_MODE)
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        if temporary:
-            Path(temporary).unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path.name}: {error.strerror or error}", str(path.parent)) from None
-    except BaseException:
-        if temporary:
-            Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def tensor_digest(value, hasher=None) -> str:

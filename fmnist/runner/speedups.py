@@ -16,10 +16,10 @@ import torch
 
 from ..errors import UsageError
 from ..hparams import PRECISIONS
+from ..machine import cpu_has_native_bf16
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt() parameters
 _KEEP_BYTES = 1 << 30
-_NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
 def tune_cpu_allocator() -> bool:
@@ -48,15 +48,6 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 itself (emulated bf16 is slower than fp32); Linux reports it in /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return any(line.startswith("flags") and _NATIVE_BF16_FLAGS & set(line.split()) for line in info)
-    except OSError:
-        return False
 
 
 def check_precision(precision: str, device: torch.device) -> str:

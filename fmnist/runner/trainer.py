@@ -11,7 +11,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..errors import TrainingError
 from . import speedups
 from .augment import crop_and_flip
-from .data import Splits
+from ..datasets.splits import Splits
 from .evaluation import Evaluation, evaluate
 from .inputs import model_input
 from .losses import LOSSES

@@ -1,4 +1,5 @@
-"""The real Fashion-MNIST: find its four IDX files, verify them, split 50k/10k, hold them as uint8 tensors."""
+"""The real Fashion-MNIST's four IDX files: where they are (Debian's package, torchvision's layout, a named folder),
+read and verified by fmnist itself (magic numbers, shapes, lengths, labels and the published MD5s)."""
 from __future__ import annotations
 
 import gzip
@@ -9,16 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import UsageError, one_line
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of every image
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-VALIDATION_PER_CLASS = 1_000  # 10 x 1,000 = the study's 10,000 validation images
-VALIDATION_SHARE_CAP = 6  # validation takes at most 1/6 of each class
-SPLIT_SEED = 0  # fixed, so every run, grid cell and search trial is judged on the same validation images
 HOW_TO_GET = ("get it with 'apt-get install dataset-fashion-mnist' (Debian/Ubuntu), or 'fmnist data --download' "
               "where the internet is reachable, or point --data-dir / $FMNIST_DATA at a folder holding the four IDX files")
 
@@ -54,24 +51,6 @@ class DataSource:
         return next(iter(self.paths.values())).parent
 
 
-@dataclass
-class Splits:
-    """Images as uint8 (N, C, H, W) tensors and labels as int64, per split; the trainer's only view of data."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    class_names: tuple[str, ...] = CLASS_NAMES
-    normalization: dict | None = None  # {"mean": [...], "std": [...]} per channel of the training split, when asked for
-
-    def to(self, device: torch.device) -> "Splits":
-        moved = {name: getattr(self, name).to(device) for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return Splits(**moved, class_names=self.class_names, normalization=self.normalization)
-
-
 def _find_in(directory: Path) -> dict[str, Path] | None:
     paths = {}
     for key, spec in FILES.items():
@@ -99,38 +78,26 @@ def candidates(data_dir: str | Path | None) -> list[tuple[str, Path]]:
             ("Debian package dataset-fashion-mnist", DEBIAN_DIR)]
 
 
-def locate(data_dir: str | Path | None = None, download: bool = False, create: bool = False) -> DataSource:
-    """Find the four files; with download=True, fall back to torchvision's download into the named folder or ./data.
-
-    A folder the user names must exist (a typo is an error, not a new empty folder) unless `create` (fmnist data --download).
-    """
+def find(data_dir: str | Path | None = None, create: bool = False) -> DataSource | None:
+    """The four files where they are, or None. A folder the user names must exist (a typo is an error, not a new empty
+    folder) unless `create` (a download will make it)."""
     named = named_folder(data_dir)
     if named[1] and not create and not Path(named[1]).is_dir():
         raise UsageError(f"{named[0]} {named[1]}: no such folder; {HOW_TO_GET}")
-    places = candidates(data_dir)
-    for how, directory in places:
+    for how, directory in candidates(data_dir):
         paths = _find_in(directory)
         if paths:
             return DataSource(f"{how}: {directory}", paths)
-    if download:
-        return _download(places[0][1] if data_dir or os.environ.get("FMNIST_DATA") else Path("data"))
-    looked = ", ".join(str(directory) for _, directory in places)
-    raise UsageError(f"Fashion-MNIST not found (looked in {looked}); {HOW_TO_GET}")
+    return None
 
 
-def _download(root: Path) -> DataSource:
-    from torchvision.datasets import FashionMNIST
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        FashionMNIST(str(root), train=True, download=True)
-        FashionMNIST(str(root), train=False, download=True)
-    except Exception as error:  # torchvision raises bare RuntimeError/URLError when offline
-        raise UsageError(f"torchvision's download failed ({type(error).__name__}: {str(error).splitlines()[0][:120]}); {HOW_TO_GET}") from None
-    paths = _find_in(root / "FashionMNIST" / "raw")
-    if not paths:
-        raise UsageError(f"torchvision's download left no IDX files in {root / 'FashionMNIST' / 'raw'}; {HOW_TO_GET}")
-    return DataSource(f"torchvision download: {root / 'FashionMNIST' / 'raw'}", paths)
+def locate(data_dir: str | Path | None = None) -> DataSource:
+    """The four files, or one line that says where it looked and how to get them."""
+    source = find(data_dir)
+    if source is None:
+        looked = ", ".join(str(directory) for _, directory in candidates(data_dir))
+        raise UsageError(f"Fashion-MNIST not found (looked in {looked}); {HOW_TO_GET}")
+    return source
 
 
 def _open(path: Path):
@@ -194,16 +161,3 @@ def read_dataset(source: DataSource, verify_checksum: bool = True) -> dict[str, 
     return arrays
 
 
-def stratified_split(labels: torch.Tensor, per_class: int, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train indices, validation indices): `per_class` images of each class, drawn with a fixed seed, go to validation."""
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(labels), generator=generator)
-    members = [order[labels[order] == c] for c in range(int(labels.max()) + 1)]
-    # at most a sixth of a class (Fashion-MNIST: exactly 1,000 of 6,000), so a small dataset keeps images to train on
-    val_parts = [m[:min(per_class, len(m) // VALIDATION_SHARE_CAP)] for m in members]
-    val = torch.cat(val_parts).sort().values
-    keep = torch.ones(len(labels), dtype=torch.bool)
-    keep[val] = False
-    rest = keep.nonzero().squeeze(1)
-    train = rest[torch.randperm(len(rest), generator=generator)]  # shuffled anew, so --train-limit takes a mix of all classes
-    return train, val

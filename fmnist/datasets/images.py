@@ -1,0 +1,44 @@
+"""Opening a picture, once for every path that reads one (a folder dataset, predict): Pillow's decompression-bomb
+guard made an error, a size limit read from the header before any pixel is decoded, and the one conversion to a
+model's (C, H, W)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UsageError, one_line
+
+MAX_PIXELS = 50_000_000  # a photo is a few tens of megapixels; past this it is refused before it is decoded
+READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+               Image.DecompressionBombWarning)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """The image, lazily (header only), with Pillow's decompression-bomb warning made an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's warning text must not leak
+        image = Image.open(path)
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise UsageError(f"image too large: {image.width}x{image.height} pixels (limit {MAX_PIXELS:,} pixels; "
+                         f"a decompression bomb?)", str(path))
+    return image
+
+
+def unreadable(path: str | Path, error: Exception) -> UsageError:
+    """One line for a picture that could not be read (READ_ERRORS)."""
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return UsageError("image too large (a decompression bomb?)", str(path))
+    return UsageError(f"not an image this tool can read ({type(error).__name__}: {one_line(error, 80)})", str(path))
+
+
+def fit_image(image: Image.Image, shape) -> np.ndarray:
+    """A decoded picture as uint8 (H, W, C) of `shape` (C, H, W): the one conversion folder datasets and predict share."""
+    channels, height, width = shape
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(image).reshape(height, width, channels)

@@ -1,0 +1,43 @@
+"""The trainer's only view of data: train, validation and test images as uint8 (N, C, H, W) tensors with int64
+labels, and the fixed-seed stratified split that holds validation images out of the training split."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SPLIT_SEED = 0  # fixed, so every run, grid cell and search trial is judged on the same validation images
+VALIDATION_SHARE_CAP = 6  # validation takes at most 1/6 of each class
+
+
+@dataclass
+class Splits:
+    """Images as uint8 (N, C, H, W) tensors and labels as int64, per split; the trainer's only view of data."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    class_names: tuple[str, ...]
+    normalization: dict | None = None  # {"mean": [...], "std": [...]} per channel of the training split, when asked for
+
+    def to(self, device: torch.device) -> "Splits":
+        moved = {name: getattr(self, name).to(device) for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+        return Splits(**moved, class_names=self.class_names, normalization=self.normalization)
+
+
+def stratified_split(labels: torch.Tensor, per_class: int, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, validation indices): `per_class` images of each class, drawn with a fixed seed, go to validation."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)
+    members = [order[labels[order] == c] for c in range(int(labels.max()) + 1)]
+    # at most a sixth of a class (Fashion-MNIST: exactly 1,000 of 6,000), so a small dataset keeps images to train on
+    val_parts = [m[:min(per_class, len(m) // VALIDATION_SHARE_CAP)] for m in members]
+    val = torch.cat(val_parts).sort().values
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[val] = False
+    rest = keep.nonzero().squeeze(1)
+    train = rest[torch.randperm(len(rest), generator=generator)]  # shuffled anew, so --train-limit takes a mix of all classes
+    return train, val

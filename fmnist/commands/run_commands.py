@@ -7,7 +7,7 @@ import click
 
 from ..console import make_console
 from ..errors import UsageError
-from ..hparams import HPARAMS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STUDY_SIGMOID
+from ..hparams import HPARAMS, LOSSES, PRECISIONS, STUDY_SIGMOID
 from .spec_commands import override_option
 
 STUDY_LOSSES = {"softmax": "softmax", "sigmoid": STUDY_SIGMOID}  # train.py --loss_type VALUE -> our loss
@@ -57,29 +57,39 @@ def check_out_folder(out: str | Path) -> None:
         raise UsageError(f"--out {out}: is a file, not a folder")
 
 
+STUDY_SPELLINGS = {"batch_size": "--batch_size", "num_epochs": "--num_epochs"}  # the study's train.py flags
+PER_COMMAND = ("loss", "augment")  # each command words these its own way (run: --loss_type, grid: both/all)
+
+
+def default_text(name: str) -> str:
+    """' [128]': a setting's default as its help shows it, from HPARAMS (never typed a second time)."""
+    default = HPARAMS[name].default
+    if default is None:
+        return " [off]"
+    if isinstance(default, bool):
+        return f" [{name.replace('_', '-') if default else 'off'}]"
+    return f" [{default:g}]" if isinstance(default, float) else f" [{default}]"
+
+
+def hparam_option(name: str):
+    """One setting's click option, made from its HPARAMS entry: its type, choices, help and default shown."""
+    setting = HPARAMS[name]
+    flag = "--" + name.replace("_", "-")
+    spellings = [flag, *([STUDY_SPELLINGS[name]] if name in STUDY_SPELLINGS else [])]
+    text = setting.help + default_text(name)
+    kind = setting.schema.get("type")
+    if "enum" in setting.schema:
+        return click.option(*spellings, name, type=click.Choice(setting.schema["enum"]), help=text)
+    if kind == "boolean":
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
+    return click.option(*spellings, name, type=int if kind == "integer" else float, help=text)
+
+
 def hparam_options(command):
-    """The hyper-parameter flags (the study's train.py spellings too), shared by run, grid and search."""
-    for option in reversed((
-        click.option("--batch-size", "--batch_size", "batch_size", type=int, help=HPARAMS["batch_size"].help + " [128]"),
-        click.option("--lr", type=float, help=HPARAMS["lr"].help + " [4e-3]"),
-        click.option("--rs", type=float, help=HPARAMS["rs"].help + " [1e-3]"),
-        click.option("--num-epochs", "--num_epochs", "num_epochs", type=int, help=HPARAMS["num_epochs"].help + " [10]"),
-        click.option("--dropout", type=float, help=HPARAMS["dropout"].help),
-        click.option("--seed", type=int, help=HPARAMS["seed"].help + " [0]"),
-        click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=HPARAMS["optimizer"].help + " [adam]"),
-        click.option("--momentum", type=float, help=HPARAMS["momentum"].help + " [0.9]"),
-        click.option("--nesterov/--no-nesterov", default=None, help=HPARAMS["nesterov"].help + " [off]"),
-        click.option("--schedule", type=click.Choice(SCHEDULES), help=HPARAMS["schedule"].help + " [constant]"),
-        click.option("--warmup-epochs", type=float, help=HPARAMS["warmup_epochs"].help + " [0]"),
-        click.option("--label-smoothing", type=float, help=HPARAMS["label_smoothing"].help + " [0]"),
-        click.option("--patience", type=int, help=HPARAMS["patience"].help + " [off]"),
-        click.option("--clip-grad", type=float, help=HPARAMS["clip_grad"].help + " [off]"),
-        click.option("--ema", type=float, help=HPARAMS["ema"].help + " [off]"),
-        click.option("--crop-pad", type=int, help=HPARAMS["crop_pad"].help + f" [{HPARAMS['crop_pad'].default}]"),
-        click.option("--flip/--no-flip", default=None, help=HPARAMS["flip"].help + " [flip]"),
-        click.option("--tta/--no-tta", default=None, help=HPARAMS["tta"].help + " [off]"),
-    )):
-        command = option(command)
+    """The hyper-parameter flags (the study's train.py spellings too), shared by run, grid and search, made from
+    HPARAMS: a setting added there is a flag everywhere."""
+    for name in reversed([name for name in HPARAMS if name not in PER_COMMAND]):
+        command = hparam_option(name)(command)
     return command
 
 
@@ -108,10 +118,10 @@ def where_options(command):
 @click.option("--model", help="One of the study's models (CNN_1 ... CNN_5) instead of a spec file.")
 @click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue an interrupted run from its folder.")
 @hparam_options
-@click.option("--loss", type=click.Choice(LOSSES), help=HPARAMS["loss"].help + " [softmax]")
+@click.option("--loss", type=click.Choice(LOSSES), help=HPARAMS["loss"].help + default_text("loss"))
 @click.option("--loss_type", type=click.Choice(list(STUDY_LOSSES)),
               help=f"The study's spelling, meaning the study's loss: softmax, or sigmoid = {STUDY_SIGMOID}.")
-@click.option("--augment/--no-augment", default=None, help=HPARAMS["augment"].help + " [off]")
+@click.option("--augment/--no-augment", default=None, help=HPARAMS["augment"].help + default_text("augment"))
 @click.option("--augment_data", type=click.BOOL, default=None, help="The study's spelling: --augment_data True|False.")
 @where_options
 @click.option("--out", default="runs", show_default=True, help="Parent folder of the run folder.")

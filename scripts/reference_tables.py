@@ -4,7 +4,8 @@
     python scripts/reference_tables.py --write    # and replace each <!-- NAME:begin --> ... <!-- NAME:end --> block
 
 Tables: spec_keys (the spec schema), layer_kinds and block_kinds (the registry: names, compact forms, settings and
-their defaults), zoo (every spec in fmnist/specs/zoo/ as fmnist counts it, beside torchvision's published figures).
+their defaults), zoo (every spec in fmnist/specs/zoo/ as fmnist counts it, beside torchvision's published figures),
+train_settings (the HPARAMS table: flags, defaults, rules) and summary_json (the fields of `fmnist summary --json`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from results_tables import print_or_write
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = (ROOT / "docs" / "spec.md", ROOT / "docs" / "zoo.md")
+DOCUMENTS = tuple(ROOT / "docs" / name for name in ("spec.md", "zoo.md", "training.md", "run-folder.md"))
 ZOO_TEST = "tests/test_zoo.py::test_zoo_spec_is_exact_against_torchvision"
 WITH_AUX = {"inception_v3"}  # torchvision's published count holds the auxiliary head, which the spec leaves out
 
@@ -102,8 +103,59 @@ def zoo() -> str:
     return "\n".join(rows)
 
 
+def _number(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _rule(schema: dict) -> str:
+    """A setting's JSON Schema rule in words: 'integer, 1 to 65,536', 'number, > 0', 'one of adam, adamw, sgd'."""
+    if "enum" in schema:
+        return "one of " + ", ".join(schema["enum"])
+    if "oneOf" in schema:
+        return "true, false or {crop: N, flip: true/false}"
+    if "minimum" in schema and "maximum" in schema:
+        return f"{schema['type']}, {_number(schema['minimum'])} to {_number(schema['maximum'])}"
+    bounds = [f"{sign} {_number(schema[key])}" for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                                 ("maximum", "<="), ("exclusiveMaximum", "<"))
+              if key in schema]
+    return ", ".join([schema.get("type", ""), *bounds])
+
+
+def train_settings() -> str:
+    from fmnist.commands.run_commands import STUDY_SPELLINGS, default_text
+    from fmnist.hparams import HPARAMS
+
+    rows = ["| `train:` key | flag | default | rule | what it does |", "|---|---|---|---|---|"]
+    for name, setting in HPARAMS.items():
+        flag = "--" + name.replace("_", "-") + (f", {STUDY_SPELLINGS[name]}" if name in STUDY_SPELLINGS else "")
+        if setting.schema.get("type") == "boolean" or "oneOf" in setting.schema:
+            flag += f" / --no-{name.replace('_', '-')}"
+        rows.append(f"| `{name}` | `{flag}` | {default_text(name).strip()[1:-1]} | {_rule(setting.schema)} | "
+                    f"{_cell(setting.help)} |")
+    return "\n".join(rows)
+
+
+def summary_json() -> str:
+    from fmnist.builder.build import plan
+    from fmnist.builder.spec import PACKAGED_SPECS
+    from fmnist.builder.summary import summary_dict
+
+    data = summary_dict(plan(PACKAGED_SPECS / "cnn_4.yaml"))
+    rows = ["| field | holds (CNN_4's, as an example) |", "|---|---|"]
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            shown = "a list of {" + ", ".join(value[0]) + "}"
+        elif isinstance(value, dict):
+            shown = "{" + ", ".join(value) + "}"
+        else:
+            shown = f"`{value}`" if key != "file" else "the spec file"
+        rows.append(f"| `{key}` | {_cell(shown)} |")
+    return "\n".join(rows)
+
+
 def tables() -> dict[str, str]:
-    return {"spec_keys": spec_keys(), "layer_kinds": layer_kinds(), "block_kinds": block_kinds(), "zoo": zoo()}
+    return {"spec_keys": spec_keys(), "layer_kinds": layer_kinds(), "block_kinds": block_kinds(), "zoo": zoo(),
+            "train_settings": train_settings(), "summary_json": summary_json()}
 
 
 if __name__ == "__main__":

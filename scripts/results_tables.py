@@ -31,7 +31,7 @@ STUDY_TUNED = 92.91
 STUDY_TUNED_PARAMS = {"batch_size": 64, "lr": 3.593e-4, "rs": 3.593e-4, "num_epochs": 10}  # its best, as published
 
 
-DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "zoo.md")
+DOCUMENTS = (ROOT / "README.md", *(ROOT / "docs" / name for name in ("results.md", "experiments.md", "zoo.md")))
 
 
 def read(path: Path) -> dict | None:

@@ -19,3 +19,13 @@ def test_data_flows_one_way_datasets_import_nothing_from_runner_or_above():
                  for line in path.read_text().splitlines()
                  if re.match(r"\s*from \.\.(runner|experiments|commands)\b|\s*import fmnist\.(runner|experiments)", line)]
     assert offenders == []
+
+
+def test_the_readme_is_a_newcomers_page_with_the_two_commands_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    first_block = readme.split("```")[1]
+    assert "make run" in first_block and "make test" in first_block
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    linked = set(re.findall(r"\(docs/([\w.-]+\.md)\)", readme))
+    assert linked == {path.name for path in (ROOT / "docs").glob("*.md")}  # every page reachable from the README

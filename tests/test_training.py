@@ -12,7 +12,7 @@ from fmnist.runner.models import make_model
 from fmnist.runner.trainer import NonFiniteLoss, Trainer
 from tests.conftest import only_run
 
-TINY_SPEC = """
+SYNTHETIC_SPEC = """  # for the 12x12 synthetic images below
 name: tiny
 input: [1, 12, 12]
 layers: [conv 3x3x8, relu, pool 2x2, fc 10]
@@ -37,7 +37,7 @@ def synthetic_splits(n_train=2000, n_eval=500, seed=0) -> Splits:
 
 
 def tiny_trainer(write_spec, **flags):
-    spec = load_spec(write_spec(TINY_SPEC))
+    spec = load_spec(write_spec(SYNTHETIC_SPEC))
     hparams = resolve(spec.train, {"batch_size": 64, "lr": 1e-2, **flags})
     return Trainer(make_model(spec, hparams), synthetic_splits(), hparams, torch.device("cpu"))
 

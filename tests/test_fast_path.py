@@ -12,7 +12,7 @@ from fmnist.runner import speedups
 from fmnist.runner.models import make_model
 from fmnist.runner.trainer import Trainer
 from tests.conftest import ROOT
-from tests.test_training import TINY_SPEC, synthetic_splits
+from tests.test_training import SYNTHETIC_SPEC, synthetic_splits
 
 BN_SPEC = """
 name: tiny_bn
@@ -29,7 +29,7 @@ def trajectory(write_spec, text, device, steps=3, **speed):
     return losses, trainer.evaluate(trainer.splits.val_x, trainer.splits.val_y)
 
 
-@pytest.mark.parametrize("text", [TINY_SPEC, BN_SPEC])
+@pytest.mark.parametrize("text", [SYNTHETIC_SPEC, BN_SPEC])
 def test_fast_and_plain_paths_give_the_same_trajectory_on_cpu(write_spec, text):
     fast, fast_val = trajectory(write_spec, text, "cpu", fast=True)
     plain, plain_val = trajectory(write_spec, text, "cpu", fast=False)

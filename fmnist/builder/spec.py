@@ -273,17 +273,17 @@ _USE = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)")
 _REPEATED = re.compile(r"(?P<call>[A-Za-z_]\w*(\s*\(.*\))?)\s*[*×]\s*(?P<times>\d+)")  # basic(64, 1) * 3
 REPEAT = "repeat"  # inside 'block(...) * N', $repeat is 0, 1, ... N-1 (a ramp of drop_path rates, say)
 
-# Names people bring from PyTorch and Keras, and what this language calls them
+# Names people bring from PyTorch and Keras that are no kind here, and what this language calls them
 FOREIGN_NAMES = {
-    "conv2d": "conv", "convolution2d": "conv", "dense": "fc", "linear": "fc", "batchnorm2d": "bn",
+    "conv2d": "conv", "convolution2d": "conv", "dense": "fc", "batchnorm2d": "bn",
     "batchnormalization": "bn", "batchnorm1d": "bn", "layernorm": "ln", "layer_norm": "ln", "groupnorm": "gn",
     "maxpool2d": "pool", "maxpooling2d": "pool", "avgpool2d": "avgpool", "averagepooling2d": "avgpool",
     "adaptiveavgpool2d": "adaptive_avgpool", "globalaveragepooling2d": "gap", "depthwiseconv2d": "dwconv",
     "separableconv2d": "dwconv", "drop_path": "residual drop_path=P", "droppath": "residual drop_path=P",
     "stochasticdepth": "residual drop_path=P", "stochastic_depth": "residual drop_path=P",
-    "squeezeexcitation": "se", "squeeze_excite": "se", "channelshuffle": "shuffle", "hardsigmoid": "hardsigmoid",
-    "relu": "relu", "activation": "relu (or another activation by name)", "dropout2d": "dropout", "add": "add",
-    "concatenate": "parallel", "concat": "parallel", "cat": "parallel",
+    "squeezeexcitation": "se", "squeeze_excite": "se", "channelshuffle": "shuffle",
+    "activation": "relu (or another activation by name)", "dropout2d": "dropout", "concatenate": "parallel",
+    "concat": "parallel", "cat": "parallel",
 }
 
 
@@ -347,7 +347,7 @@ class _Parser:
             raise LayerProblem(f"expected {_RULES['layer']}")
         if isinstance(item, str):
             repeated = _REPEATED.fullmatch(item.strip())
-            if repeated and _USE.sub("", repeated.group("call")).strip() in self.blocks | {"": None}:
+            if repeated and ("(" in repeated.group("call") or repeated.group("call").strip() in self.blocks):
                 return self.repeated_block(repeated.group("call"), int(repeated.group("times")), path, index, line)
             item = substitute(item, self.spec_names)
             use = _USE.fullmatch(item.strip())

@@ -1,5 +1,6 @@
 """`fmnist export`: the ONNX file runs in onnxruntime and the TorchScript file in torch, giving PyTorch's outputs."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -55,7 +56,9 @@ def test_torchscript_export_loads_without_fmnist(cli, trained_run, real_data, tm
     code, out, err = cli("export", trained_run, "--format", "torchscript", "--out", tmp_path / "net.pt")
     assert (code, err) == (0, "")
     extra = {"class_names.txt": ""}
-    loaded = torch.jit.load(str(tmp_path / "net.pt"), _extra_files=extra)
+    with warnings.catch_warnings():  # a user's torch.jit.load of the exported file; torch deprecates TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        loaded = torch.jit.load(str(tmp_path / "net.pt"), _extra_files=extra)
     assert json.loads(extra["class_names.txt"]) == list(CLASS_NAMES)
     images, _ = _real_images(real_data)
     with torch.inference_mode():

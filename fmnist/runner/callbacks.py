@@ -5,6 +5,7 @@ Each callback is made from one setting (CALLBACKS: setting name -> factory), so 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from .fit import Callback
@@ -46,7 +47,9 @@ class TensorBoard(Callback):
         example = model_input(self.trainer.splits.val_x[:2], self.trainer.channels_last)
         rng = torch.get_rng_state()  # a logged run must train exactly as an unlogged one
         try:
-            self.writer.add_graph(self.trainer.model.eval(), example)
+            with warnings.catch_warnings():  # TensorBoard draws the graph with torch.jit.trace, which torch deprecates
+                warnings.simplefilter("ignore", FutureWarning)
+                self.writer.add_graph(self.trainer.model.eval(), example)
         except Exception as error:  # the graph is a picture, not a result: a model it cannot trace still trains
             self.writer.add_text("graph", f"not traced: {type(error).__name__}")
         finally:

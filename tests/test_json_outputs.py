@@ -39,7 +39,7 @@ def test_eval_json_has_precision_recall_f1_and_top_k(cli, tiny_run):
 def test_eval_tests_with_or_without_the_flip_average_as_asked(cli, tiny_run, real_data):
     import torch
 
-    from fmnist.runner.evaluation import evaluate
+    from fmnist.runner.evaluation import EvalSettings, evaluate
     from fmnist.runner.rundir import RunDir
     from fmnist.runner.speedups import eval_levers
 
@@ -52,7 +52,7 @@ def test_eval_tests_with_or_without_the_flip_average_as_asked(cli, tiny_run, rea
         code, out, err = cli("eval", tiny_run, *flags, "--json")
         assert (code, err) == (0, "")
         report = json.loads(out)
-        expected = evaluate(model, images, labels, "softmax", cpu, levers["precision"], levers["channels_last"], tta)
+        expected = evaluate(model, images, labels, EvalSettings("softmax", cpu, **levers, tta=tta))
         assert report["tta"] is tta and report["test_acc"] == pytest.approx(expected.accuracy, abs=1e-6)
     assert json.loads(out)["test_acc"] == pytest.approx(json.loads((tiny_run / "summary.json").read_text())["test_acc"])
 

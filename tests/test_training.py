@@ -248,7 +248,7 @@ def test_tensorboard_log_reads_back_with_tensorboards_own_reader(cli, write_spec
 
 
 def test_test_time_flip_averages_the_logits_of_each_image_and_its_mirror(write_spec):
-    from fmnist.runner.evaluation import evaluate
+    from fmnist.runner.evaluation import EvalSettings, evaluate
     from fmnist.runner.inputs import model_input
 
     trainer = tiny_trainer(write_spec, tta=True)
@@ -262,4 +262,4 @@ def test_test_time_flip_averages_the_logits_of_each_image_and_its_mirror(write_s
     flipped = trainer.evaluate(images, labels)
     assert torch.equal(flipped.predictions, expected)
     assert flipped.accuracy == pytest.approx((expected == labels).float().mean().item())
-    assert torch.equal(evaluate(model, images, labels, "softmax", torch.device("cpu")).predictions, plain)
+    assert torch.equal(evaluate(model, images, labels, EvalSettings("softmax", torch.device("cpu"))).predictions, plain)

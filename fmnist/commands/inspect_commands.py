@@ -24,7 +24,7 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     from ..datasets.choice import choose_data
     from ..datasets.loading import check_fits, load_data, plan_data
     from ..runner.device import resolve_device
-    from ..runner.evaluation import test_report
+    from ..runner.evaluation import EvalSettings, test_report
     from ..runner.plots import plot_confusion
     from ..runner.rundir import RunDir, strict_json
     from ..runner.speedups import eval_levers
@@ -39,8 +39,8 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     splits = load_data(planned, recorded.get("train_limit")).to(torch_device)
     settings = run.settings()
     tta = settings["tta"] if tta is None else tta
-    report = test_report(model, splits, settings["loss"], torch_device,
-                         **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
+    how = EvalSettings(settings["loss"], torch_device, **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
+    report = test_report(model, splits, how)
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], "data": planned.label, "tta": tta,
               **report}
     # the figures are printed first: a read-only or full run folder must not cost the user the result

@@ -13,6 +13,18 @@ EVAL_BATCH = 1000
 TOP_K = (1, 3, 5)  # top-k accuracies reported by eval (those k below the number of classes)
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a model is judged: its loss, on which device, in what precision and memory layout, and whether each
+    image's logits are averaged with its mirror image's (test-time flip)."""
+
+    loss: str
+    device: torch.device
+    precision: str = "fp32"
+    channels_last: bool = False
+    tta: bool = False
+
+
 @dataclass
 class Evaluation:
     loss: float
@@ -32,18 +44,17 @@ def logits_of(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> tor
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, loss: str, device: torch.device,
-             precision: str = "fp32", channels_last: bool = False, tta: bool = False) -> Evaluation:
-    """Mean loss, accuracy and predictions of `model` on a whole split (uint8 images on `device`), in eval mode."""
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, how: EvalSettings) -> Evaluation:
+    """Mean loss, accuracy and predictions of `model` on a whole split (uint8 images on the device), in eval mode."""
     model.eval()
-    loss_fn = LOSSES[loss]
-    loss_sum = torch.zeros((), device=device)
+    loss_fn = LOSSES[how.loss]
+    loss_sum = torch.zeros((), device=how.device)
     hits: dict[int, torch.Tensor] = {}
     predictions = []
     for start in range(0, len(labels), EVAL_BATCH):
         y = labels[start:start + EVAL_BATCH]
-        with speedups.autocast(device, precision):
-            logits = logits_of(model, model_input(images[start:start + EVAL_BATCH], channels_last), tta)
+        with speedups.autocast(how.device, how.precision):
+            logits = logits_of(model, model_input(images[start:start + EVAL_BATCH], how.channels_last), how.tta)
         loss_sum += loss_fn(logits.float(), y) * len(y)  # the loss always in fp32
         predictions.append(logits.argmax(1))
         ranked = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices == y[:, None]
@@ -67,10 +78,9 @@ def class_metrics(confusion: torch.Tensor, names) -> dict[str, dict]:
             for name, p, r, f, n in zip(names, precision, recall, f1, actual)}
 
 
-def test_report(model: torch.nn.Module, splits, loss: str, device: torch.device, precision: str = "fp32",
-                channels_last: bool = False, tta: bool = False) -> dict:
+def test_report(model: torch.nn.Module, splits, how: EvalSettings) -> dict:
     """Test accuracy and loss, accuracy per class and the confusion matrix of `model`."""
-    test = evaluate(model, splits.test_x, splits.test_y, loss, device, precision, channels_last, tta)
+    test = evaluate(model, splits.test_x, splits.test_y, how)
     confusion = test.confusion(splits.test_y, len(splits.class_names))
     per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
     return {

@@ -255,8 +255,7 @@ def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: dict, epoch: i
 def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitState, console: Console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
     load_weights(trainer.model, run.load_checkpoint("best.pt")["model"], run.file("best.pt"))
-    report = test_report(trainer.model, splits, ready.hparams["loss"], trainer.device, trainer.precision, trainer.channels_last,
-                         ready.hparams["tta"])
+    report = test_report(trainer.model, splits, trainer.eval_settings)
     summary = {
         "name": ready.spec.name,
         **report,

@@ -12,7 +12,7 @@ from ..errors import TrainingError
 from . import speedups
 from .augment import crop_and_flip
 from ..datasets.splits import Splits
-from .evaluation import Evaluation, evaluate
+from .evaluation import EvalSettings, Evaluation, evaluate
 from .inputs import model_input
 from .losses import LOSSES
 from .optim import make_optimizer, make_schedule
@@ -114,10 +114,14 @@ class Trainer:
         """The schedule's end-of-epoch step (the plateau schedule watches validation accuracy)."""
         self.schedule.epoch_end(val_acc)
 
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How this trainer's models are judged: its loss, device, speed levers and test-time flip."""
+        return EvalSettings(self.hparams["loss"], self.device, self.precision, self.channels_last, self.hparams["tta"])
+
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers."""
-        return evaluate(self.eval_model, images, labels, self.hparams["loss"], self.device, self.precision, self.channels_last,
-                        self.hparams["tta"])
+        return evaluate(self.eval_model, images, labels, self.eval_settings)
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this left off."""

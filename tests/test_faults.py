@@ -77,16 +77,16 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
 
 
 def test_ctrl_c_while_best_pt_is_written_reports_the_epochs_really_saved(cli, write_spec, real_data, tmp_path, monkeypatch):
-    from fmnist.runner.rundir import RunDir
+    from fmnist.runner.checkpoint import Checkpoint
 
-    real_save = RunDir.save_checkpoint
+    real_save = Checkpoint.save
 
-    def interrupted_in_epoch_2(self, name, checkpoint):
-        if name == "best.pt" and checkpoint["epoch"] == 2:
+    def interrupted_in_epoch_2(self, path):
+        if path.name == "best.pt" and self.epoch == 2:
             raise KeyboardInterrupt
-        real_save(self, name, checkpoint)
+        real_save(self, path)
 
-    monkeypatch.setattr(RunDir, "save_checkpoint", interrupted_in_epoch_2)
+    monkeypatch.setattr(Checkpoint, "save", interrupted_in_epoch_2)
     code, _, err = cli("run", write_spec(TINY_SPEC), "--train-limit", "300", "--num-epochs", "3", "--lr", "0.01",
                        "--out", tmp_path)
     run = only_run(tmp_path)

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fmnist import FmnistError, build_model, load_spec, plan
+from fmnist import FmnistError, build_model, plan
 from fmnist.builder.yaml_source import load_yaml
 from fmnist.builder.spec import parse_spec
 from tests.conftest import SPECS

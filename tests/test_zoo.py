@@ -3,7 +3,6 @@
 Parameters and mult-adds (torch's FlopCounterMode over torchvision's model, conv and matmul, as fmnist counts) must be
 equal; with torchvision's weights mapped into fmnist's model, eval-mode logits must agree to 1e-4 of their scale.
 """
-import time
 
 import pytest
 import torch

@@ -4,12 +4,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ExpectationError, SpecError, did_you_mean
 from .blocks import Block
 from .fields import LayerProblem
 from .layers import KINDS, Flatten, fmt_shape
 from .spec import Spec, load_spec
+
+if TYPE_CHECKING:  # torch is imported where modules are made: a shapes walk (validate, draw) needs none
+    from torch import nn
 
 # A spec beyond these is refused before any memory is allocated (a typo like 'fc 10240000').
 MAX_PARAMS = 200_000_000

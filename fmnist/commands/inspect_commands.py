@@ -41,15 +41,15 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     tta = settings["tta"] if tta is None else tta
     how = EvalSettings(settings["loss"], torch_device, **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
     report = test_report(model, splits, how)
-    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint["epoch"], "data": planned.label, "tta": tta,
+    report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint.epoch, "data": planned.label, "tta": tta,
               **report}
     # the figures are printed first: a read-only or full run folder must not cost the user the result
     if as_json:
         click.echo(strict_json(report))
     else:
-        print_report(report, spec.name, checkpoint["epoch"])
+        print_report(report, spec.name, checkpoint.epoch)
     plot_confusion(report["confusion"], report["class_names"], run.file("confusion.png"),
-                   f"{spec.name}, epoch {checkpoint['epoch']}: test accuracy {100 * report['test_acc']:.2f}%")
+                   f"{spec.name}, epoch {checkpoint.epoch}: test accuracy {100 * report['test_acc']:.2f}%")
     if not as_json:
         click.echo(f"confusion matrix plot: {run.file('confusion.png')}")
     return 0
@@ -101,7 +101,7 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch_device)
     spec = run.spec()
-    names = checkpoint.get("class_names", list(CLASS_NAMES))
+    names = checkpoint.class_names or list(CLASS_NAMES)
     light_on_black = run.config().get("data", {}).get("light_on_black", True)  # runs before other data were Fashion-MNIST
     batch = torch.stack([load_image(path, spec.input, light_on_black) for path in images]).to(torch_device)
     with torch.inference_mode():
@@ -136,7 +136,7 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch.device("cpu"))
     spec = run.spec()
-    names = checkpoint.get("class_names", list(CLASS_NAMES))
+    names = checkpoint.class_names or list(CLASS_NAMES)
     if out_file:
         try:
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     data = run.config().get("data", {})
     takes = describe_input(spec.input, data.get("light_on_black", True), bool(data.get("normalization")))
     target = export(model, spec.input, names, run.settings()["loss"], fmt, out_file, run.path, takes)
-    click.echo(f"{spec.name} (epoch {checkpoint['epoch']}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
+    click.echo(f"{spec.name} (epoch {checkpoint.epoch}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
                f"input 'images': {takes}; output 'logits'")
     return 0
 

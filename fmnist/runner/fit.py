@@ -20,8 +20,9 @@ class FitState:
     epoch: int = 0  # the epoch under way, or the last one once training is over
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict) -> "FitState":
-        return cls(list(checkpoint["history"]), dict(checkpoint["best"]), int(checkpoint["epoch"]))
+    def from_checkpoint(cls, checkpoint) -> "FitState":
+        """Where a run's last.pt (a Checkpoint) left off."""
+        return cls(list(checkpoint.history), dict(checkpoint.best), int(checkpoint.epoch))
 
 
 class Callback:

@@ -6,52 +6,25 @@ kernel when the process ends, however it ends), so a second `--resume` or a seco
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
-import pickle
-import tempfile
-import warnings
-import zipfile
 from datetime import datetime
 from pathlib import Path
 
 import torch
 import yaml
 
-from ..atomic import FILE_MODE, atomic_write  # noqa: F401  (atomic_write: run files are written with it)
-from ..errors import StorageError, UsageError, one_line
+from ..atomic import atomic_write
+from .checkpoint import Checkpoint
+from ..errors import StorageError, UsageError
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
     fcntl = None
 
-CHECKPOINT_FORMAT = "fmnist-checkpoint-v1"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
-# what each checkpoint must hold to be used (beyond the format tag and digest)
-REQUIRED = {"last.pt": ("epoch", "trainer", "history", "best", "spec", "hparams"),
-            "best.pt": ("epoch", "model", "spec", "hparams")}
-
-
-def tensor_digest(value, hasher=None) -> str:
-    """SHA-256 over every tensor inside a checkpoint (names, dtypes, shapes, bytes): a changed byte or a NaN written
-    over the weights no longer matches."""
-    hasher = hasher or hashlib.sha256()
-    if isinstance(value, torch.Tensor):
-        flat = value.detach().cpu().contiguous().reshape(-1)
-        hasher.update(f"{value.dtype}{tuple(value.shape)}".encode())
-        hasher.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
-    elif isinstance(value, dict):
-        for key in sorted(value, key=str):
-            hasher.update(str(key).encode())
-            tensor_digest(value[key], hasher)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            tensor_digest(item, hasher)
-    return hasher.hexdigest()
-
 
 class RunDir:
     """One run's folder on disk."""
@@ -184,10 +157,10 @@ class RunDir:
         from .models import load_weights, make_model
 
         checkpoint = self.load_checkpoint("best.pt")
-        if not isinstance(checkpoint["spec"], dict) or checkpoint["spec"] != self.config()["spec"]:
+        if not isinstance(checkpoint.spec, dict) or checkpoint.spec != self.config()["spec"]:
             raise UsageError("best.pt belongs to another spec than config.yaml (copied from another run?)", str(self.file("best.pt")))
         model = make_model(self.spec(), self.settings(), self.config().get("data", {}).get("normalization"))
-        load_weights(model, checkpoint["model"], self.file("best.pt"))
+        load_weights(model, checkpoint.model, self.file("best.pt"))
         return model.to(device).eval(), checkpoint
 
     def write_metrics(self, epochs: list[dict]) -> None:
@@ -200,13 +173,8 @@ class RunDir:
     def write_json(self, name: str, data: dict) -> None:
         atomic_write(self.file(name), (strict_json(data) + "\n").encode())
 
-    def save_checkpoint(self, name: str, checkpoint: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT, "digest": tensor_digest(checkpoint), **checkpoint}, buffer)
-        atomic_write(self.file(name), buffer.getvalue())
-
-    def load_checkpoint(self, name: str) -> dict:
-        return load_checkpoint(self.file(name), REQUIRED.get(name, ()))
+    def load_checkpoint(self, name: str) -> Checkpoint:
+        return Checkpoint.load(self.file(name))
 
 
 def strict_json(data) -> str:
@@ -215,32 +183,3 @@ def strict_json(data) -> str:
         return json.dumps(data, indent=2, allow_nan=False)
     except ValueError:
         raise UsageError("a result holds NaN or infinity (a damaged model?); nothing was written") from None
-
-
-def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict:
-    """A checkpoint written by fmnist, loaded safely (weights_only: no code runs) and checked against its digest;
-    anything else is one clear line."""
-    if not path.is_file():
-        raise UsageError("no such checkpoint", str(path))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's pickle warnings are for its own developers, several lines long
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
-            AttributeError, TypeError, IndexError, UnicodeDecodeError) as error:
-        first = one_line(error, 150)
-        raise UsageError(f"damaged or not an fmnist checkpoint ({first})", str(path)) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UsageError(f"not an fmnist checkpoint (expected format {CHECKPOINT_FORMAT})", str(path))
-    missing = [key for key in required if key not in checkpoint]
-    if missing:
-        raise UsageError(f"damaged or not an fmnist checkpoint (it lacks {', '.join(missing)})", str(path))
-    digest = checkpoint.pop("digest", None)
-    payload = {key: value for key, value in checkpoint.items() if key != "format"}
-    if digest is not None and digest != tensor_digest(payload):
-        raise UsageError("damaged checkpoint: its weights do not match the digest written with them", str(path))
-    weights = checkpoint.get("model", checkpoint.get("trainer", {}).get("model") if isinstance(checkpoint.get("trainer"), dict) else None)
-    if isinstance(weights, dict) and any(isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
-                                         for t in weights.values()):
-        raise UsageError("damaged checkpoint: its weights hold NaN or infinity", str(path))
-    return checkpoint

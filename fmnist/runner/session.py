@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ..redact import masked
 from ..datasets.loading import load_data
 from .callbacks import callbacks_for
 from .catalog import ERROR_FILE
+from .checkpoint import Checkpoint
 from .evaluation import test_report
 from .fit import Callback, FitState, fit
 from .models import load_weights, make_model
@@ -139,7 +140,7 @@ def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int
                          **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
     ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
     checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
-    if checkpoint is not None and checkpoint["spec"] != config["spec"]:
+    if checkpoint is not None and checkpoint.spec != config["spec"]:
         raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("last.pt")))
     if checkpoint is None:
         console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
@@ -168,12 +169,12 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
 
     # where to begin: a fresh run saves its epoch 0 at once, so a kill from here on can always be resumed
     if checkpoint is not None:
-        load_weights(trainer, checkpoint["trainer"], run.file("last.pt"))
+        load_weights(trainer, checkpoint.trainer, run.file("last.pt"))
         state = FitState.from_checkpoint(checkpoint)
         console.print(f"Resuming {run.path} after epoch {state.saved} of {hparams['num_epochs']}")
     else:
         state = FitState()
-        run.save_checkpoint("last.pt", _last(trainer, state, spec, hparams))
+        _last(trainer, state, spec, hparams).save(run.file("last.pt"))
     startup = round(time.monotonic() - startup_from, 2)
     report_start(console, run, ready, trainer, splits, startup)
 
@@ -209,11 +210,10 @@ class RunFolder(Callback):
     def on_epoch_end(self, state: FitState) -> None:
         epoch, hparams = state.history[-1]["epoch"], self.trainer.hparams
         if state.improved:
-            self.run.save_checkpoint("best.pt", {"epoch": epoch, "model": self.trainer.eval_model.state_dict(),
-                                                 "optimizer": self.trainer.optimizer.state_dict(),
-                                                 "spec": self.spec.document, "hparams": hparams,
-                                                 "val_acc": state.best["val_acc"], "class_names": self.class_names})
-        self.run.save_checkpoint("last.pt", _last(self.trainer, state, self.spec, hparams, epoch))
+            Checkpoint(epoch, self.spec.document, hparams, model=self.trainer.eval_model.state_dict(),
+                       optimizer=self.trainer.optimizer.state_dict(), val_acc=state.best["val_acc"],
+                       class_names=self.class_names).save(self.run.file("best.pt"))
+        _last(self.trainer, state, self.spec, hparams, epoch).save(self.run.file("last.pt"))
         state.saved = epoch
         self.run.write_metrics(state.history)
         plot_curves(state.history, self.run.path, self.spec.name)
@@ -247,14 +247,15 @@ def _record_failure(run: RunDir, error: FmnistError) -> None:
         pass
 
 
-def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: dict, epoch: int = 0) -> dict:
-    return {"epoch": epoch, "trainer": trainer.state_dict(), "history": state.history[:epoch], "best": state.best,
-            "spec": spec.document, "hparams": hparams}
+def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: dict, epoch: int = 0) -> Checkpoint:
+    """last.pt after `epoch`: what a resume continues from."""
+    return Checkpoint(epoch, spec.document, hparams, trainer=trainer.state_dict(), history=state.history[:epoch],
+                      best=state.best)
 
 
 def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitState, console: Console, startup: float) -> dict:
     """Test the best validation epoch once and write summary.json."""
-    load_weights(trainer.model, run.load_checkpoint("best.pt")["model"], run.file("best.pt"))
+    load_weights(trainer.model, run.load_checkpoint("best.pt").model, run.file("best.pt"))
     report = test_report(trainer.model, splits, trainer.eval_settings)
     summary = {
         "name": ready.spec.name,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PNG_SIGNATURE, only_run
 
@@ -52,6 +53,18 @@ def test_grid_runs_one_switch_and_reports_a_failed_cell(cli, write_spec, real_da
     assert "[1/1] tiny_a-noaug-softmax: FAILED (exit 1): fmnist: error: the loss became NaN/inf" in out
     assert "1 cell(s) failed" in err
     assert (tmp_path / "table.md").read_text().splitlines()[0] == "| Model | No Augment. Softmax | Epoch s |"
+
+
+def test_a_cell_runs_its_resolved_spec_so_set_reaches_it(cli, write_spec, real_data, tmp_path):
+    a = write_spec(TINY_A, "a.yaml")
+    code, out, err = cli("grid", a, *QUICK, "--augment", "off", "--loss", "softmax", "--set", "layers.1=conv 3x3x6",
+                         "--set", "train.lr=0.002", "--out", tmp_path)
+    assert (code, err) == (0, ""), err
+    cell_spec = yaml.safe_load((tmp_path / ".cells" / "tiny_a-noaug-softmax.yaml").read_text())
+    config = yaml.safe_load((tmp_path / "tiny_a-noaug-softmax" / "config.yaml").read_text())
+    assert cell_spec["layers"][0] == config["spec"]["layers"][0] == "conv 3x3x6"
+    assert cell_spec["train"]["lr"] == config["hparams"]["lr"] == 0.002 and config["hparams"]["loss"] == "softmax"
+    assert config["spec_file"] == str(tmp_path / ".cells" / "tiny_a-noaug-softmax.yaml")
 
 
 def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_spec, real_data, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from ..errors import TrainingError, UsageError
 from ..hparams import HPARAMS, LOSSES, PRUNERS, STUDY_SIGMOID
 from .run_commands import check_out_folder, hparam_options, override_option, where_options
 
-KEEP_CHOICES = ("all", "best", "none")  # experiments/grid.py's KEEP (a test keeps the two equal)
+KEEP_CHOICES = ("all", "best", "none")  # experiments/grid/pool.py's KEEP (a test keeps the two equal)
 
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
 MAX_MINUTES = 7 * 24 * 60  # a week; a longer budget is a typo
@@ -76,19 +77,19 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     resolved = []
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
         ready = prepare(spec, hparam_flags, options)
-        resolved.append((spec.file, spec.name, ready.hparams))
+        resolved.append((spec.file, spec.document, ready.hparams))
     out_path = Path(out)
     try:
         out_path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
+    if options.threads is None and ready.device.type == "cpu":  # --jobs N cells share the cores instead of fighting
+        options = replace(options, threads=max(1, (os.cpu_count() or 1) // (1 if storage else jobs)))
     cells = grid_cells.make_cells(resolved, BOTH[augment], GRID_LOSSES.get(loss, [loss]), out_path, options)
     for cell in cells if results_dir else ():
         cell.result_file = Path(results_dir) / f"{cell.name}.json"
     finished = sum(cell.summary is not None for cell in cells)
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
-    if options.threads is None and ready.device.type == "cpu":  # --jobs N cells share the cores instead of fighting
-        options.threads = max(1, (os.cpu_count() or 1) // (1 if storage else jobs))
     try:
         if storage:
             study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)

@@ -7,7 +7,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -294,8 +294,8 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
         best_dir = out / f"best-trial-{best.number}"
         if not (best_dir / "summary.json").is_file():
             shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
-            options.run_dir = str(best_dir)
-            start(ready.spec, {**ready.hparams, **best.params}, options, console, startup_from=time.monotonic())
+            start(ready.spec, {**ready.hparams, **best.params}, replace(options, run_dir=str(best_dir)), console,
+                  startup_from=time.monotonic())
         summary = json.loads((best_dir / "summary.json").read_text())
         result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}
         console.print(f"best trial retrained: test accuracy {100 * summary['test_acc']:.2f}% · {best_dir}")

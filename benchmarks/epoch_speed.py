@@ -78,12 +78,12 @@ def torchvision_root(source) -> Path:
 
 def plain_epochs(spec, hparams, device, root, train_indices, epochs, workers):
     """The usual loop: Dataset + per-sample transforms + DataLoader + .to(device) per batch."""
-    chain = [transforms.RandomCrop(28, padding=hparams["crop_pad"]), transforms.RandomHorizontalFlip()] if hparams["augment"] else []
+    chain = [transforms.RandomCrop(28, padding=hparams.crop_pad), transforms.RandomHorizontalFlip()] if hparams.augment else []
     dataset = FashionMNIST(str(root), train=True, transform=transforms.Compose([*chain, transforms.ToTensor()]))
-    loader = DataLoader(Subset(dataset, train_indices.tolist()), batch_size=hparams["batch_size"], shuffle=True,
+    loader = DataLoader(Subset(dataset, train_indices.tolist()), batch_size=hparams.batch_size, shuffle=True,
                         num_workers=workers, persistent_workers=workers > 0)
     model = make_model(spec, hparams).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=hparams["lr"], weight_decay=hparams["rs"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=hparams.lr, weight_decay=hparams.rs)
     loss_fn = torch.nn.CrossEntropyLoss()
     times = []
     for _ in range(epochs):
@@ -134,8 +134,8 @@ def main(argv=None) -> int:
     root = torchvision_root(source)
     specs = [load_spec(path) for path in args.specs]
     settings = {spec.name: resolve(spec.train, {"augment": not args.no_augment, "loss": "softmax"}) for spec in specs}
-    rows = {spec.name: {"spec": spec.name, "images": len(train_indices), "batch_size": settings[spec.name]["batch_size"],
-                        "augment": settings[spec.name]["augment"]} for spec in specs}
+    rows = {spec.name: {"spec": spec.name, "images": len(train_indices), "batch_size": settings[spec.name].batch_size,
+                        "augment": settings[spec.name].augment} for spec in specs}
 
     def measure(spec, name, epochs_of):
         reset_peak_memory(device)

@@ -4,6 +4,7 @@ The spec schema's `train:` section and the runner's CLI flags are both made from
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,23 @@ HPARAMS: dict[str, HParam] = {h.name: h for h in (
     HParam("seed", 0, _integer(0, MAX_SEED), "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
 )}
 
+def _as_dict(self) -> dict:
+    """The settings as plain data (config.yaml, summary.json, checkpoints)."""
+    return dataclasses.asdict(self)
+
+
+def _replace(self, **changes) -> "TrainConfig":
+    """The same settings with `changes` (a search trial's point, a grid cell's augmentation and loss)."""
+    return dataclasses.replace(self, **changes)
+
+
+# A run's resolved settings, typed: one frozen field per HPARAMS entry, with its default (the table stays their one
+# source), read as config.lr rather than by string key.
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig", [(name, Any, dataclasses.field(default=h.default)) for name, h in HPARAMS.items()], frozen=True,
+    namespace={"as_dict": _as_dict, "replace": _replace, "__doc__": "A run's resolved training settings (HPARAMS)."})
+
+
 TRAIN_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -113,7 +131,7 @@ def value_problem(name: str, value) -> str | None:
     return None
 
 
-def resolve(spec_train: dict, flags: dict, data_defaults: dict | None = None) -> dict:
+def resolve(spec_train: dict, flags: dict, data_defaults: dict | None = None) -> "TrainConfig":
     """CLI flag > spec `train:` section > the data's defaults (no flip for digits) > the study's defaults; flags given
     as None are not set."""
     from .errors import UsageError
@@ -125,7 +143,7 @@ def resolve(spec_train: dict, flags: dict, data_defaults: dict | None = None) ->
             raise UsageError(f"--{name.replace('_', '-')} {value}: {problem}")
     train = _augment_mapping(spec_train)
     defaults = {name: h.default for name, h in HPARAMS.items()} | (data_defaults or {})
-    return {name: given.get(name, train.get(name, defaults[name])) for name in HPARAMS}
+    return TrainConfig(**{name: given.get(name, train.get(name, defaults[name])) for name in HPARAMS})
 
 
 def _augment_mapping(train: dict) -> dict:

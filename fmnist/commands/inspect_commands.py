@@ -38,8 +38,8 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     check_fits(planned, spec)
     splits = load_data(planned, recorded.get("train_limit")).to(torch_device)
     settings = run.settings()
-    tta = settings["tta"] if tta is None else tta
-    how = EvalSettings(settings["loss"], torch_device, **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
+    tta = settings.tta if tta is None else tta
+    how = EvalSettings(settings.loss, torch_device, **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
     report = test_report(model, splits, how)
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint.epoch, "data": planned.label, "tta": tta,
               **report}
@@ -106,7 +106,7 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     batch = torch.stack([load_image(path, spec.input, light_on_black) for path in images]).to(torch_device)
     with torch.inference_mode():
         settings = run.settings()
-        probabilities = PROBABILITIES[settings["loss"]](logits_of(model, model_input(batch), settings["tta"]))
+        probabilities = PROBABILITIES[settings.loss](logits_of(model, model_input(batch), settings.tta))
     rows = [(path, row.tolist()) for path, row in zip(images, probabilities.float().cpu())]
     if as_json:
         click.echo(json.dumps([{"image": path, "class": names[max(range(len(row)), key=row.__getitem__)],
@@ -144,7 +144,7 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
             raise StorageError(f"--out {out_file}: cannot create its folder ({error.strerror})") from None
     data = run.config().get("data", {})
     takes = describe_input(spec.input, data.get("light_on_black", True), bool(data.get("normalization")))
-    target = export(model, spec.input, names, run.settings()["loss"], fmt, out_file, run.path, takes)
+    target = export(model, spec.input, names, run.settings().loss, fmt, out_file, run.path, takes)
     click.echo(f"{spec.name} (epoch {checkpoint.epoch}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
                f"input 'images': {takes}; output 'logits'")
     return 0

@@ -45,7 +45,7 @@ def resolved_spec_yaml(spec, flags: dict, data: str | None = None) -> str:
     choice = choose_data(spec.data, data, spec.file)
     if data is not None or spec.data is not None:
         document["data"] = choice.as_mapping()
-    document["train"] = {name: value for name, value in resolve(spec.train, flags, data_defaults(choice)).items()
+    document["train"] = {name: value for name, value in resolve(spec.train, flags, data_defaults(choice)).as_dict().items()
                          if value is not None}
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 

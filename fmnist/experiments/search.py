@@ -116,12 +116,12 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     report = console.print
 
     def objective(trial) -> float:
-        hparams = {**base_hparams, **suggest(trial, space)}
+        hparams = base_hparams.replace(**suggest(trial, space))
         trial.set_user_attr("worker", worker)
-        trial.set_user_attr("epochs", hparams["num_epochs"])
+        trial.set_user_attr("epochs", hparams.num_epochs)
         trainer = Trainer(make_model(spec, hparams, splits.normalization), splits, hparams, device, **speed)
         log_dir = (out or Path(".")) / "tensorboard" / f"trial-{trial.number}"
-        callbacks = [*callbacks_for({**hparams, "log": log}, log_dir, trainer), Pruning(trial, deadline, report)]
+        callbacks = [*callbacks_for({**hparams.as_dict(), "log": log}, log_dir, trainer), Pruning(trial, deadline, report)]
         progress = lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps, f"trial {trial.number} · ")  # noqa: E731
         try:
             state = fit(trainer, splits, callbacks, progress=progress)
@@ -264,7 +264,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        study = open_study(settings.storage, settings.name, out, ready.hparams["seed"], settings.pruner)
+        study = open_study(settings.storage, settings.name, out, ready.hparams.seed, settings.pruner)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
     except UsageError:
@@ -294,7 +294,7 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
         best_dir = out / f"best-trial-{best.number}"
         if not (best_dir / "summary.json").is_file():
             shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
-            start(ready.spec, {**ready.hparams, **best.params}, replace(options, run_dir=str(best_dir)), console,
+            start(ready.spec, {**ready.hparams.as_dict(), **best.params}, replace(options, run_dir=str(best_dir)), console,
                   startup_from=time.monotonic())
         summary = json.loads((best_dir / "summary.json").read_text())
         result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}

@@ -69,7 +69,7 @@ class TensorBoard(Callback):
 
     def on_train_end(self, state) -> None:
         hparams = {key: value if isinstance(value, (int, float, str, bool)) else str(value)
-                   for key, value in self.trainer.hparams.items()}
+                   for key, value in self.trainer.hparams.as_dict().items()}
         self.writer.add_hparams(hparams, {"hparam/best_val_acc": state.best["val_acc"]}, run_name=".")
         self.writer.close()
 

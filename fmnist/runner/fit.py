@@ -52,7 +52,7 @@ def fit(trainer, splits, callbacks: list[Callback], state: FitState | None = Non
     progress(epoch, epochs, steps) -> a context yielding a per-step callback (a progress bar), or None for none.
     """
     state = state or FitState()
-    epochs = trainer.hparams["num_epochs"]
+    epochs = trainer.hparams.num_epochs
     state.epoch = len(state.history) + 1
     for callback in callbacks:
         callback.on_train_start(state)

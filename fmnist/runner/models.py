@@ -5,21 +5,23 @@ from pathlib import Path
 
 import torch
 
+from ..hparams import TrainConfig
+
 from ..builder.build import build_model
 from ..builder.spec import Spec
 from ..datasets.convert import Normalize
 from ..errors import UsageError, one_line
 
 
-def make_model(spec: Spec, hparams: dict, normalization: dict | None = None) -> torch.nn.Module:
+def make_model(spec: Spec, hparams: TrainConfig, normalization: dict | None = None) -> torch.nn.Module:
     """The spec's model with the run's seed and dropout; with `normalization`, a Normalize layer in front, so
     eval, predict and export apply the training split's statistics without knowing of them."""
-    torch.manual_seed(hparams["seed"])
+    torch.manual_seed(hparams.seed)
     model = build_model(spec)
-    if hparams["dropout"] is not None:
+    if hparams.dropout is not None:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
-                module.p = hparams["dropout"]
+                module.p = hparams.dropout
     if normalization:
         model = torch.nn.Sequential(Normalize(normalization["mean"], normalization["std"]), model)
     return model

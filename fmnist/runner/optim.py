@@ -6,12 +6,14 @@ from typing import Callable
 
 import torch
 
+from ..hparams import TrainConfig
+
 # name -> (parameters, hparams, extra keyword arguments such as fused=True) -> optimizer
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, h, extra: torch.optim.Adam(params, lr=h["lr"], weight_decay=h["rs"], **extra),
-    "adamw": lambda params, h, extra: torch.optim.AdamW(params, lr=h["lr"], weight_decay=h["rs"], **extra),
-    "sgd": lambda params, h, extra: torch.optim.SGD(params, lr=h["lr"], weight_decay=h["rs"], momentum=h["momentum"],
-                                                    nesterov=h["nesterov"] and h["momentum"] > 0),
+    "adam": lambda params, h, extra: torch.optim.Adam(params, lr=h.lr, weight_decay=h.rs, **extra),
+    "adamw": lambda params, h, extra: torch.optim.AdamW(params, lr=h.lr, weight_decay=h.rs, **extra),
+    "sgd": lambda params, h, extra: torch.optim.SGD(params, lr=h.lr, weight_decay=h.rs, momentum=h.momentum,
+                                                    nesterov=h.nesterov and h.momentum > 0),
 }
 FUSABLE = {"adam", "adamw"}  # the optimizers with a fused CUDA kernel
 
@@ -108,13 +110,13 @@ SCHEDULES: dict[str, Callable] = {"constant": _multiplier_schedule("constant"), 
                                   "onecycle": _onecycle, "plateau": Plateau}
 
 
-def make_optimizer(model: torch.nn.Module, hparams: dict, fused: bool) -> torch.optim.Optimizer:
-    extra = {"fused": True} if fused and hparams["optimizer"] in FUSABLE else {}
-    return OPTIMIZERS[hparams["optimizer"]](model.parameters(), hparams, extra)
+def make_optimizer(model: torch.nn.Module, hparams: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    extra = {"fused": True} if fused and hparams.optimizer in FUSABLE else {}
+    return OPTIMIZERS[hparams.optimizer](model.parameters(), hparams, extra)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, hparams: dict, steps_per_epoch: int):
+def make_schedule(optimizer: torch.optim.Optimizer, hparams: TrainConfig, steps_per_epoch: int):
     """A per-step schedule over the whole run (stepped after every optimizer step)."""
-    total = hparams["num_epochs"] * steps_per_epoch
-    warmup = int(round(hparams["warmup_epochs"] * steps_per_epoch))
-    return SCHEDULES[hparams["schedule"]](optimizer, total, warmup)
+    total = hparams.num_epochs * steps_per_epoch
+    warmup = int(round(hparams.warmup_epochs * steps_per_epoch))
+    return SCHEDULES[hparams.schedule](optimizer, total, warmup)

@@ -18,7 +18,7 @@ from ..datasets.loading import DataPlan, plan_data
 from ..datasets.loading import check_fits as check_data_fits
 from ..datasets.named import data_defaults
 from ..errors import UsageError
-from ..hparams import resolve
+from ..hparams import TrainConfig, resolve
 from .callbacks import check_logger
 from .device import resolve_device
 from .speedups import speed_settings
@@ -49,7 +49,7 @@ class Prepared:
 
     spec: Spec
     plan: Plan
-    hparams: dict
+    hparams: TrainConfig
     device: torch.device
     speed: dict
     data: DataPlan  # located (unless only the settings were wanted: --dry-run) and sized; nothing decoded yet
@@ -86,11 +86,11 @@ def check_fits(built: Plan, hparams: dict, data: DataPlan) -> None:
     """The spec against the data it will see and the settings it will train with."""
     spec = built.spec
     check_data_fits(data, spec)
-    if hparams["batch_size"] < 2:
+    if hparams.batch_size < 2:
         # batch norm over a single value per channel (after fc, or on a 1x1 map) has no variance to normalise by
         for record in built.records:
             if record.kind == "bn" and math.prod(record.input_shape[1:]) == 1:
-                raise UsageError(f"--batch-size {hparams['batch_size']}: layer {record.index} '{record.text}' normalises "
+                raise UsageError(f"--batch-size {hparams.batch_size}: layer {record.index} '{record.text}' normalises "
                                  f"over the batch, which needs at least 2 images per batch", spec.file)
 
 

@@ -48,7 +48,7 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startu
     ready = prepare(spec, flags, options, find_data=not options.dry_run)
     if options.dry_run:
         console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "data": ready.data.choice.as_mapping(),
-                                      "hparams": ready.hparams,
+                                      "hparams": ready.hparams.as_dict(),
                                       "device": str(ready.device), "train_limit": options.train_limit,
                                       "speed": ready.speed}, sort_keys=False).rstrip())
         return None
@@ -100,7 +100,7 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
         "spec_file": ready.spec.file,
         "spec": ready.spec.document,
         "overrides": ready.spec.overrides,
-        "hparams": ready.hparams,
+        "hparams": ready.hparams.as_dict(),
         "device": str(ready.device),
         "speed": ready.speed,
         "log": ready.log,
@@ -171,7 +171,7 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     if checkpoint is not None:
         load_weights(trainer, checkpoint.trainer, run.file("last.pt"))
         state = FitState.from_checkpoint(checkpoint)
-        console.print(f"Resuming {run.path} after epoch {state.saved} of {hparams['num_epochs']}")
+        console.print(f"Resuming {run.path} after epoch {state.saved} of {hparams.num_epochs}")
     else:
         state = FitState()
         _last(trainer, state, spec, hparams).save(run.file("last.pt"))
@@ -179,8 +179,8 @@ def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: d
     report_start(console, run, ready, trainer, splits, startup)
 
     # the folder's files first: an epoch is on disk before a later callback may end the run
-    callbacks = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), hparams["num_epochs"]),
-                 *callbacks_for({**hparams, "log": ready.log}, run.file("tensorboard"), trainer)]
+    callbacks = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), hparams.num_epochs),
+                 *callbacks_for({**hparams.as_dict(), "log": ready.log}, run.file("tensorboard"), trainer)]
     try:
         fit(trainer, splits, callbacks, state,
             progress=lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps))
@@ -210,7 +210,7 @@ class RunFolder(Callback):
     def on_epoch_end(self, state: FitState) -> None:
         epoch, hparams = state.history[-1]["epoch"], self.trainer.hparams
         if state.improved:
-            Checkpoint(epoch, self.spec.document, hparams, model=self.trainer.eval_model.state_dict(),
+            Checkpoint(epoch, self.spec.document, hparams.as_dict(), model=self.trainer.eval_model.state_dict(),
                        optimizer=self.trainer.optimizer.state_dict(), val_acc=state.best["val_acc"],
                        class_names=self.class_names).save(self.run.file("best.pt"))
         _last(self.trainer, state, self.spec, hparams, epoch).save(self.run.file("last.pt"))
@@ -249,7 +249,7 @@ def _record_failure(run: RunDir, error: FmnistError) -> None:
 
 def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: dict, epoch: int = 0) -> Checkpoint:
     """last.pt after `epoch`: what a resume continues from."""
-    return Checkpoint(epoch, spec.document, hparams, trainer=trainer.state_dict(), history=state.history[:epoch],
+    return Checkpoint(epoch, spec.document, hparams.as_dict(), trainer=trainer.state_dict(), history=state.history[:epoch],
                       best=state.best)
 
 
@@ -263,11 +263,11 @@ def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitSta
         "best_val_acc": round(state.best["val_acc"], 6),
         "best_epoch": state.best["epoch"],
         "epochs": state.history,
-        "stopped": state.stopped or f"completed all {ready.hparams['num_epochs']} epochs",
+        "stopped": state.stopped or f"completed all {ready.hparams.num_epochs} epochs",
         "train_seconds": round(sum(e["seconds"] for e in state.history), 3),
         "startup_seconds": startup,
         "params": sum(p.numel() for p in trainer.model.parameters()),
-        "hparams": ready.hparams,
+        "hparams": ready.hparams.as_dict(),
         "device": str(trainer.device),
     }
     run.write_json("summary.json", summary)
@@ -280,8 +280,8 @@ def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Traine
     h = ready.hparams
     params = sum(p.numel() for p in trainer.model.parameters())
     console.print(f"{ready.spec.name} · {params:,} params · {ready.device} · {len(splits.train_y):,} train / "
-                  f"{len(splits.val_y):,} val / {len(splits.test_y):,} test images · loss {h['loss']} · "
-                  f"augment {_augment_text(h)} · batch {h['batch_size']} · lr {h['lr']:g} · rs {h['rs']:g} · seed {h['seed']}")
+                  f"{len(splits.val_y):,} val / {len(splits.test_y):,} test images · loss {h.loss} · "
+                  f"augment {_augment_text(h)} · batch {h.batch_size} · lr {h.lr:g} · rs {h.rs:g} · seed {h.seed}")
     path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"
     console.print(f"data: {ready.data.how} (verified) · {path} · run folder: {run.path}")
     for note in ready.data.notes:
@@ -290,9 +290,9 @@ def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Traine
 
 
 def _augment_text(hparams: dict) -> str:
-    if not hparams["augment"]:
+    if not hparams.augment:
         return "off"
-    return f"crop ±{hparams['crop_pad']}" + (" + flip" if hparams["flip"] else "")
+    return f"crop ±{hparams.crop_pad}" + (" + flip" if hparams.flip else "")
 
 
 def report_epoch(console: Console, row: dict, epochs: int, images: int, improved: bool) -> None:

@@ -12,6 +12,7 @@ from ..errors import TrainingError
 from . import speedups
 from .augment import crop_and_flip
 from ..datasets.splits import Splits
+from ..hparams import TrainConfig
 from .evaluation import EvalSettings, Evaluation, evaluate
 from .inputs import model_input
 from .losses import LOSSES
@@ -27,7 +28,7 @@ class NonFiniteLoss(TrainingError):
 class Trainer:
     """The chosen optimizer (the study's: Adam with L2 weight decay), schedule and loss; resumable through state_dict()."""
 
-    def __init__(self, model: nn.Module, splits: Splits, hparams: dict, device: torch.device,
+    def __init__(self, model: nn.Module, splits: Splits, hparams: TrainConfig, device: torch.device,
                  fast: bool = True, precision: str = "fp32"):
         self.splits = splits
         self.hparams = hparams
@@ -38,13 +39,13 @@ class Trainer:
         if fast and device.type == "cpu":
             speedups.tune_cpu_allocator()
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
-        self.loss_fn = LOSSES[hparams["loss"]]
+        self.loss_fn = LOSSES[hparams.loss]
         self.optimizer = make_optimizer(model, hparams, fused=fast and speedups.fused_optimizer(device))
         self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch())
-        self.generator = torch.Generator(device=device).manual_seed(hparams["seed"])
+        self.generator = torch.Generator(device=device).manual_seed(hparams.seed)
         # an exponential moving average of the weights (buffers too, so batch norm's statistics match them)
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(hparams["ema"]), use_buffers=True) \
-            if hparams["ema"] is not None else None
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(hparams.ema), use_buffers=True) \
+            if hparams.ema is not None else None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -55,15 +56,15 @@ class Trainer:
         """(logits, loss) of a training step; the loss is always computed in fp32."""
         with speedups.autocast(self.device, self.precision):
             logits = self.model(model_input(images, self.channels_last))
-        return logits, self.loss_fn(logits.float(), labels, self.hparams["label_smoothing"])
+        return logits, self.loss_fn(logits.float(), labels, self.hparams.label_smoothing)
 
     def steps_per_epoch(self) -> int:
-        size, batch = len(self.splits.train_y), self.hparams["batch_size"]
+        size, batch = len(self.splits.train_y), self.hparams.batch_size
         return size // batch + (1 if size % batch >= 2 else 0)  # a last batch of one image would break batch norm
 
     def train_epoch(self, epoch: int, on_progress: Callable[[int, float, float], None] | None = None) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, accuracy). Raises NonFiniteLoss."""
-        model, batch = self.model, self.hparams["batch_size"]
+        model, batch = self.model, self.hparams.batch_size
         images, labels = self.splits.train_x, self.splits.train_y
         model.train()
         order = torch.randperm(len(labels), generator=self.generator, device=self.device)
@@ -75,13 +76,13 @@ class Trainer:
         for step in range(self.steps_per_epoch()):
             index = order[step * batch:(step + 1) * batch]
             x, y = images[index], labels[index]
-            if self.hparams["augment"]:
-                x = crop_and_flip(x, self.generator, self.hparams["crop_pad"], self.hparams["flip"])
+            if self.hparams.augment:
+                x = crop_and_flip(x, self.generator, self.hparams.crop_pad, self.hparams.flip)
             logits, loss = self._forward(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.hparams["clip_grad"] is not None:  # on the device, no host sync
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams["clip_grad"])
+            if self.hparams.clip_grad is not None:  # on the device, no host sync
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams.clip_grad)
             self.optimizer.step()
             self.schedule.step()
             if self.ema is not None:
@@ -117,7 +118,7 @@ class Trainer:
     @property
     def eval_settings(self) -> EvalSettings:
         """How this trainer's models are judged: its loss, device, speed levers and test-time flip."""
-        return EvalSettings(self.hparams["loss"], self.device, self.precision, self.channels_last, self.hparams["tta"])
+        return EvalSettings(self.hparams.loss, self.device, self.precision, self.channels_last, self.hparams.tta)
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers."""

@@ -99,7 +99,7 @@ def make_cells(specs: list[tuple[str, dict, dict]], augments: list[bool], losses
         for _, augment, loss in COLUMNS:
             if augment in augments and loss in losses:
                 name = f"{document['name']}-{'aug' if augment else 'noaug'}-{loss}"
-                train = {key: value for key, value in {**hparams, "augment": augment, "loss": loss}.items()
+                train = {key: value for key, value in {**hparams.as_dict(), "augment": augment, "loss": loss}.items()
                          if value is not None}  # unset (dropout as written) stays unset
                 cells.append(Cell(spec_file, document["name"], augment, loss, out / name, {**document, "train": train},
                                   options))

@@ -94,7 +94,6 @@ TRAIN_SCHEMA = {
 }
 
 
-PRUNERS = ("hyperband", "halving", "median", "none")  # experiments/search.py's pruners (a test keeps the two equal)
 
 # The study's search: learning rate and L2 strength log-uniform, batch size from a set, epochs in a range.
 DEFAULT_SPACE = {

@@ -29,17 +29,3 @@ def test_help_does_not_load_torch():
     code = "import sys; from fmnist.cli import main; main(['--help']); main(['run', '--help']); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip().endswith("False")
-
-
-def test_choice_lists_in_the_commands_match_their_registries():
-    from fmnist.commands.experiment_commands import KEEP_CHOICES
-    from fmnist.commands.inspect_commands import EXPORT_FORMATS
-    from fmnist.datasets.choice import NAMES
-    from fmnist.datasets.named import DATASETS
-    from fmnist.experiments.grid import KEEP
-    from fmnist.experiments.search import _pruners
-    from fmnist.hparams import PRUNERS
-    from fmnist.runner.export import FORMATS
-
-    assert EXPORT_FORMATS == tuple(FORMATS) and KEEP_CHOICES == tuple(KEEP)
-    assert PRUNERS == tuple(_pruners()) and NAMES == tuple(DATASETS)

@@ -31,7 +31,7 @@ def compare(run_paths: tuple[str, ...], plot_path: str) -> int:
     if len(run_paths) < 2:
         raise UsageError("give at least two runs to compare")
     runs = [RunDir.existing(Path(path).resolve()) for path in run_paths]  # runs/latest shows as the run it points at
-    settings = [{"spec": run.config()["spec"].get("name"), **run.settings(),
+    settings = [{"spec": run.config()["spec"].get("name"), **run.settings().as_dict(),
                  "data": run.config().get("data", {}).get("dataset", "fashion-mnist"),  # runs before --data were Fashion-MNIST
                  "train images": run.config().get("data", {}).get("train"),
                  "precision": run.config().get("speed", {}).get("precision")} for run in runs]

@@ -9,10 +9,10 @@ import click
 
 from ..console import make_console
 from ..errors import TrainingError, UsageError
-from ..hparams import HPARAMS, LOSSES, PRUNERS, STUDY_SIGMOID
+from ..choices import KEEP, PRUNERS
+from ..hparams import HPARAMS, LOSSES, STUDY_SIGMOID
 from .run_commands import check_out_folder, hparam_options, override_option, where_options
 
-KEEP_CHOICES = ("all", "best", "none")  # experiments/grid/pool.py's KEEP (a test keeps the two equal)
 
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
 MAX_MINUTES = 7 * 24 * 60  # a week; a longer budget is a typo
@@ -48,7 +48,7 @@ def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
 @click.option("--out", default="runs/table1", show_default=True, help="Folder of the cells, table.md and table.csv.")
 @click.option("--results", "results_dir", help="Folder of one result JSON per finished cell (to commit); a cell whose "
               "file is there counts as finished, so a table can be completed in pieces, on any machine.")
-@click.option("--keep", type=click.Choice(KEEP_CHOICES), default="all", show_default=True,
+@click.option("--keep", type=click.Choice(KEEP), default="all", show_default=True,
               help="Checkpoints a finished cell keeps: all (best.pt, last.pt), best, or none (results only).")
 @click.option("--storage", help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
 @click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from ..console import make_console
+from ..choices import EXPORT_FORMATS
 from ..errors import StorageError
 
-EXPORT_FORMATS = ("onnx", "torchscript")  # runner/export.py's FORMATS (a test keeps the two equal)
 
 
 @click.command(name="eval")

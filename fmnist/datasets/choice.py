@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import UsageError, did_you_mean
 
 DEFAULT_DATA = "fashion-mnist"
-NAMES = ("fashion-mnist", "mnist", "kmnist", "cifar10", "cifar100")  # named.py registers one reader for each
+NAMES = ("fashion-mnist", "mnist", "kmnist", "cifar10", "cifar100")  # named.py registers one reader for each, in order
 MAX_SIDE = 4096  # the spec's input allows sides up to this
 HOLD_OUT = 0.1  # a folder without val/ or test/ gives this share of each class to each missing split
 

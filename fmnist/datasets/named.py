@@ -15,6 +15,7 @@ import torch
 
 from ..errors import UsageError, one_line
 from . import fashion_mnist
+from .choice import NAMES
 
 DOWNLOAD_TIMEOUT_S = 20  # per connection: offline, torchvision's mirrors fail fast instead of hanging
 
@@ -60,8 +61,9 @@ DATASETS: dict[str, NamedDataset] = {}
 
 
 def register(cls: type[NamedDataset]) -> type[NamedDataset]:
-    if cls.name in DATASETS:
-        raise ValueError(f"dataset {cls.name} registered twice")
+    """One reader per name of choice.NAMES (the names the schema and --data offer without importing this module)."""
+    if cls.name in DATASETS or cls.name not in NAMES:
+        raise ValueError(f"dataset {cls.name}: registered twice, or not among choice.NAMES")
     DATASETS[cls.name] = cls()
     return cls
 
@@ -234,3 +236,6 @@ class CIFAR100(TorchvisionDataset):
     needs = "the extracted python files (train, test, meta)"
     check = "torchvision: the published MD5 of every file"
 
+
+if tuple(DATASETS) != NAMES:  # a name the schema offers must have a reader, in the same order
+    raise ImportError(f"datasets without a reader: {sorted(set(NAMES) - set(DATASETS))}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..choices import PRUNERS
 from ..errors import StorageError, TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
@@ -140,12 +141,12 @@ def _pruners():
     trials at the same epoch and give the survivors more epochs. Each epoch's validation accuracy is reported."""
     import optuna
 
-    return {
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3),
-        "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-        "none": optuna.pruners.NopPruner,
-    }
+    return dict(zip(PRUNERS, (
+        lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3),
+        lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+        lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        optuna.pruners.NopPruner,
+    ), strict=True))
 
 
 def open_study(storage: str | None, name: str, out: Path, seed: int | None, pruner: str = "hyperband"):

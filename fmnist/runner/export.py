@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from .. import __version__
+from ..choices import EXPORT_FORMATS
 from ..errors import UsageError
 from .inputs import describe_input
 from .rundir import atomic_write
@@ -55,7 +56,9 @@ def export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path
     atomic_write(path, buffer.getvalue())
 
 
-FORMATS: dict[str, tuple[str, Callable]] = {"onnx": ("model.onnx", export_onnx), "torchscript": ("model.ts.pt", export_torchscript)}
+# --format -> (the file it writes in the run folder, the function that writes it)
+FORMATS: dict[str, tuple[str, Callable]] = dict(zip(EXPORT_FORMATS, (("model.onnx", export_onnx),
+                                                                   ("model.ts.pt", export_torchscript)), strict=True))
 
 
 def export(model: torch.nn.Module, input_shape, class_names: list[str], loss: str, fmt: str, path: Path | None,

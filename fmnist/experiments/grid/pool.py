@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ... import choices
 from ..results import write_result
 from .cells import CELL_LOCKS, Cell
 
@@ -35,7 +36,8 @@ def _wait_for(path: Path) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX)
 
 
-KEEP = {"all": (), "best": ("last.pt",), "none": ("last.pt", "best.pt")}  # checkpoints removed once a cell is done
+# the checkpoints removed once a cell is done, per --keep choice
+KEEP = dict(zip(choices.KEEP, ((), ("last.pt",), ("last.pt", "best.pt")), strict=True))
 
 
 def finish_cell(cell: Cell, keep: str) -> None:

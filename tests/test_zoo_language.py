@@ -208,6 +208,14 @@ def test_each_new_setting_refuses_bad_input_in_one_line(cli, write_spec, layer, 
     assert err.startswith(f"{path}:4: layer 1")
 
 
+def test_group_norm_on_a_flat_vector_needs_two_values_per_group(cli, write_spec):
+    code, _, err = cli("validate", write_spec("name: g\ninput: [4, 8, 8]\nlayers: [gap, gn 4, fc 10]\n"))
+    assert code == 2 and "layer 2 'gn 4': each of the 4 group(s) holds one value of the (4,) input: nothing to " \
+                         "normalise; use fewer groups" in err
+    code, _, err = cli("validate", write_spec("name: g\ninput: [4, 8, 8]\nlayers: [gap, gn 2, fc 10]\n"))
+    assert (code, err) == (0, "")
+
+
 @pytest.mark.parametrize("text, message", [
     ("defaults: {pool: {round: flor}}", ":3: defaults.pool: round must be one of ceil, floor, got 'flor'"),
     ("defaults: {pool: {rond: floor}}", ":3: defaults.pool: unknown setting 'rond' for pool (did you mean 'round'?)"),

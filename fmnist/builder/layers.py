@@ -491,6 +491,10 @@ class GroupNorm(Layer):
     def output_shape(self, shape):
         if shape[0] % self.groups:
             raise LayerProblem(f"{self.groups} groups do not divide {shape[0]} channels")
+        if math.prod(shape) // self.groups < 2:  # one value per group: no spread to normalise (torch refuses it)
+            fix = "use fewer groups" if self.groups > 1 else "a norm needs at least 2 values"
+            raise LayerProblem(f"each of the {self.groups} group(s) holds one value of the {fmt_shape(shape)} input: "
+                               f"nothing to normalise; {fix}")
         return shape
 
     def build(self, shape):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError, one_line
+from .layers import fmt_shape
 
 TORCHVISION = "torchvision:"  # --init torchvision:resnet18 = torchvision's published weights for that model
 DOWNLOAD_TIMEOUT = 20  # seconds without an answer before a download counts as offline
@@ -38,10 +39,6 @@ def _names(names: list[str], shown: int = 4) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def _squeezed(shape) -> tuple[int, ...]:
     return tuple(n for n in shape if n != 1)
 
@@ -61,7 +58,7 @@ def _pair(targets: list, sources: list, key) -> tuple[list, list, list, list[str
         if len(mine) == len(theirs):
             pairs += list(zip(mine, theirs))
         elif mine and theirs:
-            conflicts.append(f"{len(mine)} tensors of shape {_shape_text(shape)} in the model, {len(theirs)} in the file")
+            conflicts.append(f"{len(mine)} tensors of shape {fmt_shape(tuple(shape))} in the model, {len(theirs)} in the file")
         else:
             left_targets += mine
             left_sources += theirs
@@ -86,8 +83,8 @@ def map_state_dict(source: dict, model, fresh_head: bool = False) -> Mapping:
     if conflicts:
         raise UsageError(f"cannot pair the weights by shape: {'; '.join(conflicts[:3])}")
     if left_targets and not fresh_head:
-        shown = ", ".join(f"{name} {_shape_text(tensor.shape)}" for name, tensor in left_targets[:3])
-        extra = ", ".join(f"{name} {_shape_text(tensor.shape)}" for name, tensor in left_sources[:3])
+        shown = ", ".join(f"{name} {fmt_shape(tuple(tensor.shape))}" for name, tensor in left_targets[:3])
+        extra = ", ".join(f"{name} {fmt_shape(tuple(tensor.shape))}" for name, tensor in left_sources[:3])
         raise UsageError(f"{len(left_targets)} of the model's tensors have no partner in the file ({shown})"
                          + (f"; the file has {extra} unused" if extra else "")
                          + "; add --init-fresh-head to leave them as initialised (a head of another size)")

@@ -155,7 +155,7 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: dict | None = None,
+def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: Checkpoint | None = None,
            startup_from: float = STARTED, weights: InitialWeights | None = None) -> dict:
     spec, hparams, device = ready.spec, ready.hparams, ready.device
     model = make_model(spec, hparams, splits.normalization)

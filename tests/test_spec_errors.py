@@ -102,3 +102,8 @@ def test_bare_command_prints_help_and_unknown_command_is_one_line(cli):
     assert code == 0 and "Commands:" in out and "summary" in out and err == ""
     code, out, err = cli("nonsense")
     assert code == 2 and err == "fmnist: error: No such command 'nonsense'. (see 'fmnist --help')\n"
+
+
+def test_a_value_breaking_two_rules_is_one_line(cli):
+    code, _, err = cli("run", "cnn_4", "--set", "name=", "--dry-run")
+    assert code == 2 and len(err.splitlines()) == 1 and "name: expected a name of letters" in err

@@ -533,7 +533,9 @@ def _check_schema(document, file) -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: line_of(document, list(e.absolute_path)) or 0):
-        problems.extend(_describe(error, document, file))
+        # one value can break two rules (an empty name: its length and its pattern) that read as the same line
+        problems.extend(problem for problem in _describe(error, document, file)
+                        if str(problem) not in {str(seen) for seen in problems})
     if problems:
         problems[0].more = problems[1:]
         raise problems[0]

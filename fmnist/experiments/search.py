@@ -85,19 +85,19 @@ class Pruning(Callback):
     """A search trial's end of epoch: its validation accuracy reported to Optuna, which may prune it; and the time
     budget (`deadline`, on time.monotonic's clock), which stops a trial still running when it is spent."""
 
-    def __init__(self, trial, deadline: float | None, report):
-        self.trial, self.deadline, self.report = trial, deadline, report
+    def __init__(self, trial, epochs: int, deadline: float | None, report):
+        self.trial, self.epochs, self.deadline, self.report = trial, epochs, deadline, report
 
     def on_epoch_end(self, state: FitState) -> None:
         import optuna
 
         row = state.history[-1]
-        epoch, accuracy, epochs = row["epoch"], row["val_acc"], self.trial.user_attrs["epochs"]
+        epoch, accuracy = row["epoch"], row["val_acc"]
         self.trial.report(accuracy, epoch)
         if self.trial.should_prune():
             self.report(f"trial {self.trial.number}: pruned at epoch {epoch} (val {100 * accuracy:.2f}%) {self.trial.params}")
             raise optuna.TrialPruned()
-        if self.deadline is not None and time.monotonic() > self.deadline and epoch < epochs:
+        if self.deadline is not None and time.monotonic() > self.deadline and epoch < self.epochs:
             self.report(f"trial {self.trial.number}: stopped at epoch {epoch} (val {100 * accuracy:.2f}%): "
                         f"the time budget is spent {self.trial.params}")
             raise optuna.TrialPruned()
@@ -119,10 +119,9 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     def objective(trial) -> float:
         hparams = base_hparams.replace(**suggest(trial, space))
         trial.set_user_attr("worker", worker)
-        trial.set_user_attr("epochs", hparams.num_epochs)
         trainer = Trainer(make_model(spec, hparams, splits.normalization), splits, hparams, device, **speed)
         log_dir = (out or Path(".")) / "tensorboard" / f"trial-{trial.number}"
-        callbacks = [*callbacks_for({**hparams.as_dict(), "log": log}, log_dir, trainer), Pruning(trial, deadline, report)]
+        callbacks = [*callbacks_for({**hparams.as_dict(), "log": log}, log_dir, trainer), Pruning(trial, hparams.num_epochs, deadline, report)]
         progress = lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps, f"trial {trial.number} · ")  # noqa: E731
         try:
             state = fit(trainer, splits, callbacks, progress=progress)

@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 
+from . import interrupts
+
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 3
 SHOW_TRACEBACK = "FMNIST_TRACEBACK"  # set to 1 to see the traceback of an internal error
@@ -69,7 +71,7 @@ def _import_commands(argv: list[str]):
 
     pressed = []
     try:
-        previous = {number: signal.signal(number, lambda *_: pressed.append(True)) for number in (signal.SIGINT, signal.SIGTERM)}
+        previous = {number: signal.signal(number, lambda *_: pressed.append(True)) for number in interrupts.STOPPING}
     except ValueError:  # not the main thread: signals cannot be held back here
         return load()
     try:
@@ -80,18 +82,61 @@ def _import_commands(argv: list[str]):
     return None if pressed else group
 
 
-def _terminate_as_interrupt(*_) -> None:
-    raise KeyboardInterrupt  # `kill PID` (a scheduler, docker stop) stops as cleanly as Ctrl-C: the epoch is saved
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that stopped because its reader went away (SIGPIPE)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code. Ctrl-C, `kill PID` (a scheduler, docker stop) and a
+    closed terminal stop as cleanly as each other: the epoch under way is saved."""
+    previous = interrupts.install()
     try:
-        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    except ValueError:  # not the main thread (the Python API in a worker thread): leave signals alone
+        code = _main(argv)
+        if code == 0 and interrupts.received():  # a signal Python swallowed where it landed: still an interruption
+            _say("interrupted")
+            code = EXIT_INTERRUPTED
+    finally:
+        if argv is None:  # the console script: a signal from here to the process's end cannot undo finished work
+            interrupts.ignore_from_now()
+        else:  # called in-process (tests, the Python API): leave the caller's handlers as they were
+            interrupts.restore(previous)
+    return code
+
+
+def _readable_anywhere() -> None:
+    """A terminal or pipe that cannot show a character (PYTHONIOENCODING=ascii, LANG=C) gets '?' for it, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError):  # not a text stream of the usual kind (a test's capture)
+            pass
+
+
+def _where_am_i() -> str | None:
+    """Why the current folder cannot be used (it was deleted under a shell still in it), or None."""
+    try:
+        os.getcwd()
+    except OSError as error:
+        return f"the current folder is gone ({error.strerror}); cd to a folder that exists and run it again"
+    return None
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (`fmnist runs | head -1`): stop quietly, as Unix tools do."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail again
+    except (OSError, ValueError):
         pass
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
+    _readable_anywhere()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not QUICK_ONLY & set(words) and (problem := _where_am_i()):
+        _say(f"error: {problem}")
+        return 2
     try:
-        group = _import_commands(list(sys.argv[1:] if argv is None else argv))
+        group = _import_commands(words)
         import click
 
         from .errors import FmnistError, raised_by_interrupt
@@ -103,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     try:
         # make_context + invoke rather than group.main(): main() prints a blank line of its own on Ctrl-C
-        with group.make_context("fmnist", list(sys.argv[1:] if argv is None else argv)) as context:
+        with group.make_context("fmnist", words) as context:
             result = group.invoke(context)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as done:  # --help, --version
@@ -125,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.all():
             _say(f"error: {masked(problem)}")
         return error.exit_code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except OSError as error:  # a disk, folder or pipe problem no command turned into a message of its own
         where = f"{error.filename}: " if error.filename else ""
         _say(f"error: {where}{error.strerror or error}")

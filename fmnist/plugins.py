@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError, one_line
@@ -14,6 +15,19 @@ from .errors import UsageError, one_line
 ENTRY_POINT_GROUP = "fmnist.layers"
 ENVIRONMENT = "FMNIST_PLUGINS"  # plug-ins separated by os.pathsep; grid cells get theirs this way
 _loaded: set[str] = set()
+PLUGIN_KINDS: set[type] = set()  # the layer classes plug-ins registered: the builder holds them to stricter checks
+
+
+@contextmanager
+def _noting_kinds():
+    """The kinds registered inside the block are noted as plug-ins' (fmnist's own are all registered before)."""
+    from .builder.layers import KINDS
+
+    before = set(KINDS.values())
+    try:
+        yield
+    finally:
+        PLUGIN_KINDS.update(set(KINDS.values()) - before)
 
 
 def load_plugin(target: str) -> None:
@@ -23,19 +37,20 @@ def load_plugin(target: str) -> None:
     if key in _loaded:
         return
     try:
-        if path.suffix == ".py" or path.exists():
-            if not path.is_file():
-                raise UsageError("no such plug-in file", target)
-            name = f"fmnist_plugin_{abs(hash(key))}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(target)
+        with _noting_kinds():
+            if path.suffix == ".py" or path.exists():
+                if not path.is_file():
+                    raise UsageError("no such plug-in file", target)
+                name = f"fmnist_plugin_{abs(hash(key))}"
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(target)
     except UsageError:
         raise
-    except Exception as error:  # a plug-in's own bug, a missing import, a kind registered twice
+    except (Exception, SystemExit) as error:  # a plug-in's own bug, a missing import, a kind registered twice, an exit
         raise UsageError(f"--plugin {target}: could not load it ({type(error).__name__}: {one_line(error)})") from None
     _loaded.add(key)
 
@@ -48,8 +63,9 @@ def load_installed() -> None:
         if point.value in _loaded:
             continue
         try:
-            point.load()
-        except Exception as error:
+            with _noting_kinds():
+                point.load()
+        except (Exception, SystemExit) as error:
             raise UsageError(f"installed plug-in '{point.name}' ({point.value}) could not be loaded "
                              f"({type(error).__name__}: {one_line(error)})") from None
         _loaded.add(point.value)

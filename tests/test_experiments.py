@@ -298,3 +298,49 @@ def test_threads_of_a_run_do_not_outlast_it(cli, write_spec, real_data, tmp_path
     before = torch.get_num_threads()
     code, _, err = cli("run", write_spec(TINY_A, "a.yaml"), *QUICK, "--threads", "1", "--out", tmp_path)
     assert (code, err) == (0, "") and torch.get_num_threads() == before  # the Python API and tests keep their count
+
+
+def test_two_workers_on_one_sqlite_out_draw_different_trials_and_one_retrains(write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "fmnist", "search", str(spec), "--trials", "6", "--threads", "1",
+                                 *QUICK, "--out", str(tmp_path / "same")], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs  # the later one waits for the retrain
+    import optuna
+
+    study = optuna.load_study(study_name="tiny_a-search", storage=f"sqlite:///{tmp_path / 'same' / 'search.db'}")
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials if t.state.is_finished()]
+    assert len(drawn) >= 6 and len(set(drawn)) == len(drawn)  # the same sampler seed drew the same points before
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    assert len(list((tmp_path / "same").glob("best-trial-*/summary.json"))) == 1
+
+
+def test_a_second_study_in_the_same_out_is_refused_and_the_first_kept(cli, write_spec, real_data, tmp_path):
+    spec = write_spec(TINY_A, "a.yaml")
+    assert cli("search", spec, "--trials", "1", *QUICK, "--out", tmp_path / "s")[0] == 0
+    kept = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()}
+    code, _, err = cli("search", spec, "--study", "other", "--trials", "1", *QUICK, "--out", tmp_path / "s")
+    assert code == 2 and err.count("\n") == 1
+    assert "--out" in err and "holds study 'tiny_a-search'" in err and "give study 'other' its own --out" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()} == kept
+
+
+def test_a_password_is_masked_however_it_is_written(postgres, write_spec, real_data, tmp_path):
+    """The server trusts local connections, so any password gets in: a real search, retrain and config.yaml."""
+    spec = write_spec(TINY_A, "a.yaml")
+    host = postgres.split("@", 1)[1]
+    for number, url in enumerate((f"postgresql://fmnist:ab/cd+ef99@{host}", f"postgresql://fmnist@{host}?password=hunter22")):
+        done = subprocess.run([sys.executable, "-m", "fmnist", "search", str(spec), "--trials", "1", "--study", f"m{number}",
+                               *QUICK, "--storage", url, "--out", str(tmp_path / f"s{number}")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        (config,) = (tmp_path / f"s{number}").glob("best-trial-*/config.yaml")
+        for secret in ("ab/cd+ef99", "hunter22"):
+            assert secret not in done.stdout + done.stderr + config.read_text()
+        assert "***" in done.stdout and "***" in yaml.safe_load(config.read_text())["command"]
+    refused = subprocess.run([sys.executable, "-m", "fmnist", "search", str(spec), "--storage",
+                              "postgresql://me:ab/cd+ef99@127.0.0.1:1/db", "--out", str(tmp_path / "x")],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "ab/cd+ef99" not in refused.stderr and "me:***@127.0.0.1:1/db" in refused.stderr

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import only_run
 
 PLUGIN = textwrap.dedent('''
@@ -80,3 +82,74 @@ def test_an_installed_package_registers_kinds_through_its_entry_point(tmp_path):
     assert result.returncode == 0 and "mine.yaml: ok (mine, 5 layers)" in result.stdout, result.stderr
     result = fmnist("summary", "mine.yaml", cwd=tmp_path, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0 and "Total params: 15,770" in result.stdout, result.stderr
+
+
+BAD_PLUGINS = textwrap.dedent('''
+    import sys
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from torch import nn
+
+    from fmnist.builder import Layer, register
+
+
+    @dataclass
+    class Plain(Layer):
+        usage: ClassVar[str] = "plain"
+
+        def build(self, shape):
+            return nn.Identity()
+
+
+    @register("liar")
+    class Liar(Plain):
+        def output_shape(self, shape):
+            return (4, shape[1], shape[2])  # but its conv makes 8 channels
+
+        def build(self, shape):
+            return nn.Conv2d(shape[0], 8, 3, padding=1)
+
+
+    @register("boom")
+    class Boom(Plain):
+        def build(self, shape):
+            raise RuntimeError("kaboom")
+
+
+    @register("quitter")
+    class Quitter(Plain):
+        def build(self, shape):
+            sys.exit(0)
+
+
+    @register("nothing")
+    class Nothing(Plain):
+        def output_shape(self, shape):
+            return (0, shape[1], shape[2])
+
+
+    @register("halves")
+    class Halves(Plain):
+        def output_shape(self, shape):
+            return (shape[0], shape[1] / 2, shape[2] / 2)
+''')
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("liar", "plug-in kind 'liar' (bad.py: Liar): output_shape says (4, 28, 28) but the module build() makes gives (8, 28, 28)"),
+    ("boom", "plug-in kind 'boom' (bad.py: Boom): its build failed (RuntimeError: kaboom)"),
+    ("quitter", "plug-in kind 'quitter' (bad.py: Quitter): its build failed (SystemExit: 0)"),
+    ("nothing", "output_shape gave (0, 28, 28); every size must be a whole number >= 1"),
+    ("halves", "output_shape gave (4, 14.0, 14.0); every size must be a whole number >= 1"),
+])
+def test_a_plugin_kind_is_held_to_its_output_shape_and_its_failures_are_one_line(tmp_path, kind, message):
+    (tmp_path / "bad.py").write_text(BAD_PLUGINS)
+    (tmp_path / "bad.yaml").write_text(f"name: bad\nlayers: [conv 3x3x4 pad=1, {kind}, relu, fc 10]\n")
+    for command in ("validate", "summary", "run"):
+        done = fmnist("--plugin", "bad.py", command, "bad.yaml", "--train-limit", "100", "--out", "runs",
+                      cwd=tmp_path) if command == "run" else fmnist("--plugin", "bad.py", command, "bad.yaml", cwd=tmp_path)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert message in done.stdout + done.stderr and "layer 2" in done.stdout + done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert not (tmp_path / "runs").exists()  # refused before any run folder

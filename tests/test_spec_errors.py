@@ -85,6 +85,14 @@ def test_validate_reports_one_line_per_problem_across_files(cli, write_spec):
     ]
 
 
+def test_a_repeated_typo_lists_the_known_kinds_once(cli, write_spec):
+    spec = write_spec("name: x\nlayers: [conv 3x3x4, rleu, rleu, rleu, fc 10]\n")
+    code, _, err = cli("validate", spec)
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 3 and all("unknown layer kind 'rleu' (did you mean 'relu'?)" in line for line in lines)
+    assert err.count("known: ") == 1 and lines[1].endswith("known kinds: as listed above")
+
+
 def test_missing_spec_file(cli, tmp_path):
     code, _, err = cli("summary", tmp_path / "nope.yaml")
     assert code == 2

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ExpectationError, SpecError, did_you_mean
+from ..errors import ExpectationError, SpecError, did_you_mean, one_line
 from .blocks import Block
 from .fields import LayerProblem
 from .layers import KINDS, Flatten, fmt_shape
@@ -104,6 +104,23 @@ def _check(name: str, figure, actual: int) -> Check:
     return Check(name, figure, actual)
 
 
+def is_plugin(layer) -> bool:
+    """A kind registered from outside fmnist (--plugin, $FMNIST_PLUGINS, an installed entry point)."""
+    from ..plugins import PLUGIN_KINDS
+
+    return type(layer) in PLUGIN_KINDS
+
+
+def plugin_source(layer) -> str:
+    """Where a plug-in kind comes from, as its user knows it: 'layers.py: WideConv' or 'my_package.layers.WideConv'."""
+    import sys
+
+    module = sys.modules.get(type(layer).__module__)
+    where = getattr(module, "__file__", None)
+    return f"{Path(where).name}: {type(layer).__name__}" if where and type(layer).__module__.startswith("fmnist_plugin_") \
+        else f"{type(layer).__module__}.{type(layer).__name__}"
+
+
 SHAPES, PLAN, BUILD = "shapes", "plan", "build"  # what a walk makes: shapes only (no torch), meta modules, real ones
 
 
@@ -155,11 +172,47 @@ class _Walker:
 
     def _leaf(self, entry, shape, depth):
         layer = entry.layer
+        if is_plugin(layer):
+            return self._plugin_leaf(entry, shape, depth)
         try:
             out = layer.output_shape(shape)
             module = self.module(layer, shape)
         except LayerProblem as problem:
             raise self._fail(entry, problem, shape) from None
+        return self._record(entry, shape, out, module, depth)
+
+    def _plugin_leaf(self, entry, shape, depth):
+        """A kind from a plug-in, held to what fmnist's own kinds are tested for: output_shape gives whole sizes >= 1,
+        and the module build() makes turns an input of `shape` into exactly that (checked on the meta device, on
+        every walk, validate's too). Whatever it raises, or a sys.exit() in it, is one line naming it and the layer."""
+        layer = entry.layer
+        who = f"plug-in kind '{layer.kind}' ({plugin_source(layer)})"
+        step = "output_shape"
+        try:
+            out = layer.output_shape(shape)
+            if not (isinstance(out, (tuple, list)) and out and all(type(size) is int and size >= 1 for size in out)):
+                raise LayerProblem(f"{who}: output_shape gave {out!r}; every size must be a whole number >= 1")
+            out = tuple(out)
+            step = "build"
+            import torch
+
+            with torch.device("meta"):
+                probe = layer.build(shape)
+                step = "forward"
+                got = tuple(probe(torch.empty(2, *shape)).shape[1:])
+            if got != out:
+                raise LayerProblem(f"{who}: output_shape says {fmt_shape(out)} but the module build() makes gives "
+                                   f"{fmt_shape(got)}")
+            step = "build"
+            module = probe if self.mode == PLAN else self.module(layer, shape)
+        except LayerProblem as problem:
+            raise self._fail(entry, problem, shape) from None
+        except (Exception, SystemExit) as error:  # the plug-in's own bug: never a traceback, never a silent exit
+            raise self._fail(entry, f"{who}: its {step} failed ({type(error).__name__}: {one_line(error, 120)})", shape) from None
+        return self._record(entry, shape, out, module, depth)
+
+    def _record(self, entry, shape, out, module, depth):
+        layer = entry.layer
         params = sum(p.numel() for p in module.parameters()) if module is not None else 0
         self.total += params
         if self.total > MAX_PARAMS or math.prod(out) > MAX_ACTIVATIONS:

@@ -296,6 +296,7 @@ class _Parser:
         self.blocks = document.get("blocks", {})
         self.problems: list[SpecError] = []
         self.using: list[str] = []  # named blocks being expanded, to catch recursion
+        self.listed_kinds = False  # the known kinds are listed with the first unknown kind only, not on every line
         self.count = 0  # layer entries made so far, against MAX_LAYERS
         self.defaults = self.read_defaults(document.get("defaults", {}))
         self.spec_names = {"classes": str(document.get("classes", 10))}  # $classes: the head follows --set classes=N
@@ -427,8 +428,10 @@ class _Parser:
             known = [*KINDS, *self.blocks]
             foreign = FOREIGN_NAMES.get(name.lower().replace("-", "_")) or FOREIGN_NAMES.get(name.lower().replace("_", ""))
             hint = f" (PyTorch's and Keras' {name} is '{foreign}' here)" if foreign else did_you_mean(name.lower(), known)
-            raise LayerProblem(f"unknown layer kind '{name}'{hint}; known: {', '.join(sorted({k.kind for k in KINDS.values()}))} "
-                               f"(a kind of your own: fmnist --plugin FILE.py)")
+            listed = "known kinds: as listed above" if self.listed_kinds else \
+                f"known: {', '.join(sorted({k.kind for k in KINDS.values()}))} (a kind of your own: fmnist --plugin FILE.py)"
+            self.listed_kinds = True
+            raise LayerProblem(f"unknown layer kind '{name}'{hint}; {listed}")
         return kind
 
 

@@ -1,8 +1,6 @@
 """`fmnist compare`: several runs side by side — the settings that differ, the results, their validation curves."""
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 
 import click
@@ -18,28 +16,28 @@ def _differing(settings: list[dict]) -> list[str]:
 
 @click.command()
 @click.argument("run_paths", metavar="RUN", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--plot", "plot_path", default="compare.png", show_default=True, help="Where the plot of the curves goes.")
-def compare(run_paths: tuple[str, ...], plot_path: str) -> int:
+@click.option("--plot", "plot_path", help="Where the plot of the curves goes [compare.png beside the first RUN, in the "
+              "folder that holds it].")
+def compare(run_paths: tuple[str, ...], plot_path: str | None) -> int:
     """A table of RUNs: the settings that differ between them, and their results; their validation curves as a plot."""
     from rich.table import Table
 
     from ..errors import UsageError
-    from ..runner.catalog import read_row
+    from ..runner.catalog import read_metrics, read_row
     from ..runner.plots import plot_comparison
-    from ..runner.rundir import RunDir
+    from ..runner.rundir import RunDir, check_output
 
     if len(run_paths) < 2:
         raise UsageError("give at least two runs to compare")
-    runs = [RunDir.existing(Path(path).resolve()) for path in run_paths]  # runs/latest shows as the run it points at
+    runs = [RunDir.existing(Path(path).resolve()) for path in run_paths]  # runs/latest shows as the run it names
+    plot_path = plot_path or str(runs[0].path.parent / "compare.png")  # never a stray file in the current folder
+    check_output(plot_path, "--plot")
     settings = [{"spec": run.config()["spec"].get("name"), **run.settings().as_dict(),
                  "data": run.config().get("data", {}).get("dataset", "fashion-mnist"),  # runs before --data were Fashion-MNIST
                  "train images": run.config().get("data", {}).get("train"),
                  "precision": run.config().get("speed", {}).get("precision")} for run in runs]
     rows = [read_row(run.path) for run in runs]
-    histories = []
-    for run in runs:
-        with open(run.file("metrics.csv"), newline="") if run.file("metrics.csv").is_file() else open(os.devnull) as stream:
-            histories.append([{key: float(value) for key, value in row.items()} for row in csv.DictReader(stream)])
+    histories = [read_metrics(run.path)[0] for run in runs]  # a damaged metrics.csv: its rows before the damage
     table = Table(title="Runs compared (settings that differ, then results)", title_justify="left")
     table.add_column("")
     for run in runs:

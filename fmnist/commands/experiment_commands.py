@@ -20,6 +20,14 @@ BOTH = {"both": [False, True], "on": [True], "off": [False]}
 GRID_LOSSES = {"both": ["softmax", STUDY_SIGMOID], "all": list(LOSSES)}  # the study's Table 1 columns, or every loss
 
 
+def _secret_url(_context, _parameter, url: str | None) -> str | None:
+    """--storage: its password is masked in every line printed or written from here on."""
+    from ..redact import remember
+
+    remember(url)
+    return url
+
+
 def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
     """The specs once each (the same file twice is one), refusing two files that share a name: they would share cells."""
     from ..builder.spec import load_spec
@@ -50,7 +58,7 @@ def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
               "file is there counts as finished, so a table can be completed in pieces, on any machine.")
 @click.option("--keep", type=click.Choice(KEEP), default="all", show_default=True,
               help="Checkpoints a finished cell keeps: all (best.pt, last.pt), best, or none (results only).")
-@click.option("--storage", help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
+@click.option("--storage", callback=_secret_url, help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
 @click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")
 @hparam_options
 @where_options
@@ -111,7 +119,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--trials", type=int, default=40, show_default=True, help="Finished trials the study should hold (all workers together).")
-@click.option("--storage", help="Database URL shared by several workers (e.g. postgresql://user@host/db). Default: SQLite in --out.")
+@click.option("--storage", callback=_secret_url, help="Database URL shared by several workers (e.g. postgresql://user@host/db). Default: SQLite in --out.")
 @click.option("--study", "study_name", help="Study name [<spec name>-search].")
 @click.option("--space", multiple=True, help="Override the search space: NAME=LOW:HIGH or NAME=A,B,C (repeatable).")
 @click.option("--loss", type=click.Choice(LOSSES), default=None, help="Output layer for every trial [softmax].")

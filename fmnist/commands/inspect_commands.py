@@ -22,7 +22,7 @@ from ..errors import StorageError
 def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None, tta: bool | None, as_json: bool) -> int:
     """Test accuracy, per-class accuracy and confusion matrix of RUN's best epoch (also saved as confusion.png)."""
     from ..datasets.choice import choose_data
-    from ..datasets.loading import check_fits, load_data, plan_data
+    from ..datasets.loading import check_fits, check_unchanged, load_data, plan_data
     from ..runner.device import resolve_device
     from ..runner.evaluation import EvalSettings, test_report
     from ..runner.plots import plot_confusion
@@ -36,7 +36,10 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     choice = choose_data(spec.data, data if data is not None else recorded.get("choice"), spec.file)
     planned = plan_data(choice, data_dir or recorded.get("data_dir"), torch_device)
     check_fits(planned, spec)
-    splits = load_data(planned, recorded.get("train_limit")).to(torch_device)
+    splits = load_data(planned, recorded.get("train_limit"))
+    if data is None:  # the run's own data: the test split must be the one the run was tested on
+        check_unchanged(recorded, planned, splits, str(run.file("config.yaml")))
+    splits = splits.to(torch_device)
     settings = run.settings()
     tta = settings.tta if tta is None else tta
     how = EvalSettings(settings.loss, torch_device, **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
@@ -58,19 +61,24 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
 def print_report(report: dict, name: str, epoch: int) -> None:
     from rich.table import Table
 
+    from ..runner.plots import COUNTS_UP_TO
+
     console = make_console()
     console.print(f"{name} · best validation epoch {epoch} · test accuracy {100 * report['test_acc']:.2f}% "
                   f"· test loss {report['test_loss']:.4f} · "
                   + " · ".join(f"{k} {100 * v:.2f}%" for k, v in report["top_k_acc"].items() if k != "top1"))
     names = report["class_names"]
-    table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
-    table.add_column("true \\ predicted")
-    for index in range(len(names)):
-        table.add_column(str(index), justify="right")
-    table.add_column("accuracy", justify="right")
-    for index, (name, row) in enumerate(zip(names, report["confusion"])):
-        table.add_row(f"{index} {name}", *(f"{count:,}" for count in row), f"{100 * report['per_class_acc'][name]:.1f}%")
-    console.print(table)
+    if len(names) <= COUNTS_UP_TO:
+        table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+        table.add_column("true \\ predicted")
+        for index in range(len(names)):
+            table.add_column(str(index), justify="right")
+        table.add_column("accuracy", justify="right")
+        for index, (name, row) in enumerate(zip(names, report["confusion"])):
+            table.add_row(f"{index} {name}", *(f"{count:,}" for count in row), f"{100 * report['per_class_acc'][name]:.1f}%")
+        console.print(table)
+    else:  # a table k columns wide cannot be read on a terminal
+        console.print(f"Confusion matrix: {len(names)} classes, too many to print (in confusion.png, and with --json)")
     metrics = Table(title="Per class", title_justify="left")
     for header in ("class", "precision", "recall", "F1", "support"):
         metrics.add_column(header, justify="left" if header == "class" else "right")
@@ -129,11 +137,13 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     import torch
 
     from ..datasets.fashion_mnist import CLASS_NAMES  # a checkpoint from before class names were saved
-    from ..runner.export import export
+    from ..runner.export import FORMATS, export
     from ..runner.inputs import describe_input
-    from ..runner.rundir import RunDir
+    from ..runner.rundir import RunDir, check_output
 
     run = RunDir.existing(run_path)
+    if out_file:
+        check_output(out_file, "--out", ours=tuple(filename for filename, _ in FORMATS.values()))
     model, checkpoint = run.best_model(torch.device("cpu"))
     spec = run.spec()
     names = checkpoint.class_names or list(CLASS_NAMES)

@@ -18,7 +18,8 @@ def _percent(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of the table.")
 def runs(folder: str, as_json: bool) -> int:
     """One line per run under FOLDER [runs] (and one level below: grid cells, search retrains): name, started,
-    epochs done/planned, best validation and test accuracy, and state (finished, running, interrupted, failed)."""
+    the data it trained on, epochs done/planned, best validation and test accuracy, and state (finished, running,
+    interrupted, failed, damaged: what is damaged is in the note)."""
     from ..runner.catalog import find_runs
 
     root = Path(folder)
@@ -28,9 +29,9 @@ def runs(folder: str, as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
-    headers = ("run", "name", "started", "epochs", "best val", "test", "state", "note")
+    headers = ("run", "name", "started", "data", "epochs", "best val", "test", "state", "note")
     lines = [[str(Path(row.run).relative_to(root)) if Path(row.run).is_relative_to(root) else row.run, row.name,
-              row.started.replace("T", " ")[:16], f"{row.epochs}/{row.planned}", _percent(row.best_val_acc),
+              row.started.replace("T", " ")[:16], row.data, f"{row.epochs}/{row.planned}", _percent(row.best_val_acc),
               _percent(row.test_acc), row.state, row.note] for row in rows]
     widths = [max([len(header), *(len(line[n]) for line in lines)]) for n, header in enumerate(headers)]
     right = {"epochs", "best val", "test"}

@@ -46,27 +46,40 @@ class FolderScan:
         digest.update("\0".join(self.class_names).encode())
         return digest.hexdigest()
 
+    def contents(self) -> str:
+        """Which images, of which size, in which class and split: recorded with a run, so a resume or an eval on a
+        folder that changed since is refused (modification times are left out: a copied folder is the same data)."""
+        digest = hashlib.sha256()
+        for item in self.files:
+            digest.update(f"{item.path}\0{item.size}\0{item.label}\0{item.split}\n".encode())
+        digest.update("\0".join(self.class_names).encode())
+        return digest.hexdigest()
+
 
 def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _images_under(folder: Path, suffixes: set[str]) -> list[Path]:
-    """Image files under `folder`, nested folders and linked folders included (each real folder once: a link
-    back up the tree is not a loop); an unreadable folder is an error, not silently fewer images."""
+def _images_under(folder: Path, suffixes: set[str], root: Path) -> list[Path]:
+    """Regular image files under `folder`, nested folders included. A link (to a file or a folder) is followed only
+    when it stays inside the dataset's `root`: one to /usr/share would pull in pictures that are not the dataset's.
+    Each real folder is read once (a link back up the tree is not a loop); an unreadable folder is an error, not
+    silently fewer images."""
     def refuse(error: OSError):
         raise UsageError(f"cannot read this folder ({error.strerror})", error.filename)
 
+    inside = os.path.realpath(root) + os.sep
     found, seen = [], set()
-    start = os.path.realpath(folder)
     for directory, subdirs, names in os.walk(folder, followlinks=True, onerror=refuse):
         real = os.path.realpath(directory)
-        if real in seen or (real != start and start.startswith(real + os.sep)):  # again, or a link to an ancestor
-            subdirs[:] = []
+        if real in seen or not (real + os.sep).startswith(inside) or inside.startswith(real + os.sep):
+            subdirs[:] = []  # read already, outside the dataset, or an ancestor of it
             continue
         seen.add(real)
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        found += [Path(directory) / n for n in sorted(names) if not n.startswith(".") and Path(n).suffix.lower() in suffixes]
+        candidates = (Path(directory) / n for n in sorted(names) if not n.startswith(".") and Path(n).suffix.lower() in suffixes)
+        # a dangling link stays in, to be named by the scan; a FIFO, socket or device is not an image file
+        found += [path for path in candidates if not path.exists() or (path.is_file() and os.path.realpath(path).startswith(inside))]
     return found
 
 
@@ -94,7 +107,7 @@ def scan_folder(root: Path) -> FolderScan:
         if unknown:
             raise UsageError(f"class folder '{unknown[0]}' is not among train/'s classes ({', '.join(class_names)})", str(split_root))
         for label, name in enumerate(class_names):
-            paths = _images_under(split_root / name, suffixes) if (split_root / name).is_dir() else []
+            paths = _images_under(split_root / name, suffixes, root) if (split_root / name).is_dir() else []
             if not paths and split in ("", "train"):
                 raise UsageError(f"class folder '{name}' holds no images (files ending in .png, .jpg, ... count)",
                                  str(split_root / name))

@@ -3,6 +3,7 @@ guard made an error, a size limit read from the header before any pixel is decod
 model's (C, H, W)."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,10 @@ READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.D
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """The image, lazily (header only), with Pillow's decompression-bomb warning made an error."""
+    """The image, lazily (header only), with Pillow's decompression-bomb warning made an error. Only a regular file is
+    opened: a FIFO named x.png would block the read forever, a device would never end."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise UsageError("not a regular file (a pipe, socket or device?): not read", str(path))
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's warning text must not leak
         image = Image.open(path)
@@ -35,10 +39,25 @@ def unreadable(path: str | Path, error: Exception) -> UsageError:
     return UsageError(f"not an image this tool can read ({type(error).__name__}: {one_line(error, 80)})", str(path))
 
 
+SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """The picture in a mode whose conversion to L or RGB keeps what it shows: 16-bit (and 32-bit integer) grey is
+    scaled to 0-255, not clipped at 255; a palette with per-entry transparency goes through RGBA, as Pillow asks."""
+    if image.mode in SIXTEEN_BIT or image.mode == "I":
+        pixels = np.asarray(image).astype(np.float64)
+        full = 65535.0 if image.mode in SIXTEEN_BIT or pixels.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(np.rint(pixels * (255.0 / full)), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA")
+    return image
+
+
 def fit_image(image: Image.Image, shape) -> np.ndarray:
     """A decoded picture as uint8 (H, W, C) of `shape` (C, H, W): the one conversion folder datasets and predict share."""
     channels, height, width = shape
-    image = image.convert("L" if channels == 1 else "RGB")
+    image = eight_bit(image).convert("L" if channels == 1 else "RGB")
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(image).reshape(height, width, channels)

@@ -105,6 +105,27 @@ def check_fits(data: DataPlan, spec) -> None:
                          f"(end with 'fc {data.classes}' and write classes: {data.classes})", spec.file)
 
 
+def split_sizes(splits: Splits) -> dict:
+    return {"train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)}
+
+
+def check_unchanged(recorded: dict, data: DataPlan, splits: Splits, where: str) -> None:
+    """The data a run recorded in config.yaml against the data found now (a resume, an eval on the run's own data):
+    a folder whose images changed would resume or test on other splits than the run's."""
+    then = {key: recorded.get(key) for key in ("train", "validation", "test")}
+    now = split_sizes(splits)
+    if data.scan is not None and recorded.get("contents") not in (None, data.scan.contents()):
+        changed = "its images were added, removed or changed"
+    elif all(isinstance(count, int) for count in then.values()) and then != now:
+        changed = "/".join(map(str, then.values())) + " train/validation/test images then, " + "/".join(map(str, now.values())) + " now"
+    elif splits.normalization != recorded.get("normalization"):
+        changed = "its statistics changed"
+    else:
+        return
+    raise UsageError(f"the data changed since this run started ({data.label}: {changed}); put it back as it was, or "
+                     f"start a new run", where)
+
+
 def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
     """The three splits as uint8 tensors on the CPU, converted, with the normalisation statistics if asked for."""
     splits = _load_folder(data) if data.scan else _load_named(data)
@@ -149,6 +170,11 @@ def _load_folder(data: DataPlan) -> Splits:
     held = _hold_out(labels, pool, [s for s in shares if s], len(scan.class_names), root)
     train = held.pop("train")
     test, val = held.get("test", test), held.get("val", val)
+    trained = torch.bincount(labels[train], minlength=len(scan.class_names))
+    if (trained == 0).any():
+        name = scan.class_names[int((trained == 0).nonzero()[0])]
+        raise UsageError(f"class '{name}' has no training image (all of its images went to validation or test); add "
+                         f"images of it or hold out smaller shares (data: {{val: ..., test: ...}})", str(root))
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
     train = train[order]  # shuffled once, so --train-limit takes a mix of all classes
     return Splits(images[train], labels[train], images[val], labels[val], images[test], labels[test],

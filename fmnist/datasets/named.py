@@ -150,10 +150,18 @@ class TorchvisionDataset(NamedDataset):
             if made is not None:
                 _remove_empty(made)
             raise UsageError(f"{self.name} is not in {root / self.subfolder} and torchvision's download failed "
-                             f"({type(error).__name__}: {one_line(error, 100)}); put {self.needs} there "
+                             f"({_download_problem(error)}); put {self.needs} there "
                              f"(or point --data-dir at the folder holding {self.subfolder}/)") from None
         finally:
             socket.setdefaulttimeout(timeout)
+
+
+def _download_problem(error: Exception) -> str:
+    """torchvision's failure in a few words: its 'Tried https://mirror/, )' lists mirrors and no reason when offline."""
+    text = one_line(error, 300)
+    if "Tried " in text:
+        return f"{text.split(' Tried ')[0].rstrip(':')}: no mirror could be reached (offline?)"
+    return f"{type(error).__name__}: {one_line(error, 100)}"
 
 
 def _remove_empty(root: Path) -> None:

@@ -7,11 +7,13 @@ import os
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from .. import interrupts
 from ..choices import PRUNERS
 from ..errors import StorageError, TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
@@ -117,6 +119,8 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     report = console.print
 
     def objective(trial) -> float:
+        interrupts.check()  # a Ctrl-C swallowed between trials (Optuna's gc_after_trial) stops the search here
+        trial.study.sampler = trial_sampler(base_hparams.seed, trial.number)
         hparams = base_hparams.replace(**suggest(trial, space))
         trial.set_user_attr("worker", worker)
         trainer = Trainer(make_model(spec, hparams, splits.normalization), splits, hparams, device, **speed)
@@ -150,13 +154,17 @@ def _pruners():
 
 def open_study(storage: str | None, name: str, out: Path, seed: int | None, pruner: str = "hyperband"):
     """A study that is created or, when it exists, continued; SQLite in `out` unless a database URL is given."""
+    url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
+    return create_or_join(url, "the study", study_name=name, direction="maximize", pruner=_pruners()[pruner](),
+                          sampler=trial_sampler(seed, 0))
+
+
+def trial_sampler(seed: int, number: int):
+    """The sampler for trial `number`, seeded by it: trial numbers are unique in a study, so workers sharing one
+    (SQLite in one --out, or a database) never draw the same points, and one worker's search is reproducible."""
     import optuna
 
-    url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
-    study = create_or_join(url, "the study", study_name=name, direction="maximize", pruner=_pruners()[pruner]())
-    # one worker: reproducible, and a resumed search draws new points; several workers: each draws its own
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials) if storage is None else None)
-    return study
+    return optuna.samplers.TPESampler(seed=seed + number)
 
 
 def finished_trials(study) -> int:
@@ -192,14 +200,12 @@ def plot_search(study, out: Path, title: str, report=print) -> list[str]:
     trials, param_importances.png; returns the files written. Optuna's plot style does not leak into later plots."""
     import warnings
 
-    import matplotlib
+    from ..runner.plots import _save  # first: it sets matplotlib up (a writable config folder, no display)
 
-    matplotlib.use("Agg")
+    import matplotlib
     import matplotlib.pyplot as plt
     import optuna
     from matplotlib.ticker import MaxNLocator
-
-    from ..runner.plots import _save
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     written = []
@@ -264,7 +270,9 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        check_out_owner(out, settings.name)
         study = open_study(settings.storage, settings.name, out, ready.hparams.seed, settings.pruner)
+        (out / STUDY_MARK).write_text(f"{settings.name}\n")
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
     except UsageError:
@@ -292,10 +300,11 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
               "plots": plot_search(study, out, ready.spec.name, console.print)}
     if settings.retrain:
         best_dir = out / f"best-trial-{best.number}"
-        if not (best_dir / "summary.json").is_file():
-            shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
-            start(ready.spec, {**ready.hparams.as_dict(), **best.params}, replace(options, run_dir=str(best_dir)), console,
-                  startup_from=time.monotonic())
+        with one_retrain(out, best.number, console):  # workers ending together: one retrains, the others wait for it
+            if not (best_dir / "summary.json").is_file():
+                shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
+                start(ready.spec, {**ready.hparams.as_dict(), **best.params}, replace(options, run_dir=str(best_dir)),
+                      console, startup_from=time.monotonic())
         summary = json.loads((best_dir / "summary.json").read_text())
         result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}
         console.print(f"best trial retrained: test accuracy {100 * summary['test_acc']:.2f}% · {best_dir}")
@@ -304,6 +313,40 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
         _keep_results(settings.results, out, result)
     console.print(f"written: {out / 'search.json'}" + "".join(f", {out / p}" for p in result["plots"]))
     return result
+
+
+STUDY_MARK = ".fmnist-study"  # the name of the study an --out folder belongs to
+
+
+def check_out_owner(out: Path, name: str) -> None:
+    """An --out folder holds one study (STUDY_MARK, written once its study is open): its retrains, search.json and
+    plots are named for that study alone."""
+    mark = out / STUDY_MARK
+    owner = mark.read_text().strip() if mark.is_file() else _study_in(out / "search.json")
+    if owner and owner != name:
+        raise UsageError(f"--out {out} holds study '{owner}' (its search.json, plots and retrains); give study '{name}' "
+                         f"its own --out")
+
+
+def _study_in(search_json: Path) -> str | None:
+    try:
+        return str(json.loads(search_json.read_text())["study"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@contextmanager
+def one_retrain(out: Path, number: int, console):
+    """Hold the retrain of trial `number` for this worker, waiting while another worker of the study holds it."""
+    import fcntl
+
+    with open(out / f".best-trial-{number}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            console.print(f"trial {number} is being retrained by another worker; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _keep_results(folder: Path, out: Path, result: dict) -> None:

@@ -7,6 +7,8 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from .. import interrupts
+
 
 @dataclass
 class FitState:
@@ -67,7 +69,7 @@ def fit(trainer, splits, callbacks: list[Callback], state: FitState | None = Non
             train_loss, train_acc = trainer.train_epoch(epoch, on_progress)
         seconds = time.perf_counter() - started
         # judge it on the validation split; the best epoch so far is the one that gets tested
-        val = trainer.evaluate(splits.val_x, splits.val_y)
+        val = trainer.validate(epoch, splits.val_x, splits.val_y)
         trainer.end_epoch(val.accuracy)
         state.history.append({"epoch": epoch, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
                               "val_loss": round(val.loss, 6), "val_acc": round(val.accuracy, 6),
@@ -76,6 +78,7 @@ def fit(trainer, splits, callbacks: list[Callback], state: FitState | None = Non
         if state.improved:
             state.best = {"epoch": epoch, "val_acc": val.accuracy}
         state.stopped = stop_reason(callbacks, state)
+        interrupts.check()  # a signal swallowed in a callback's clean-up (a GC pass, a __del__) still stops here
     for callback in callbacks:
         callback.on_train_end(state)
     return state

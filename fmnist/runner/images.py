@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..datasets.images import READ_ERRORS, fit_image, open_image, unreadable
+from ..datasets.images import READ_ERRORS, eight_bit, fit_image, open_image, unreadable
 from ..errors import UsageError
 
 SIZE = 28
@@ -22,7 +22,7 @@ def load_image(path: str | Path, shape=(1, SIZE, SIZE), light_on_black: bool = T
         return torch.from_numpy(fit_image(image, shape).copy()).permute(2, 0, 1).contiguous()
     from ..datasets.convert import convert_images
 
-    dataset_like = _dataset_like(image.convert("L")).unsqueeze(0)
+    dataset_like = _dataset_like(eight_bit(image).convert("L")).unsqueeze(0)
     return convert_images(dataset_like, shape[0], tuple(shape[1:]))[0]
 
 

@@ -2,10 +2,31 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
-import matplotlib
-import numpy as np
+
+def _writable_config_home() -> None:
+    """Matplotlib keeps a font cache in ~/.config/matplotlib; where that cannot be written (a read-only home, a
+    container user without one) it warns on every start. Give it a folder of its own in the temporary folder then."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return
+    except (OSError, RuntimeError):  # RuntimeError: no home folder at all
+        pass
+    fallback = Path(tempfile.gettempdir()) / f"fmnist-matplotlib-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    fallback.mkdir(mode=0o700, exist_ok=True)
+    os.environ["MPLCONFIGDIR"] = str(fallback)
+
+
+_writable_config_home()
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -41,18 +62,24 @@ def plot_curves(epochs: list[dict], folder: Path, title: str) -> None:
         _save(figure, folder / ("loss.png" if metric == "loss" else "accuracy.png"))
 
 
+COUNTS_UP_TO = 30  # classes; past this the cells are too small to read a number, and drawing k² of them takes minutes
+NAMES_UP_TO = 60  # classes whose names still fit beside the matrix
+
+
 def plot_confusion(matrix, class_names, path: Path, title: str) -> None:
-    """A confusion matrix with counts in the cells; rows are true classes."""
+    """A confusion matrix, rows the true classes; counts in the cells and names on the axes while they can be read."""
     matrix = np.asarray(matrix)
+    classes = len(class_names)
     figure, axes = plt.subplots(figsize=(7.5, 6.5))
     image = axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    axes.set_yticks(range(len(class_names)), class_names)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
+    if classes <= NAMES_UP_TO:
+        axes.set_xticks(range(classes), class_names, rotation=45, ha="right")
+        axes.set_yticks(range(classes), class_names)
+    axes.set_xlabel("predicted" if classes <= NAMES_UP_TO else "predicted (class index)")
+    axes.set_ylabel("true" if classes <= NAMES_UP_TO else "true (class index)")
     threshold = matrix.max() / 2
-    for row in range(len(class_names)):
-        for column in range(len(class_names)):
+    for row in range(classes if classes <= COUNTS_UP_TO else 0):
+        for column in range(classes):
             value = int(matrix[row][column])
             axes.text(column, row, str(value), ha="center", va="center", fontsize=8,
                       color="white" if value > threshold else "black")

@@ -20,9 +20,9 @@ from .. import STARTED, __version__
 from ..builder.spec import Spec
 from ..errors import FmnistError, UsageError, raised_by_interrupt
 from ..redact import masked
-from ..datasets.loading import load_data
+from ..datasets.loading import check_unchanged, load_data, split_sizes
 from .callbacks import callbacks_for
-from .catalog import ERROR_FILE
+from .catalog import ERROR_FILE, read_summary
 from .checkpoint import Checkpoint
 from .evaluation import test_report
 from .fit import Callback, FitState, fit
@@ -106,7 +106,7 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
         "log": ready.log,
         "data": {"dataset": ready.data.label, "choice": ready.data.choice.as_mapping(), "source": ready.data.how,
                  "verified": True, "check": ready.data.check, "data_dir": options.data_dir, "train_limit": options.train_limit,
-                 "train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y),
+                 **split_sizes(splits), "contents": ready.data.scan.contents() if ready.data.scan else None,
                  "input": list(ready.data.shape), "light_on_black": ready.data.light_on_black,
                  "normalization": splits.normalization},
         "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
@@ -118,14 +118,22 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
 
 
 def resume(path: str | Path, device_name: str, console: Console, threads: int | None = None) -> RunDir:
-    """Continue a run from its last finished epoch; a run killed before its first save starts over in its folder."""
+    """Continue a run from its last finished epoch; a run killed before its first save starts over in its folder.
+
+    The run's own thread count is used again (it changes the arithmetic, so the resumed epochs would drift from an
+    uninterrupted run's); a --threads that differs is obeyed, and the loss of exactness is said."""
     run = RunDir.existing(path)
-    if run.file("summary.json").is_file():
+    if read_summary(run.path)[0] is not None:  # a damaged summary.json is written anew: the best epoch is tested again
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
+    recorded = run.config().get("machine", {}).get("threads") if isinstance(run.config().get("machine"), dict) else None
+    recorded = recorded if isinstance(recorded, int) and recorded > 0 else None
+    if threads is not None and recorded is not None and threads != recorded:
+        console.print(f"note: --threads {threads} differs from the run's own {recorded}: the resumed epochs will not "
+                      f"match an uninterrupted run exactly")
     run.lock()
     try:
-        with cpu_threads(threads):
-            _resume_locked(run, device_name, console, threads)
+        with cpu_threads(threads or recorded):
+            _resume_locked(run, device_name, console, threads or recorded)
     finally:
         run.unlock()
     return run
@@ -139,15 +147,16 @@ def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int
                          log=config.get("log"),
                          **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
     ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
+    if config.get("device") and str(ready.device) != config["device"]:
+        console.print(f"note: resuming on {ready.device}, not the run's own {config['device']}: the resumed epochs will "
+                      f"not match an uninterrupted run exactly")
     checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
     if checkpoint is not None and checkpoint.spec != config["spec"]:
         raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("last.pt")))
     if checkpoint is None:
         console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
     splits = load_data(ready.data, options.train_limit)
-    if splits.normalization != data.get("normalization"):
-        raise UsageError("the data's statistics changed since this run started (the folder was edited?); "
-                         "start a new run", str(run.file("config.yaml")))
+    check_unchanged(data, ready.data, splits, str(run.file("config.yaml")))
     _train(run, ready, splits, console, checkpoint)
 
 
@@ -263,7 +272,7 @@ def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitSta
         "best_val_acc": round(state.best["val_acc"], 6),
         "best_epoch": state.best["epoch"],
         "epochs": state.history,
-        "stopped": state.stopped or f"completed all {ready.hparams.num_epochs} epochs",
+        "stopped": state.stopped or _completed(ready.hparams.num_epochs),
         "train_seconds": round(sum(e["seconds"] for e in state.history), 3),
         "startup_seconds": startup,
         "params": sum(p.numel() for p in trainer.model.parameters()),
@@ -274,6 +283,10 @@ def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitSta
     console.print(f"test accuracy {_percent(report['test_acc'])} (best validation epoch {state.best['epoch']}: "
                   f"{_percent(state.best['val_acc'])}) · {run.file('summary.json')}")
     return summary
+
+
+def _completed(epochs: int) -> str:
+    return f"completed all {epochs} epochs" if epochs > 1 else "completed its one epoch"
 
 
 def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Trainer, splits, startup: float) -> None:

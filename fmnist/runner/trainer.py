@@ -1,6 +1,7 @@
 """The training loop: data already on the device as uint8, batches by index, metrics kept on the device."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .. import interrupts
 from ..errors import TrainingError
 from . import speedups
 from .augment import crop_and_flip
@@ -74,6 +76,7 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         seen, started, reported = 0, time.perf_counter(), time.perf_counter()
         for step in range(self.steps_per_epoch()):
+            interrupts.check()  # a Ctrl-C that Python swallowed (it landed in a GC callback) stops here
             index = order[step * batch:(step + 1) * batch]
             x, y = images[index], labels[index]
             if self.hparams.augment:
@@ -123,6 +126,15 @@ class Trainer:
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers."""
         return evaluate(self.eval_model, images, labels, self.eval_settings)
+
+    def validate(self, epoch: int, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+        """evaluate() after an epoch; a NaN/inf validation loss (an update after the last finite training loss
+        diverged) stops training like a NaN training loss, before such a model can be kept as the best."""
+        result = self.evaluate(images, labels)
+        if not math.isfinite(result.loss):
+            raise NonFiniteLoss(f"the validation loss became NaN/inf after epoch {epoch} (the weights diverged in its "
+                                f"last steps; try a lower --lr)")
+        return result
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this left off."""

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ... import choices
+from ... import choices, interrupts
 from ..results import write_result
 from .cells import CELL_LOCKS, Cell
 
@@ -77,6 +77,7 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
 
     try:
         while todo or running:
+            interrupts.check()  # a signal swallowed where it landed still stops the grid
             while todo and len(running) < jobs:
                 cell = todo.pop(0)
                 claim = _claim(claims / f"{cell.name}.lock")
@@ -88,8 +89,11 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
                     done += 1
                     continue
                 with open(log_dir / f"{cell.name}.log", "w") as log:
+                    # its own session: Ctrl-C reaches the grid, which stops each cell once; the claim goes with the
+                    # cell, so a cell outliving its grid is still claimed and a second grid waits for it
                     process = subprocess.Popen(cell.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                               start_new_session=True)  # Ctrl-C reaches the grid, which stops each cell once
+                                               start_new_session=True, pass_fds=(claim.fileno(),),
+                                               preexec_fn=_stop_with_parent(os.getpid()))
                 running[cell.name] = (cell, process, claim, time.perf_counter())
             for name, (cell, process, claim, started) in list(running.items()):
                 if process.poll() is not None:
@@ -105,6 +109,24 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
         raise GridInterrupted([c.name for c in cells if c.summary is not None],
                               [c.name for c in cells if c.summary is None]) from None
     return failures
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _stop_with_parent(grid: int):
+    """Run in the cell before it starts: on Linux, the grid's death (even by kill -9) sends the cell SIGTERM, which
+    saves its epoch and stops it, rather than leaving it training on unowned."""
+    def arm() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # not Linux: the cell keeps its claim, so a new grid waits for it
+            return
+        if os.getppid() != grid:  # the grid died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm
 
 
 def _stop(running: dict) -> None:

@@ -3,7 +3,9 @@
 (a) plain: torchvision FashionMNIST + per-sample transforms (RandomCrop(28, padding=crop pad), RandomHorizontalFlip,
     ToTensor) + DataLoader + .to(device) per batch, eager fp32, Adam;
 (b) fmnist: the runner's Trainer (data resident on the device as uint8, vectorised augmentation, fast path).
-Prints epoch seconds (median of the timed epochs), the ratio, images/s and peak memory, as a table and as JSON.
+Prints epoch seconds (median of the timed epochs), the ratio, images/s and peak memory, as a table and as JSON; and
+how far each path is from the machine's limit: the measured fp32 and bf16 matmul peaks (limits.py) and each path's
+training FLOPs per second as a share of the peak of its precision (the plain loop is fp32).
 
     python benchmarks/epoch_speed.py specs/cnn_4.yaml specs/cnn_1.yaml          # CPU, full 50k epochs
     python benchmarks/epoch_speed.py specs/cnn_4.yaml --train-limit 512 --epochs 1   # a quick smoke run
@@ -40,6 +42,8 @@ VALIDATION_PER_CLASS = DATASETS["fashion-mnist"].val_per_class
 from fmnist.runner.device import resolve_device
 from fmnist.runner.models import make_model
 from fmnist.runner.trainer import Trainer
+
+from limits import PEAK_SIZES, measured_peaks, share, step_flops
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -158,25 +162,40 @@ def main(argv=None) -> int:
                                                                          args.train_limit, args.epochs, precision))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    peaks = measured_peaks() if device.type == "cpu" else {}  # quiet machine: measured after the epochs, not beside them
     results = list(rows.values())
-    for row in results:
-        best_plain = min((row[name]["epoch_s"], name) for name in row if name.startswith("plain"))
+    for spec in specs:
+        row = rows[spec.name]
+        best_plain = min((row[name]["epoch_s"], name) for name in row if isinstance(row[name], dict) and name.startswith("plain"))
         row["best_plain"] = best_plain[1]
         row["speedup"] = {p: round(best_plain[0] / row[f"fmnist {p}"]["epoch_s"], 2) for p in args.precision}
+        hparams = settings[spec.name]
+        per_image = step_flops(make_model(spec, hparams), hparams.batch_size, spec.input) / hparams.batch_size
+        row["gflop_per_epoch"] = round(per_image * len(train_indices) / 1e9, 1)  # FLOPs grow with the batch: per image
+        for name in [name for name in row if isinstance(row[name], dict) and "epoch_s" in row[name]]:
+            precision = "bf16" if name.endswith("bf16") else "fp32"
+            if peaks:
+                row[name]["share_of_peak"] = round(share(row["gflop_per_epoch"] * 1e9, row[name]["epoch_s"], peaks[precision]), 3)
 
     machine = {"device": str(device), "processor": platform.processor() or platform.machine(), "cpu": cpu_model(),
                "cpu_class": cpu_class(), "threads": torch.get_num_threads(),
-               "torch": str(torch.__version__), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+               "torch": str(torch.__version__), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "peak_gflops": peaks}
     print(f"\nepoch seconds, median of {args.epochs}; {machine}")
-    print("| model | images | best plain loop | plain s/epoch | fmnist | fmnist s/epoch | speed-up | fmnist img/s | peak MB plain / fmnist |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    if peaks:
+        print(f"measured peaks (matmul {'/'.join(map(str, PEAK_SIZES))}², {torch.get_num_threads()} threads): "
+              f"fp32 {peaks['fp32']:,} GFLOP/s, bf16 {peaks['bf16']:,} GFLOP/s")
+    print("| model | images | GFLOP/epoch | best plain loop | plain s/epoch (share of fp32 peak) | fmnist | fmnist s/epoch "
+          "(share of its peak) | speed-up | fmnist img/s | peak MB plain / fmnist |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    percent = lambda entry: f" ({100 * entry['share_of_peak']:.0f}%)" if "share_of_peak" in entry else ""  # noqa: E731
     for row in results:
         plain = row[row["best_plain"]]
         for precision in args.precision:
             ours = row[f"fmnist {precision}"]
-            print(f"| {row['spec']} | {row['images']:,} | {row['best_plain']} | {plain['epoch_s']:.2f} | {precision} | "
-                  f"{ours['epoch_s']:.2f} | {row['speedup'][precision]:.2f}x | {ours['images_per_s']:,} | "
-                  f"{plain['peak_mb']:,} / {ours['peak_mb']:,} |")
+            print(f"| {row['spec']} | {row['images']:,} | {row['gflop_per_epoch']:,} | {row['best_plain']} | "
+                  f"{plain['epoch_s']:.2f}{percent(plain)} | {precision} | {ours['epoch_s']:.2f}{percent(ours)} | "
+                  f"{row['speedup'][precision]:.2f}x | {ours['images_per_s']:,} | {plain['peak_mb']:,} / {ours['peak_mb']:,} |")
     report = {"machine": machine, "epochs": args.epochs, "results": results}
     print(json.dumps(report))
     if args.json:

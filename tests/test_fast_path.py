@@ -86,8 +86,14 @@ def test_benchmark_runs_on_a_tiny_setting(real_data, tmp_path):
                              "--train-limit", "256", "--epochs", "1", "--workers", "0", "--json", str(tmp_path / "b.json")],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "| CNN_4 | 256 | plain, 0 workers |" in result.stdout
     report = json.loads((tmp_path / "b.json").read_text())
     (row,) = report["results"]
+    assert f"| CNN_4 | 256 | {row['gflop_per_epoch']:,} | plain, 0 workers |" in result.stdout
+    peaks = report["machine"]["peak_gflops"]
+    assert 0 < peaks["fp32"] and 0 < peaks["bf16"] and "measured peaks" in result.stdout
+    # CNN_4 trains 2.86 GFLOP per step of 128 images (FlopCounterMode: forward and backward)
+    assert row["gflop_per_epoch"] == pytest.approx(2.86 * 256 / 128, rel=0.02)
+    share = row["gflop_per_epoch"] * 1e9 / row["fmnist fp32"]["epoch_s"] / 1e9 / peaks["fp32"]
+    assert row["fmnist fp32"]["share_of_peak"] == pytest.approx(share, rel=0.01) and f"({100 * share:.0f}%)" in result.stdout
     assert row["fmnist fp32"]["epoch_s"] > 0 and row["plain, 0 workers"]["epoch_s"] > 0
     assert row["speedup"]["fp32"] == pytest.approx(row["plain, 0 workers"]["epoch_s"] / row["fmnist fp32"]["epoch_s"], rel=0.02)

@@ -105,4 +105,5 @@ def test_a_grid_killed_with_9_takes_its_cells_with_it_and_runs_again_cleanly(cli
     started = time.monotonic()
     code, out_text, err = cli("grid", spec, *flags, "--out", out)
     assert (code, err) == (0, ""), out_text + err
-    assert "FAILED" not in out_text and (cell / "summary.json").is_file() and time.monotonic() - started < 300
+    log = (out / "logs" / "tiny-noaug-softmax.log").read_text()
+    assert "FAILED" not in out_text and (cell / "summary.json").is_file() and time.monotonic() - started < 300, log

@@ -97,3 +97,37 @@ def test_benchmark_runs_on_a_tiny_setting(real_data, tmp_path):
     assert row["fmnist fp32"]["share_of_peak"] == pytest.approx(share, rel=0.01) and f"({100 * share:.0f}%)" in result.stdout
     assert row["fmnist fp32"]["epoch_s"] > 0 and row["plain, 0 workers"]["epoch_s"] > 0
     assert row["speedup"]["fp32"] == pytest.approx(row["plain, 0 workers"]["epoch_s"] / row["fmnist fp32"]["epoch_s"], rel=0.02)
+
+
+def test_the_levers_benchmark_measures_each_lever_against_the_fast_path(real_data, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "levers.py"), str(ROOT / "specs" / "cnn_4.yaml"),
+                             "--train-limit", "256", "--epochs", "1", "--rounds", "1", "--variants", "fused-adam",
+                             "relu-after-pool", "--json", str(tmp_path / "l.json")],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "l.json").read_text())["results"]
+    assert set(rows) == {"fast path", "fused-adam", "relu-after-pool"} and rows["fast path"]["ratio_to_fast_path"] == 1.0
+    for name, row in rows.items():
+        assert row["ratio_to_fast_path"] == pytest.approx(row["epoch_s"] / rows["fast path"]["epoch_s"], rel=0.01)
+        assert f"| {name} | {row['epoch_s']:.3f} |" in result.stdout
+
+
+def test_relu_after_pool_is_the_same_function_and_gradient():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from levers import relu_after_pool
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 13 * 13, 10))
+    moved = relu_after_pool(model)
+    assert [type(m).__name__ for m in moved][1:3] == ["MaxPool2d", "ReLU"]
+    images = torch.randn(8, 1, 28, 28)
+    model(images).sum().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    out = moved(images)
+    assert torch.equal(out, model(images))
+    out.sum().backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(expected, moved.parameters()))

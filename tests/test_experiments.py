@@ -344,3 +344,25 @@ def test_a_password_is_masked_however_it_is_written(postgres, write_spec, real_d
                               "postgresql://me:ab/cd+ef99@127.0.0.1:1/db", "--out", str(tmp_path / "x")],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "ab/cd+ef99" not in refused.stderr and "me:***@127.0.0.1:1/db" in refused.stderr
+
+
+def test_a_cell_whose_holder_lets_go_unfinished_is_run_by_the_grid_that_waited(write_spec, real_data, tmp_path):
+    """Another grid (or a cell outliving its grid) holds a cell's claim, then stops before the cell is done: the grid
+    that waited for it must run it, not print a table without it."""
+    import fcntl
+
+    from fmnist.experiments.grid.cells import CELL_LOCKS
+    from tests.conftest import spawn, wait_until
+
+    spec = write_spec(TINY_A, "a.yaml")
+    out = tmp_path / "grid"
+    (out / CELL_LOCKS).mkdir(parents=True)
+    holder = open(out / CELL_LOCKS / "tiny_a-noaug-softmax.lock", "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    grid = spawn("grid", spec, "--augment", "off", "--loss", "softmax", *QUICK, "--out", out, cwd=tmp_path)
+    lines = []
+    wait_until(lambda: lines.append(grid.stdout.readline()) or "waiting for it" in lines[-1], grid, what="the grid waiting")
+    holder.close()  # let go, unfinished
+    stdout, stderr = grid.communicate(timeout=300)
+    assert grid.returncode == 0, stdout + stderr
+    assert (out / "tiny_a-noaug-softmax" / "summary.json").is_file() and "tiny_a-noaug-softmax: test" in stdout

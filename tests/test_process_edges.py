@@ -107,3 +107,12 @@ def test_a_grid_killed_with_9_takes_its_cells_with_it_and_runs_again_cleanly(cli
     assert (code, err) == (0, ""), out_text + err
     log = (out / "logs" / "tiny-noaug-softmax.log").read_text()
     assert "FAILED" not in out_text and (cell / "summary.json").is_file() and time.monotonic() - started < 300, log
+
+
+def test_a_closed_terminal_stops_a_run_as_ctrl_c_does(write_spec, tmp_path, real_data):
+    child = spawn("run", write_spec(TINY_SPEC), "--train-limit", "300", "--num-epochs", "200", "--threads", "1",
+                  "--out", tmp_path / "runs", cwd=tmp_path)
+    wait_until(lambda: any((tmp_path / "runs").glob("*/metrics.csv")), child, what="epoch 1 saved")
+    child.send_signal(signal.SIGHUP)  # what a closed terminal sends
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "resume with: fmnist run --resume" in err and err.count("\n") == 1, err

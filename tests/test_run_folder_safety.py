@@ -41,7 +41,8 @@ def test_no_output_path_may_replace_a_run_file(cli, write_spec, tmp_path, real_d
     for args in (("export", run, "--format", "torchscript", "--out", run / "best.pt"),
                  ("export", run, "--out", other / "config.yaml"),
                  ("export", run, "--out", run / "summary.json"),
-                 ("compare", run, other, "--plot", run / "loss.png")):
+                 ("compare", run, other, "--plot", run / "loss.png"),
+                 ("draw", "cnn_4", "--out", run / "metrics.csv")):
         code, _, err = cli(*args)
         assert "that is a file of the run in" in one_line_error(code, err), args
     assert {p.name: p.read_bytes() for p in (run, other) for p in p.iterdir() if p.is_file()} == before

@@ -25,7 +25,8 @@ def compare(run_paths: tuple[str, ...], plot_path: str | None) -> int:
     from ..errors import UsageError
     from ..runner.catalog import read_metrics, read_row
     from ..runner.plots import plot_comparison
-    from ..runner.rundir import RunDir, check_output
+    from ..runner.outputs import check_output
+    from ..runner.rundir import RunDir
 
     if len(run_paths) < 2:
         raise UsageError("give at least two runs to compare")

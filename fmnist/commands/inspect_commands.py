@@ -139,7 +139,8 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     from ..datasets.fashion_mnist import CLASS_NAMES  # a checkpoint from before class names were saved
     from ..runner.export import FORMATS, export
     from ..runner.inputs import describe_input
-    from ..runner.rundir import RunDir, check_output
+    from ..runner.outputs import check_output
+    from ..runner.rundir import RunDir
 
     run = RunDir.existing(run_path)
     if out_file:

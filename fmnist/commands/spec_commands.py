@@ -125,8 +125,10 @@ def draw(spec: str, out: Path | None, overrides: tuple[str, ...]) -> int:
     shapes, blocks framed, residual and parallel branches as branches. Needs Graphviz's dot, except for .dot."""
     from ..builder.drawing import draw as render
     from ..builder.spec import load_spec
+    from ..runner.outputs import check_output
 
     loaded = load_spec(spec, overrides)
+    check_output(out or Path(f"{loaded.name}.svg"), "--out")
     written = render(loaded, out or Path(f"{loaded.name}.svg"))
     click.echo(f"wrote {written}")
     return 0

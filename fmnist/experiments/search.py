@@ -154,8 +154,12 @@ def _pruners():
 
 def open_study(storage: str | None, name: str, out: Path, seed: int | None, pruner: str = "hyperband"):
     """A study that is created or, when it exists, continued; SQLite in `out` unless a database URL is given."""
+    import optuna
+
     url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
-    return create_or_join(url, "the study", study_name=name, direction="maximize", pruner=_pruners()[pruner](),
+    # several workers on one SQLite file wait for each other's writes (up to a minute) instead of failing at once
+    local = (lambda: optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})) if storage is None else None
+    return create_or_join(url, "the study", local, study_name=name, direction="maximize", pruner=_pruners()[pruner](),
                           sampler=trial_sampler(seed, 0))
 
 

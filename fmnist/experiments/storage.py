@@ -21,8 +21,11 @@ def create_or_join(url: str, what: str, make_storage=None, **study_options):
             storage = make_storage() if make_storage else url
             return optuna.create_study(storage=storage, load_if_exists=True, **study_options)
         except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver, races
-            racing = "UniqueViolation" in repr(error) or "IntegrityError" in type(error).__name__
-            if racing and attempt < RACE_RETRIES:  # workers started together race to create the tables: look again
+            # workers started together race to create the tables: PostgreSQL says UniqueViolation, SQLite that a
+            # table already exists or that the file is locked by the other worker's transaction
+            racing = "UniqueViolation" in repr(error) or "IntegrityError" in type(error).__name__ or \
+                any(sign in str(error) for sign in ("already exists", "database is locked"))
+            if racing and attempt < RACE_RETRIES:  # look again
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = one_line(error, 200)

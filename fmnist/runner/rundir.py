@@ -18,6 +18,7 @@ import yaml
 from ..atomic import atomic_write
 from .checkpoint import Checkpoint
 from ..errors import StorageError, UsageError
+from .outputs import is_run_folder, own_leftover
 
 try:
     import fcntl
@@ -25,27 +26,6 @@ except ImportError:  # Windows: no advisory locks; one writer per folder is then
     fcntl = None
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
-# what a run writes into its folder: no other command's output may replace one of them
-RUN_FILES = ("config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json", "error.txt", "loss.png", "accuracy.png",
-             "confusion.png", "tensorboard")
-
-
-def _own_leftover(entry: Path) -> bool:
-    """A temporary file a killed run left half-written (atomic_write's `.NAME.XXXX.tmp` for one of the run's files)."""
-    return entry.name.endswith(".tmp") and any(entry.name.startswith(f".{name}.") for name in RUN_FILES)
-
-
-def is_run_folder(folder: Path) -> bool:
-    return (folder / "config.yaml").is_file()
-
-
-def check_output(path: str | Path, option: str, ours: tuple[str, ...] = ()) -> None:
-    """An output file a command was asked to write (export --out, compare --plot): refused when it is one of a run
-    folder's own files (only `ours`, what the command itself writes there by default, may be replaced)."""
-    target = Path(path).resolve()
-    if is_run_folder(target.parent) and target.name not in ours and (target.name in RUN_FILES or target.exists()):
-        raise UsageError(f"{option} {path}: that is a file of the run in {target.parent}; choose another path")
-
 class RunDir:
     """One run's folder on disk."""
 
@@ -74,7 +54,7 @@ class RunDir:
     def create_at(cls, path: str | Path) -> "RunDir":
         """Exactly this folder (grid cells, search retrains), locked; it must not hold a run already."""
         run = cls(path)
-        if run.path.is_dir() and not is_run_folder(run.path) and not all(map(_own_leftover, run.path.iterdir())):
+        if run.path.is_dir() and not is_run_folder(run.path) and not all(map(own_leftover, run.path.iterdir())):
             raise UsageError("not empty and not an fmnist run folder: fmnist writes only into a new or empty folder "
                              "(or resumes its own runs)", str(path))
         try:
@@ -121,7 +101,7 @@ class RunDir:
             raise UsageError("in use by another fmnist process (a run or --resume is writing here); wait for it to "
                              "finish or stop it", str(self.path)) from None
         self._lock = handle  # held until the process exits, however it exits
-        for stale in filter(_own_leftover, self.path.glob(".*.tmp")):  # nobody renamed it: its writer died mid-write
+        for stale in filter(own_leftover, self.path.glob(".*.tmp")):  # nobody renamed it: its writer died mid-write
             stale.unlink(missing_ok=True)
         return self
 

@@ -76,7 +76,15 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
         report(f"[{done}/{len(cells)}] {cell.name}: FAILED (exit {code}): {failures[cell.name]}")
 
     try:
-        while todo or running:
+        while todo or running or elsewhere:
+            if not todo and not running:  # only cells another process holds are left: wait for each, then look again
+                for cell in elsewhere:
+                    report(f"{cell.name}: being run by another grid on {out}; waiting for it")
+                    _wait_for(claims / f"{cell.name}.lock")
+                # a holder that stopped before the cell was done (a grid stopped, a cell outliving its grid): run it here
+                done += sum(cell.summary is not None or cell.damaged for cell in elsewhere)
+                todo, elsewhere = [cell for cell in elsewhere if cell.summary is None and not cell.damaged], []
+                continue
             interrupts.check()  # a signal swallowed where it landed still stops the grid
             while todo and len(running) < jobs:
                 cell = todo.pop(0)
@@ -101,9 +109,6 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
                     claim.close()
                     finished(cell, process.returncode, time.perf_counter() - started)
             time.sleep(POLL_S)
-        for cell in elsewhere:
-            report(f"{cell.name}: being run by another grid on {out}; waiting for it")
-            _wait_for(claims / f"{cell.name}.lock")
     except KeyboardInterrupt:
         _stop(running)
         raise GridInterrupted([c.name for c in cells if c.summary is not None],

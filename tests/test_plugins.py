@@ -5,8 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from tests.conftest import only_run
 
 PLUGIN = textwrap.dedent('''
@@ -136,20 +134,26 @@ BAD_PLUGINS = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("liar", "plug-in kind 'liar' (bad.py: Liar): output_shape says (4, 28, 28) but the module build() makes gives (8, 28, 28)"),
-    ("boom", "plug-in kind 'boom' (bad.py: Boom): its build failed (RuntimeError: kaboom)"),
-    ("quitter", "plug-in kind 'quitter' (bad.py: Quitter): its build failed (SystemExit: 0)"),
-    ("nothing", "output_shape gave (0, 28, 28); every size must be a whole number >= 1"),
-    ("halves", "output_shape gave (4, 14.0, 14.0); every size must be a whole number >= 1"),
-])
-def test_a_plugin_kind_is_held_to_its_output_shape_and_its_failures_are_one_line(tmp_path, kind, message):
+BAD_KINDS = {
+    "liar": "plug-in kind 'liar' (bad.py: Liar): output_shape says (4, 28, 28) but the module build() makes gives (8, 28, 28)",
+    "boom": "plug-in kind 'boom' (bad.py: Boom): its build failed (RuntimeError: kaboom)",
+    "quitter": "plug-in kind 'quitter' (bad.py: Quitter): its build failed (SystemExit: 0)",
+    "nothing": "output_shape gave (0, 28, 28); every size must be a whole number >= 1",
+    "halves": "output_shape gave (4, 14.0, 14.0); every size must be a whole number >= 1",
+}
+
+
+def test_a_plugin_kind_is_held_to_its_output_shape_and_its_failures_are_one_line(tmp_path):
     (tmp_path / "bad.py").write_text(BAD_PLUGINS)
-    (tmp_path / "bad.yaml").write_text(f"name: bad\nlayers: [conv 3x3x4 pad=1, {kind}, relu, fc 10]\n")
-    for command in ("validate", "summary", "run"):
-        done = fmnist("--plugin", "bad.py", command, "bad.yaml", "--train-limit", "100", "--out", "runs",
-                      cwd=tmp_path) if command == "run" else fmnist("--plugin", "bad.py", command, "bad.yaml", cwd=tmp_path)
-        assert done.returncode == 2, (command, done.stdout, done.stderr)
-        assert message in done.stdout + done.stderr and "layer 2" in done.stdout + done.stderr, (command, done.stderr)
+    for kind in BAD_KINDS:
+        (tmp_path / f"{kind}.yaml").write_text(f"name: {kind}\nlayers: [conv 3x3x4 pad=1, {kind}, relu, fc 10]\n")
+    checked = fmnist("--plugin", "bad.py", "validate", *(f"{kind}.yaml" for kind in BAD_KINDS), cwd=tmp_path)
+    lines = checked.stderr.splitlines()
+    assert checked.returncode == 2 and len(lines) == len(BAD_KINDS), checked.stderr  # one line each, none passes
+    for line, (kind, message) in zip(lines, BAD_KINDS.items()):
+        assert line.startswith(f"{kind}.yaml:2: layer 2 '{kind}': ") and message in line, line
+    for command in (("summary", "liar.yaml"), ("run", "quitter.yaml", "--train-limit", "100", "--out", "runs")):
+        done = fmnist("--plugin", "bad.py", *command, cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and BAD_KINDS[command[1][:-5]] in done.stderr
         assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert not (tmp_path / "runs").exists()  # refused before any run folder

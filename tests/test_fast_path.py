@@ -94,7 +94,8 @@ def test_benchmark_runs_on_a_tiny_setting(real_data, tmp_path):
     # CNN_4 trains 2.86 GFLOP per step of 128 images (FlopCounterMode: forward and backward)
     assert row["gflop_per_epoch"] == pytest.approx(2.86 * 256 / 128, rel=0.02)
     share = row["gflop_per_epoch"] * 1e9 / row["fmnist fp32"]["epoch_s"] / 1e9 / peaks["fp32"]
-    assert row["fmnist fp32"]["share_of_peak"] == pytest.approx(share, rel=0.01) and f"({100 * share:.0f}%)" in result.stdout
+    assert row["fmnist fp32"]["share_of_peak"] == pytest.approx(share, rel=0.02)  # (from figures rounded for JSON)
+    assert f"({100 * row['fmnist fp32']['share_of_peak']:.0f}%)" in result.stdout
     assert row["fmnist fp32"]["epoch_s"] > 0 and row["plain, 0 workers"]["epoch_s"] > 0
     assert row["speedup"]["fp32"] == pytest.approx(row["plain, 0 workers"]["epoch_s"] / row["fmnist fp32"]["epoch_s"], rel=0.02)
 
@@ -108,7 +109,8 @@ def test_the_levers_benchmark_measures_each_lever_against_the_fast_path(real_dat
     rows = json.loads((tmp_path / "l.json").read_text())["results"]
     assert set(rows) == {"fast path", "fused-adam", "relu-after-pool"} and rows["fast path"]["ratio_to_fast_path"] == 1.0
     for name, row in rows.items():
-        assert row["ratio_to_fast_path"] == pytest.approx(row["epoch_s"] / rows["fast path"]["epoch_s"], rel=0.01)
+        # (epochs of 256 images take a few hundredths of a second: the JSON's rounding to 1 ms is a few %)
+        assert row["ratio_to_fast_path"] == pytest.approx(row["epoch_s"] / rows["fast path"]["epoch_s"], rel=0.06)
         assert f"| {name} | {row['epoch_s']:.3f} |" in result.stdout
 
 

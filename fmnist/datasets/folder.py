@@ -40,18 +40,19 @@ class FolderScan:
     splits: tuple[str, ...]  # the split folders present (none: one folder per class)
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for item in self.files:
-            digest.update(f"{item.path}\0{item.size}\0{item.mtime_ns}\0{item.label}\0{item.split}\n".encode())
-        digest.update("\0".join(self.class_names).encode())
-        return digest.hexdigest()
+        """The cache's key: every file's path, size and modification time, class and split."""
+        return self._digest(with_times=True)
 
     def contents(self) -> str:
         """Which images, of which size, in which class and split: recorded with a run, so a resume or an eval on a
         folder that changed since is refused (modification times are left out: a copied folder is the same data)."""
+        return self._digest(with_times=False)
+
+    def _digest(self, with_times: bool) -> str:
         digest = hashlib.sha256()
         for item in self.files:
-            digest.update(f"{item.path}\0{item.size}\0{item.label}\0{item.split}\n".encode())
+            time = f"\0{item.mtime_ns}" if with_times else ""
+            digest.update(f"{item.path}\0{item.size}{time}\0{item.label}\0{item.split}\n".encode())
         digest.update("\0".join(self.class_names).encode())
         return digest.hexdigest()
 

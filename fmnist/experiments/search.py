@@ -342,14 +342,14 @@ def _study_in(search_json: Path) -> str | None:
 @contextmanager
 def one_retrain(out: Path, number: int, console):
     """Hold the retrain of trial `number` for this worker, waiting while another worker of the study holds it."""
-    import fcntl
+    from .claims import claim, wait_for
 
-    with open(out / f".best-trial-{number}.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            console.print(f"trial {number} is being retrained by another worker; waiting for it")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = out / f".best-trial-{number}.lock"
+    held = claim(lock)
+    if held is None:
+        console.print(f"trial {number} is being retrained by another worker; waiting for it")
+        held = wait_for(lock)
+    with held:
         yield
 
 

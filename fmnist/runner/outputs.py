@@ -11,7 +11,7 @@ RUN_FILES = ("config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json",
 
 
 def own_leftover(entry: Path) -> bool:
-    """A temporary file a killed run left half-written (atomic_write's `.NAME.XXXX.tmp` for one of the run's files)."""
+    """A temporary file a killed run left half-written (atomic_write's `.NAME.<random>.tmp`, NAME one of the run's files)."""
     return entry.name.endswith(".tmp") and any(entry.name.startswith(f".{name}.") for name in RUN_FILES)
 
 

@@ -159,6 +159,12 @@ class RunDir:
 
         return resolve(self.config()["hparams"], {})
 
+    def threads(self) -> int | None:
+        """The CPU threads the run trained with (config.yaml's machine.threads), None for a run that did not record it."""
+        machine = self.config().get("machine")
+        threads = machine.get("threads") if isinstance(machine, dict) else None
+        return threads if isinstance(threads, int) and threads > 0 else None
+
     def best_model(self, device: torch.device):
         """(the best validation epoch's model in eval mode on `device`, its checkpoint)."""
         from .models import load_weights, make_model

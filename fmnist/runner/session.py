@@ -125,8 +125,7 @@ def resume(path: str | Path, device_name: str, console: Console, threads: int | 
     run = RunDir.existing(path)
     if read_summary(run.path)[0] is not None:  # a damaged summary.json is written anew: the best epoch is tested again
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
-    recorded = run.config().get("machine", {}).get("threads") if isinstance(run.config().get("machine"), dict) else None
-    recorded = recorded if isinstance(recorded, int) and recorded > 0 else None
+    recorded = run.threads()
     if threads is not None and recorded is not None and threads != recorded:
         console.print(f"note: --threads {threads} differs from the run's own {recorded}: the resumed epochs will not "
                       f"match an uninterrupted run exactly")

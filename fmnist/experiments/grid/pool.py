@@ -9,31 +9,12 @@ import time
 from pathlib import Path
 
 from ... import choices, interrupts
+from ..claims import claim, wait_for
 from ..results import write_result
 from .cells import CELL_LOCKS, Cell
 
 STOP_GRACE_S = 60  # after Ctrl-C a cell gets this long to save its epoch and exit before it is killed
 POLL_S = 0.2
-
-
-def _claim(path: Path):
-    """An exclusive lock on `path` without waiting, or None when another grid holds it."""
-    import fcntl
-
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return handle
-    except BlockingIOError:
-        handle.close()
-        return None
-
-
-def _wait_for(path: Path) -> None:
-    import fcntl
-
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
 
 
 # the checkpoints removed once a cell is done, per --keep choice
@@ -80,7 +61,7 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
             if not todo and not running:  # only cells another process holds are left: wait for each, then look again
                 for cell in elsewhere:
                     report(f"{cell.name}: being run by another grid on {out}; waiting for it")
-                    _wait_for(claims / f"{cell.name}.lock")
+                    wait_for(claims / f"{cell.name}.lock").close()
                 # a holder that stopped before the cell was done (a grid stopped, a cell outliving its grid): run it here
                 done += sum(cell.summary is not None or cell.damaged for cell in elsewhere)
                 todo, elsewhere = [cell for cell in elsewhere if cell.summary is None and not cell.damaged], []
@@ -88,25 +69,25 @@ def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"
             interrupts.check()  # a signal swallowed where it landed still stops the grid
             while todo and len(running) < jobs:
                 cell = todo.pop(0)
-                claim = _claim(claims / f"{cell.name}.lock")
-                if claim is None:
+                held = claim(claims / f"{cell.name}.lock")
+                if held is None:
                     elsewhere.append(cell)
                     continue
                 if cell.summary is not None:  # another grid finished it meanwhile
-                    claim.close()
+                    held.close()
                     done += 1
                     continue
                 with open(log_dir / f"{cell.name}.log", "w") as log:
                     # its own session: Ctrl-C reaches the grid, which stops each cell once; the claim goes with the
                     # cell, so a cell outliving its grid is still claimed and a second grid waits for it
                     process = subprocess.Popen(cell.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                               start_new_session=True, pass_fds=(claim.fileno(),),
+                                               start_new_session=True, pass_fds=(held.fileno(),),
                                                preexec_fn=_stop_with_parent(os.getpid()))
-                running[cell.name] = (cell, process, claim, time.perf_counter())
-            for name, (cell, process, claim, started) in list(running.items()):
+                running[cell.name] = (cell, process, held, time.perf_counter())
+            for name, (cell, process, held, started) in list(running.items()):
                 if process.poll() is not None:
                     del running[name]
-                    claim.close()
+                    held.close()
                     finished(cell, process.returncode, time.perf_counter() - started)
             time.sleep(POLL_S)
     except KeyboardInterrupt:
@@ -140,13 +121,13 @@ def _stop(running: dict) -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + STOP_GRACE_S
-    for _, process, claim, _ in running.values():
+    for _, process, held, _ in running.values():
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        claim.close()
+        held.close()
 
 
 class GridInterrupted(Exception):

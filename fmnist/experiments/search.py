@@ -19,7 +19,7 @@ from ..errors import StorageError, TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
 from ..runner.fit import Callback, FitState
-from .storage import create_or_join
+from .storage import create_or_join, shared_storage
 
 INTEGER = {"batch_size", "num_epochs"}  # suggested as integers
 
@@ -157,10 +157,12 @@ def open_study(storage: str | None, name: str, out: Path, seed: int | None, prun
     import optuna
 
     url = storage or f"sqlite:///{(out / 'search.db').resolve()}"
-    # several workers on one SQLite file wait for each other's writes (up to a minute) instead of failing at once
-    local = (lambda: optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})) if storage is None else None
-    return create_or_join(url, "the study", local, study_name=name, direction="maximize", pruner=_pruners()[pruner](),
-                          sampler=trial_sampler(seed, 0))
+    if storage is None:  # several workers on one SQLite file wait for each other's writes (up to a minute)
+        make_storage = lambda: optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})  # noqa: E731
+    else:  # a killed worker's trial is failed once it stops beating, and its point is tried again, once
+        make_storage = lambda: shared_storage(url, retry_stale=True)  # noqa: E731
+    return create_or_join(url, "the study", make_storage, study_name=name, direction="maximize",
+                          pruner=_pruners()[pruner](), sampler=trial_sampler(seed, 0))
 
 
 def trial_sampler(seed: int, number: int):
@@ -178,8 +180,9 @@ def finished_trials(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def optimise(study, objective, trials: int, seconds: float | None = None) -> None:
-    """Run trials until the study (all workers together) holds `trials` finished ones, or `seconds` have passed."""
+def optimise(study, objective, trials: int, seconds: float | None = None, after_trial=None) -> None:
+    """Run trials until the study (all workers together) holds `trials` finished ones, or `seconds` have passed;
+    after_trial(study, trial) is called as each of this worker's trials ends."""
     import optuna
     from optuna.study import MaxTrialsCallback
 
@@ -187,7 +190,8 @@ def optimise(study, objective, trials: int, seconds: float | None = None) -> Non
     remaining = trials - finished_trials(study)
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, timeout=seconds,
-                       callbacks=[MaxTrialsCallback(trials, states=states)], catch=(TrainingError,), gc_after_trial=True)
+                       callbacks=[MaxTrialsCallback(trials, states=states), *([after_trial] if after_trial else [])],
+                       catch=(TrainingError,), gc_after_trial=True)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if seconds and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
             raise TrainingError(f"no trial finished within the time budget ({seconds / 60:g} min): give it more "
@@ -291,11 +295,14 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
     deadline = time.monotonic() + seconds if seconds else None
     objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console, deadline,
                                ready.log, out)
+    keep_trials = (lambda study, _trial=None: write_trials(study, settings.results / "trials")) if settings.results else None
     try:
         with cpu_threads(options.threads):
-            optimise(study, objective, settings.trials, seconds)
+            optimise(study, objective, settings.trials, seconds, keep_trials)
     except KeyboardInterrupt:
         raise RunInterrupted("interrupted; the finished trials are stored: run the same command again to continue") from None
+    if keep_trials:
+        keep_trials(study)  # other machines' trials too
     best = study.best_trial
     console.print(f"best: trial {best.number}, val {100 * best.value:.2f}%, {best.params}")
     result = {"study": settings.name, "pruner": settings.pruner, "minutes": settings.minutes,
@@ -351,6 +358,28 @@ def one_retrain(out: Path, number: int, console):
         held = wait_for(lock)
     with held:
         yield
+
+
+def trial_record(trial) -> dict:
+    """A finished trial as data: its point, state, best validation accuracy, each epoch's, worker and times."""
+    ended, started = trial.datetime_complete, trial.datetime_start
+    return {"number": trial.number, "state": trial.state.name, "value": trial.value, "params": trial.params,
+            "val_acc_per_epoch": [trial.intermediate_values[epoch] for epoch in sorted(trial.intermediate_values)],
+            "worker": trial.user_attrs.get("worker"), "started": started.isoformat(timespec="seconds") if started else None,
+            "ended": ended.isoformat(timespec="seconds") if ended else None,
+            "seconds": round((ended - started).total_seconds(), 1) if ended and started else None}
+
+
+def write_trials(study, folder: Path) -> None:
+    """Every finished trial of the study (this worker's and the others') as trial-NNNN.json in `folder`, written as
+    it ends, so the search survives its database as files to commit."""
+    from ..runner.rundir import atomic_write, strict_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for trial in study.get_trials(deepcopy=False):
+        target = folder / f"trial-{trial.number:04d}.json"
+        if trial.state.is_finished() and not target.exists():
+            atomic_write(target, (strict_json(trial_record(trial)) + "\n").encode())
 
 
 def _keep_results(folder: Path, out: Path, result: dict) -> None:

@@ -7,6 +7,22 @@ from ..errors import UsageError, one_line
 from ..redact import masked
 
 RACE_RETRIES = 3
+HEARTBEAT_S = 30  # a worker killed mid-trial stops beating; after the grace period its trial is marked failed
+
+
+def shared_storage(url: str, retry_stale: bool = False):
+    """A database several workers share: each running trial beats, so a killed worker's trial is failed (and, with
+    retry_stale, its point handed out again, once); a connection the server dropped (a restart) is replaced."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks heartbeats experimental (and renamed the retry callback)
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S,
+                                          engine_kwargs={"pool_pre_ping": True},
+                                          failed_trial_callback=retry(max_retry=1) if retry_stale else None)
 
 
 def create_or_join(url: str, what: str, make_storage=None, **study_options):

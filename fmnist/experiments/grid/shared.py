@@ -8,7 +8,6 @@ from pathlib import Path
 from .cells import Cell
 from .pool import GridInterrupted, run_cells
 
-HEARTBEAT_S = 30  # a worker killed mid-cell stops beating; after the grace period its cell is handed out again
 SHARED_POLL_S = 2.0
 
 
@@ -34,13 +33,12 @@ def open_shared(storage: str, name: str, cells: list[Cell]):
     """The grid's study: created by the first worker, joined by the others; one grid point per cell."""
     import optuna
 
-    from ..storage import create_or_join
+    from ..storage import create_or_join, shared_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler = optuna.samplers.GridSampler({"cell": [cell.name for cell in cells]}, seed=0)
     return create_or_join(storage, "the grid's study", study_name=name, sampler=sampler, direction="maximize",
-                          make_storage=lambda: optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S,
-                                                                          grace_period=4 * HEARTBEAT_S))
+                          make_storage=lambda: shared_storage(storage))
 
 
 class CellFailed(Exception):

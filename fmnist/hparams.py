@@ -25,6 +25,7 @@ MAX_CROP_PAD = 14  # half a 28-pixel image: a larger shift would crop the object
 AUGMENT_MAPPING = {"type": "object", "additionalProperties": False,
                    "properties": {"crop": {"type": "integer", "minimum": 0, "maximum": MAX_CROP_PAD},
                                   "flip": {"type": "boolean"}}}
+MAX_MIX_ALPHA = 100  # Beta(a, a) is a spike at 0.5 long before this
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle", "plateau")
 
@@ -55,6 +56,12 @@ HPARAMS: dict[str, HParam] = {h.name: h for h in (
     HParam("crop_pad", 1, _integer(0, MAX_CROP_PAD),
            "augmentation: zero border before the random crop back to size (shifts of up to +-N pixels)"),
     HParam("flip", True, {"type": "boolean"}, "augmentation: random horizontal flip (off for digits and text)"),
+    HParam("erase", 0.0, _number(0, 1),
+           "random erasing: with this probability per training image, a random rectangle (2-33% of it) is filled with random pixels"),
+    HParam("mixup", None, _number(0, MAX_MIX_ALPHA, low_open=True),
+           "mixup: blend each training batch with a shuffled copy, share drawn from Beta(a, a) with this a (e.g. 0.2); the loss is blended alike"),
+    HParam("cutmix", None, _number(0, MAX_MIX_ALPHA, low_open=True),
+           "cutmix: paste a rectangle of a shuffled copy, its area from Beta(a, a) with this a (e.g. 1.0); with --mixup too, each batch uses one"),
     HParam("optimizer", "adam", {"enum": list(OPTIMIZERS)}, "adam (the study's), adamw or sgd"),
     HParam("momentum", 0.9, _number(0, 1, high_open=True), "sgd momentum"),
     HParam("nesterov", False, {"type": "boolean"}, "sgd with Nesterov momentum"),

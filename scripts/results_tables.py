@@ -6,7 +6,8 @@
 Tables: table1 (results/table1/, beside the study's figures), noise (CNN_4's cells over seeds: seed 0 in
 results/table1/, seeds 1-4 in results/cnn4-seeds/seedN/), sigmoid (the two readings of the study's sigmoid column on
 CNN_4, over seeds), readings (both readings, every model, seed 0), tuned (the study's tuned CNN_2,
-results/cnn2-tuned.json), search (our search, results/cnn2-search/) and best (specs/fmnist_best.yaml,
+results/cnn2-tuned.json), search (our search, results/cnn2-search/), shared_search (two workers on PostgreSQL,
+results/cnn2-pg/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/) and best (specs/fmnist_best.yaml,
 results/fmnist_best.json).
 """
 from __future__ import annotations
@@ -174,6 +175,42 @@ def search(folder: Path) -> str:
             f"| the study's search | – | {parameters(STUDY_TUNED_PARAMS)} | – | {STUDY_TUNED:.2f}% | – | – |")
 
 
+def over_seeds(results: list[dict]) -> str:
+    """Test accuracy over seeds as two table cells: mean ± sd, and each seed's."""
+    scores = [100 * r["test_acc"] for r in results]
+    spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+    seeds = ", ".join(f"{score:.2f} (seed {r['hparams']['seed']})" for score, r in zip(scores, results))
+    return f"**{statistics.mean(scores):.2f}{spread}%** | {seeds}"
+
+
+def shared_search(folder: Path, study_seeds: Path) -> str:
+    """The two-worker PostgreSQL search: its trials (from the per-trial files), its best retrained over seeds, and
+    the study's own parameters over the same seeds."""
+    trials = [json.loads(path.read_text()) for path in sorted((folder / "trials").glob("trial-*.json"))]
+    if not trials:
+        return not_run(folder / "trials")
+    states = {state: sum(t["state"] == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    workers = len({t["worker"] for t in trials})
+    best = max((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
+    rows = ["| | trials | parameters | best validation | test accuracy, mean ± sd | each seed | training per run |",
+            "|---|---|---|---|---|---|---|"]
+    retrains = [r for r in map(read, [folder / "best.json", *sorted(folder.glob("best-seed*.json"))]) if r]
+    found = f"{len(trials)} ({states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed) by {workers} workers"
+    if retrains:
+        rows.append(f"| fmnist search, best trial {best['number']} retrained ({machine_of(retrains[0])}) | {found} | "
+                    f"{parameters(best['params'])} | {100 * best['value']:.2f}% | {over_seeds(retrains)} | "
+                    f"{minutes(statistics.mean(r['train_seconds'] for r in retrains))} |")
+    else:
+        rows.append(f"| fmnist search, best trial {best['number']} (not retrained yet) | {found} | "
+                    f"{parameters(best['params'])} | {100 * best['value']:.2f}% | – | – | – |")
+    reruns = [r for r in map(read, sorted(study_seeds.glob("seed*/CNN_2-aug-softmax.json"))) if r]
+    if reruns:
+        rows.append(f"| the study's parameters, rerun here ({machine_of(reruns[0])}) | – | {parameters(STUDY_TUNED_PARAMS)} | – | "
+                    f"{over_seeds(reruns)} | {minutes(statistics.mean(r['train_seconds'] for r in reruns))} |")
+    rows.append(f"| the study | – | {parameters(STUDY_TUNED_PARAMS)} | – | {STUDY_TUNED:.2f}% (one run) | – | – |")
+    return "\n".join(rows)
+
+
 def best_spec(path: Path) -> str:
     result = read(path)
     if not result:
@@ -202,6 +239,7 @@ def tables() -> dict[str, str]:
     return {"table1": table1(results / "table1"), "noise": noise(results / "table1", results / "cnn4-seeds"),
             "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "readings": readings(results / "table1"),
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
+            "shared_search": shared_search(results / "cnn2-pg", results / "cnn2-study-seeds"),
             "best": best_spec(results / "fmnist_best.json"), "checks": checks(results / "spec_checks.json")}
 
 

@@ -1,7 +1,13 @@
 """Shared helpers: run the real CLI in-process, write spec files, make tiny IDX datasets."""
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -115,3 +121,58 @@ def unmount(target: Path) -> None:
     import subprocess
 
     subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+# ---- a real PostgreSQL server (Debian's package; .ci/run installs it) ----
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class PostgresServer:
+    """A throw-away server on 127.0.0.1: its URL, and a restart as an operator would do it (clients are cut off)."""
+
+    url: str
+    pg_ctl: list
+
+    def restart(self) -> None:
+        subprocess.run([*self.pg_ctl, "-m", "fast", "-w", "restart"], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    binaries = _postgres_bin()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="fmnist-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    port = _free_port()
+    data = folder / "data"
+    subprocess.run([*as_postgres, binaries / "initdb", "-D", data, "-A", "trust", "-U", "fmnist"], check=True, capture_output=True)
+    pg_ctl = [*as_postgres, binaries / "pg_ctl", "-D", data, "-l", folder / "log", "-o",
+              f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"]
+    subprocess.run([*pg_ctl, "-w", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "fmnist", "fmnist"], check=True)
+        yield PostgresServer(f"postgresql://fmnist@127.0.0.1:{port}/fmnist", pg_ctl)
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres(postgres_server):
+    """The throw-away server's URL."""
+    return postgres_server.url

@@ -35,6 +35,12 @@ def one_line_error(code, err, exit_code=2):
     ("--batch-size", "10000000", "--batch-size 10000000: 10000000 is greater than the maximum of 65536"),
     ("--num-epochs", "100000000", "--num-epochs 100000000: 100000000 is greater than the maximum of 10000"),
     ("--crop-pad", "15", "--crop-pad 15: 15 is greater than the maximum of 14"),
+    ("--erase", "1.5", "--erase 1.5: 1.5 is greater than the maximum of 1"),
+    ("--erase", "nan", "--erase nan: must be a finite number"),
+    ("--mixup", "0", "--mixup 0.0: 0.0 is less than or equal to the minimum of 0"),
+    ("--mixup", "inf", "--mixup inf: must be a finite number"),
+    ("--cutmix", "-1", "--cutmix -1.0: -1.0 is less than or equal to the minimum of 0"),
+    ("--cutmix", "1000", "--cutmix 1000.0: 1000.0 is greater than the maximum of 100"),
     ("--train-limit", "0", "--train-limit 0: needs at least 2 images"),
     ("--train-limit", "-1", "--train-limit -1: needs at least 2 images"),
 ])
@@ -52,6 +58,8 @@ def test_bad_setting_is_refused_before_any_run_folder(cli, tmp_path, flag, value
     ("{seed: 18446744073709551616}", "train.seed: 18446744073709551616 is greater than the maximum of 4294967295"),
     ("{label_smoothing: .nan}", ":3: train.label_smoothing: nan is not a finite number"),
     ("{augment: {crop: 40}}", "train.augment"),
+    ("{erase: yes}", ":3: train.erase: True is not of type 'number'"),
+    ("{mixup: .nan}", ":3: train.mixup: nan is not a finite number"),
 ])
 def test_bad_setting_in_the_spec_points_at_its_line(cli, write_spec, tmp_path, train, message):
     path = write_spec(f"name: t\nlayers: [fc 10]\ntrain: {train}\n")

@@ -2,14 +2,11 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import PNG_SIGNATURE, only_run
@@ -145,42 +142,6 @@ def test_bad_search_input(cli, write_spec):
 
 
 # ---- a real PostgreSQL server, two workers, one study ----
-
-def _postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A throw-away PostgreSQL server on 127.0.0.1 (Debian's package; .ci/run installs it)."""
-    binaries = _postgres_bin()
-    if binaries is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="fmnist-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
-    if as_postgres:
-        shutil.chown(folder, "postgres")
-    port = _free_port()
-    data = folder / "data"
-    subprocess.run([*as_postgres, binaries / "initdb", "-D", data, "-A", "trust", "-U", "fmnist"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, binaries / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
-        subprocess.run([binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "fmnist", "fmnist"], check=True)
-        yield f"postgresql://fmnist@127.0.0.1:{port}/fmnist"
-    finally:
-        subprocess.run([*as_postgres, binaries / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
-
 
 def test_two_workers_share_one_study_on_postgresql(postgres, write_spec, real_data, tmp_path):
     spec = write_spec(TINY_A, "a.yaml")

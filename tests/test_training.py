@@ -6,9 +6,10 @@ import torch
 
 from fmnist.builder.spec import load_spec
 from fmnist.hparams import resolve
-from fmnist.runner.augment import crop_and_flip
+from fmnist.runner.augment import ERASE_AREA, crop_and_flip, random_erase
 from fmnist.datasets.splits import Splits
 from fmnist.runner.models import make_model
+from fmnist.runner.mixing import mix_batch
 from fmnist.runner.trainer import NonFiniteLoss, Trainer
 from tests.conftest import only_run
 
@@ -263,3 +264,54 @@ def test_test_time_flip_averages_the_logits_of_each_image_and_its_mirror(write_s
     assert torch.equal(flipped.predictions, expected)
     assert flipped.accuracy == pytest.approx((expected == labels).float().mean().item())
     assert torch.equal(evaluate(model, images, labels, EvalSettings("softmax", torch.device("cpu"))).predictions, plain)
+
+
+def test_random_erasing_fills_one_rectangle_of_random_pixels_in_chosen_images():
+    images = torch.full((400, 3, 28, 28), 7, dtype=torch.uint8)
+    assert torch.equal(random_erase(images, torch.Generator().manual_seed(0), 0.0), images)
+    erased = random_erase(images, torch.Generator().manual_seed(0), 0.5)
+    assert torch.equal(erased, random_erase(images, torch.Generator().manual_seed(0), 0.5))  # the generator decides
+    changed = (erased != 7).any(dim=1)  # (N, H, W): where the rectangle is
+    touched = changed.flatten(1).any(1)
+    assert 0.4 < touched.float().mean() < 0.6
+    for image in changed[touched][:50]:
+        rows, columns = image.any(1).nonzero().flatten(), image.any(0).nonzero().flatten()
+        box = (rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1)
+        assert ERASE_AREA[0] * 784 * 0.5 <= box <= ERASE_AREA[1] * 784 * 1.5  # one rectangle, of the drawn size (rounded)
+        assert image.sum() > 0.9 * box  # filled with random pixels: only a 7 drawn by chance looks untouched
+    assert erased.dtype == torch.uint8 and erased[touched].float().std() > 30
+
+
+def test_mixup_and_cutmix_blend_the_batch_and_say_in_what_share():
+    torch.manual_seed(0)
+    inputs, labels = torch.rand(16, 1, 12, 12), torch.arange(16)
+    mixed = mix_batch(inputs, labels, {"mixup": 0.4})
+    partner = mixed.partner_labels  # labels are 0..15, so the partner's label is its index
+    assert 0 < mixed.share < 1
+    assert torch.allclose(mixed.inputs, inputs * mixed.share + inputs[partner] * (1 - mixed.share))
+    cut = mix_batch(inputs, labels, {"cutmix": 1.0})
+    from_partner = (cut.inputs == inputs[cut.partner_labels]) & (cut.inputs != inputs)
+    kept = 1 - from_partner[[n for n in range(16) if cut.partner_labels[n] != n][0]].float().mean().item()
+    assert cut.share == pytest.approx(kept, abs=1e-6)  # the share is the area actually kept
+    others = [n for n in range(16) if cut.partner_labels[n] != n]  # an image may draw itself as its partner
+    assert all(torch.equal(from_partner[others[0]], from_partner[n]) for n in others)  # one rectangle for the batch
+    both = {mix_batch(inputs, labels, {"mixup": 0.4, "cutmix": 1.0}).inputs.eq(inputs).any().item() for _ in range(20)}
+    assert both == {True, False}  # cutmix keeps some pixels, mixup none: each batch uses one of them
+
+
+def test_erasing_and_mixing_train_and_resume_exactly(write_spec):
+    levers = {"erase": 0.5, "mixup": 0.2, "cutmix": 1.0, "num_epochs": 3}
+    first = tiny_trainer(write_spec, **levers)
+    first.train_epoch(1)
+    saved = io.BytesIO()
+    torch.save(first.state_dict(), saved)
+    saved.seek(0)
+    state = torch.load(saved, weights_only=True)
+    uninterrupted = first.train_epoch(2)
+    second = tiny_trainer(write_spec, **levers)
+    second.load_state_dict(state)  # also torch's global generator, which the mixing draws from
+    assert second.train_epoch(2) == uninterrupted  # the draws (rectangles, shares, partners) resume too
+    first.train_epoch(3)
+    assert first.evaluate(first.splits.test_x, first.splits.test_y).accuracy > 0.6  # still learns the task (chance: 0.1)
+    plain = tiny_trainer(write_spec, num_epochs=3)
+    assert plain.train_epoch(1)[0] < tiny_trainer(write_spec, **levers).train_epoch(1)[0]  # a harder task to fit

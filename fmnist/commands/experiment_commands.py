@@ -14,6 +14,7 @@ from ..hparams import HPARAMS, LOSSES, STUDY_SIGMOID
 from .run_commands import check_out_folder, hparam_options, override_option, where_options
 
 
+MAX_SEEDS = 100  # retrains of the best trial; more is a typo
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
 MAX_MINUTES = 7 * 24 * 60  # a week; a longer budget is a typo
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
@@ -126,6 +127,8 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @click.option("--augment/--no-augment", default=None, help="Augmentation for every trial [off].")
 @click.option("--out", default=None, help="Folder for the SQLite study, plots and the best retrain [runs/<study>].")
 @click.option("--retrain/--no-retrain", default=True, help="At the end, retrain the best trial and test it. [retrain]")
+@click.option("--seeds", "retrain_seeds", type=int, default=1, show_default=True,
+              help="Retrain the best trial with N seeds (--seed, --seed+1, …; the workers share them) and report mean ± sd.")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False),
               help="Also keep the search as small files to commit: best.json (the retrained best run), search.json, plots.")
 @click.option("--pruner", type=click.Choice(PRUNERS), default="hyperband", show_default=True,
@@ -136,7 +139,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @hparam_options
 @where_options
 @override_option
-def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, results_dir, pruner, minutes, device, data, data_dir, train_limit, fast,
+def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, retrain_seeds, results_dir, pruner, minutes, device, data, data_dir, train_limit, fast,
            precision, threads, log, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
@@ -148,6 +151,8 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
 
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
+    if not 1 <= retrain_seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds {retrain_seeds}: must be from 1 to {MAX_SEEDS}")
     if minutes is not None and not 0 < minutes <= MAX_MINUTES:  # also refuses nan
         raise UsageError(f"--minutes {minutes:g}: must be more than 0 and at most {MAX_MINUTES:,} (a week)")
     loaded = load_spec(spec, overrides)
@@ -164,6 +169,6 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if results_dir:
         check_out_folder(results_dir)
     settings = searching.SearchSettings(trials, storage, name, out_path, retrain, pruner,
-                                        Path(results_dir) if results_dir else None, minutes)
+                                        Path(results_dir) if results_dir else None, minutes, retrain_seeds)
     searching.run_search(ready, space, settings, options, make_console())
     return 0

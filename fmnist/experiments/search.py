@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from ..errors import StorageError, TrainingError, UsageError
 from ..hparams import DEFAULT_SPACE, SPACE_SCHEMA, value_problem
 from ..redact import masked
 from ..runner.fit import Callback, FitState
-from .storage import create_or_join, shared_storage
+from .storage import create_or_join, database_lost, shared_storage
 
 INTEGER = {"batch_size", "num_epochs"}  # suggested as integers
 
@@ -115,7 +113,7 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
     from ..runner.progress import epoch_progress
     from ..runner.trainer import Trainer
 
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_name()
     report = console.print
 
     def objective(trial) -> float:
@@ -137,6 +135,11 @@ def make_objective(spec, base_hparams: dict, space: dict, splits, device: torch.
         return state.best["val_acc"]
 
     return objective
+
+
+def worker_name() -> str:
+    """Which worker ran a trial or a retrain: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _pruners():
@@ -262,10 +265,16 @@ class SearchSettings:
     pruner: str = "hyperband"
     results: Path | None = None  # --results DIR: best.json (the retrained best run's result), search.json and the plots
     minutes: float | None = None  # --minutes M: this worker's time budget for trials (the retrain comes after it)
+    seeds: int = 1  # --seeds N: the best trial is retrained with seeds --seed … --seed+N-1, shared among the workers
 
 
 def run_search(ready, space: dict, settings: SearchSettings, options, console) -> dict:
     """Optimise until the study holds `trials` finished trials, plot it, retrain and test the best; returns search.json."""
+    with database_lost(settings.storage):
+        return _run_search(ready, space, settings, options, console)
+
+
+def _run_search(ready, space: dict, settings: SearchSettings, options, console) -> dict:
     import optuna
 
     from ..datasets.loading import load_data
@@ -310,18 +319,21 @@ def run_search(ready, space: dict, settings: SearchSettings, options, console) -
               "best_val_acc": best.value, "best_params": best.params,
               "plots": plot_search(study, out, ready.spec.name, console.print)}
     if settings.retrain:
-        best_dir = out / f"best-trial-{best.number}"
-        with one_retrain(out, best.number, console):  # workers ending together: one retrains, the others wait for it
-            if not (best_dir / "summary.json").is_file():
-                shutil.rmtree(best_dir, ignore_errors=True)  # a retrain killed half-way starts over
-                start(ready.spec, {**ready.hparams.as_dict(), **best.params}, replace(options, run_dir=str(best_dir)),
-                      console, startup_from=time.monotonic())
-        summary = json.loads((best_dir / "summary.json").read_text())
-        result["retrain"] = {"run": str(best_dir), "test_acc": summary["test_acc"]}
-        console.print(f"best trial retrained: test accuracy {100 * summary['test_acc']:.2f}% · {best_dir}")
+        from .retrains import claims_for, describe, retrain_seeds, summarise
+
+        def train(seed: int, folder: Path) -> None:
+            start(ready.spec, {**ready.hparams.as_dict(), **best.params, "seed": seed}, replace(options, run_dir=str(folder)),
+                  console, startup_from=time.monotonic())
+
+        first = ready.hparams.seed
+        seeds = list(range(first, first + settings.seeds))
+        results = retrain_seeds(study, best.number, seeds, out, claims_for(settings.storage, settings.name, out), train,
+                                console.print, worker_name())
+        result["retrain"] = summarise(results)
+        console.print(describe(results))
     atomic_write(out / "search.json", (strict_json(result) + "\n").encode())
     if settings.results:
-        _keep_results(settings.results, out, result)
+        _keep_results(settings.results, out, result, results if settings.retrain else {})
     console.print(f"written: {out / 'search.json'}" + "".join(f", {out / p}" for p in result["plots"]))
     return result
 
@@ -346,20 +358,6 @@ def _study_in(search_json: Path) -> str | None:
         return None
 
 
-@contextmanager
-def one_retrain(out: Path, number: int, console):
-    """Hold the retrain of trial `number` for this worker, waiting while another worker of the study holds it."""
-    from .claims import claim, wait_for
-
-    lock = out / f".best-trial-{number}.lock"
-    held = claim(lock)
-    if held is None:
-        console.print(f"trial {number} is being retrained by another worker; waiting for it")
-        held = wait_for(lock)
-    with held:
-        yield
-
-
 def trial_record(trial) -> dict:
     """A finished trial as data: its point, state, best validation accuracy, each epoch's, worker and times."""
     ended, started = trial.datetime_complete, trial.datetime_start
@@ -382,10 +380,10 @@ def write_trials(study, folder: Path) -> None:
             atomic_write(target, (strict_json(trial_record(trial)) + "\n").encode())
 
 
-def _keep_results(folder: Path, out: Path, result: dict) -> None:
-    """The search as small files to commit: its result, its plots and the retrained best run (like a grid cell's)."""
-    from ..runner.rundir import atomic_write
-    from .results import write_result
+def _keep_results(folder: Path, out: Path, result: dict, retrained: dict[int, dict]) -> None:
+    """The search as small files to commit: its result, its plots and each retrained seed's run (like a grid cell's
+    result): best.json for the first seed, best-seedS.json for the others."""
+    from ..runner.rundir import atomic_write, strict_json
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -394,6 +392,6 @@ def _keep_results(folder: Path, out: Path, result: dict) -> None:
     atomic_write(folder / "search.json", (out / "search.json").read_bytes())
     for plot in result["plots"]:
         atomic_write(folder / plot, (out / plot).read_bytes())
-    if "retrain" in result:
-        write_result(Path(result["retrain"]["run"]), folder / "best.json")
-
+    for position, (seed, run_result) in enumerate(retrained.items()):
+        target = folder / ("best.json" if position == 0 else f"best-seed{seed}.json")
+        atomic_write(target, (strict_json(run_result) + "\n").encode())

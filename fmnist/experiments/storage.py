@@ -1,18 +1,83 @@
 """Opening an Optuna study in a database that several workers share (search trials, grid cells)."""
 from __future__ import annotations
 
+import functools
+import os
 import time
+from contextlib import contextmanager
 
-from ..errors import UsageError, one_line
+from ..errors import StorageError, UsageError, one_line
 from ..redact import masked
 
 RACE_RETRIES = 3
 HEARTBEAT_S = 30  # a worker killed mid-trial stops beating; after the grace period its trial is marked failed
+HEARTBEAT_ENV = "FMNIST_HEARTBEAT_S"  # how often a running trial beats (seconds); its grace period is 4 beats
+
+
+def heartbeat_seconds() -> int:
+    """The heartbeat interval: $FMNIST_HEARTBEAT_S or HEARTBEAT_S; a bad value is one line."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not text:
+        return HEARTBEAT_S
+    if not text.isdigit() or not 1 <= int(text) <= 3600:
+        raise UsageError(f"{HEARTBEAT_ENV}={text}: expected whole seconds from 1 to 3600")
+    return int(text)
+
+
+RECONNECT_S = 120  # how long a call waits for a database that went away (a restart) before it gives up
+
+
+def _is_connection_loss(error: BaseException) -> bool:
+    """A database error that another try may not meet (the server restarting, a dropped connection)."""
+    import sqlalchemy.exc
+
+    cause = error if isinstance(error, sqlalchemy.exc.SQLAlchemyError) else error.__cause__
+    return isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)) or \
+        getattr(cause, "connection_invalidated", False)
+
+
+def _patient(method):
+    """`method`, tried again for up to RECONNECT_S while the database cannot be reached."""
+    @functools.wraps(method)
+    def patient(self, *args, **kwargs):
+        given_up_at = time.monotonic() + RECONNECT_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as error:  # Optuna wraps SQLAlchemy's errors in its StorageInternalError
+                if not _is_connection_loss(error) or time.monotonic() > given_up_at:
+                    raise
+                time.sleep(1.0)
+    return patient
+
+
+# the private calls Optuna's trial cache makes on the storage (each opens its own session, so trying again is safe)
+CACHE_CALLS = ("_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials", "_get_stale_trial_ids")
+
+
+@functools.cache
+def _patient_storage():
+    """RDBStorage whose calls wait out a server restart, and whose heartbeat skips a beat it cannot record (rather
+    than ending its thread with a traceback, which would leave the live trial to be failed as stale)."""
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    methods = {name: _patient(getattr(base, name)) for name in dir(base)
+               if (not name.startswith("_") or name in CACHE_CALLS) and callable(getattr(base, name))
+               and name != "record_heartbeat"}
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            base.record_heartbeat(self, trial_id)
+        except Exception as error:
+            if not _is_connection_loss(error):
+                raise
+    return type("PatientRDBStorage", (base,), {**methods, "record_heartbeat": record_heartbeat})
 
 
 def shared_storage(url: str, retry_stale: bool = False):
     """A database several workers share: each running trial beats, so a killed worker's trial is failed (and, with
-    retry_stale, its point handed out again, once); a connection the server dropped (a restart) is replaced."""
+    retry_stale, its point handed out again, once); a call made while the server restarts waits for it (RECONNECT_S)."""
     import warnings
 
     import optuna
@@ -20,7 +85,8 @@ def shared_storage(url: str, retry_stale: bool = False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks heartbeats experimental (and renamed the retry callback)
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S,
+        beat = heartbeat_seconds()
+        return _patient_storage()(url, heartbeat_interval=beat, grace_period=4 * beat,
                                           engine_kwargs={"pool_pre_ping": True},
                                           failed_trial_callback=retry(max_retry=1) if retry_stale else None)
 
@@ -36,6 +102,8 @@ def create_or_join(url: str, what: str, make_storage=None, **study_options):
         try:
             storage = make_storage() if make_storage else url
             return optuna.create_study(storage=storage, load_if_exists=True, **study_options)
+        except UsageError:
+            raise
         except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver, races
             # workers started together race to create the tables: PostgreSQL says UniqueViolation, SQLite that a
             # table already exists or that the file is locked by the other worker's transaction
@@ -46,3 +114,18 @@ def create_or_join(url: str, what: str, make_storage=None, **study_options):
                 continue
             first = one_line(error, 200)
             raise UsageError(masked(f"--storage {url}: cannot open {what} ({type(error).__name__}: {first})")) from None
+
+
+@contextmanager
+def database_lost(url: str | None):
+    """A database that stayed away longer than RECONNECT_S is one line (StorageError), not a traceback; what the
+    study holds stays there."""
+    try:
+        yield
+    except Exception as error:
+        if url is None or not _is_connection_loss(error):
+            raise
+        cause = error.__cause__ if error.__cause__ is not None else error
+        raise StorageError(masked(f"--storage {url}: the database cannot be reached ({type(cause).__name__}: "
+                                  f"{one_line(cause, 160)}); the finished trials are kept in it: run the same command "
+                                  f"again once it is back")) from None

@@ -12,12 +12,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .. import interrupts
 from ..errors import TrainingError
 from . import speedups
-from .augment import crop_and_flip
+from .augment import crop_and_flip, random_erase
 from ..datasets.splits import Splits
 from ..hparams import TrainConfig
 from .evaluation import EvalSettings, Evaluation, evaluate
 from .inputs import model_input
 from .losses import LOSSES
+from .mixing import mix_batch
 from .optim import make_optimizer, make_schedule
 
 PROGRESS_EVERY_S = 0.25  # reading the running loss syncs with the device, so only a few times a second
@@ -48,6 +49,7 @@ class Trainer:
         # an exponential moving average of the weights (buffers too, so batch norm's statistics match them)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(hparams.ema), use_buffers=True) \
             if hparams.ema is not None else None
+        self.mix_alphas = {name: getattr(hparams, name) for name in ("mixup", "cutmix") if getattr(hparams, name) is not None}
 
     @property
     def eval_model(self) -> nn.Module:
@@ -55,10 +57,17 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def _forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, loss) of a training step; the loss is always computed in fp32."""
+        """(logits, loss) of a training step, with --mixup/--cutmix blending the batch and the loss; the loss is
+        always computed in fp32."""
+        inputs = model_input(images, self.channels_last)
+        mixed = mix_batch(inputs, labels, self.mix_alphas) if self.mix_alphas else None
         with speedups.autocast(self.device, self.precision):
-            logits = self.model(model_input(images, self.channels_last))
-        return logits, self.loss_fn(logits.float(), labels, self.hparams.label_smoothing)
+            logits = self.model(mixed.inputs if mixed else inputs)
+        loss = self.loss_fn(logits.float(), labels, self.hparams.label_smoothing)
+        if mixed:
+            partner_loss = self.loss_fn(logits.float(), mixed.partner_labels, self.hparams.label_smoothing)
+            loss = mixed.share * loss + (1 - mixed.share) * partner_loss
+        return logits, loss
 
     def steps_per_epoch(self) -> int:
         size, batch = len(self.splits.train_y), self.hparams.batch_size
@@ -81,6 +90,8 @@ class Trainer:
             x, y = images[index], labels[index]
             if self.hparams.augment:
                 x = crop_and_flip(x, self.generator, self.hparams.crop_pad, self.hparams.flip)
+            if self.hparams.erase:
+                x = random_erase(x, self.generator, self.hparams.erase)
             logits, loss = self._forward(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

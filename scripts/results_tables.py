@@ -183,6 +183,11 @@ def over_seeds(results: list[dict]) -> str:
     return f"**{statistics.mean(scores):.2f}{spread}%** | {seeds}"
 
 
+def study_param_runs(study_seeds: Path) -> list[Path]:
+    """The study's tuned parameters run here: seed 0 is results/cnn2-tuned.json, the other seeds grid cells."""
+    return [study_seeds.parent / "cnn2-tuned.json", *sorted(study_seeds.glob("seed*/CNN_2-aug-softmax.json"))]
+
+
 def shared_search(folder: Path, study_seeds: Path) -> str:
     """The two-worker PostgreSQL search: its trials (from the per-trial files), its best retrained over seeds, and
     the study's own parameters over the same seeds."""
@@ -203,7 +208,7 @@ def shared_search(folder: Path, study_seeds: Path) -> str:
     else:
         rows.append(f"| fmnist search, best trial {best['number']} (not retrained yet) | {found} | "
                     f"{parameters(best['params'])} | {100 * best['value']:.2f}% | – | – | – |")
-    reruns = [r for r in map(read, sorted(study_seeds.glob("seed*/CNN_2-aug-softmax.json"))) if r]
+    reruns = [r for r in map(read, study_param_runs(study_seeds)) if r]
     if reruns:
         rows.append(f"| the study's parameters, rerun here ({machine_of(reruns[0])}) | – | {parameters(STUDY_TUNED_PARAMS)} | – | "
                     f"{over_seeds(reruns)} | {minutes(statistics.mean(r['train_seconds'] for r in reruns))} |")
@@ -234,13 +239,39 @@ def checks(path: Path) -> str:
     return "\n".join(rows)
 
 
+def headline(results: Path) -> str:
+    """The README's results: the study's best beside ours, each with its result file."""
+    def link(path: Path) -> str:
+        relative = path.relative_to(ROOT)
+        return f"[`{relative}`]({relative})"
+
+    def seeds_of(files: list[Path]) -> str:
+        found = [r for r in map(read, files) if r]
+        if not found:
+            return "not run yet"
+        scores = [100 * r["test_acc"] for r in found]
+        spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+        return f"{statistics.mean(scores):.2f}{spread}% ({len(scores)} seed{'s' * (len(scores) > 1)})"
+
+    searched = results / "cnn2-pg"
+    rows = ["| result | test accuracy | result files |", "|---|---|---|",
+            f"| the study's best: CNN_2 tuned by its search | {STUDY_TUNED:.2f}% (one run) | – |",
+            f"| the study's parameters, rerun here | {seeds_of(study_param_runs(results / 'cnn2-study-seeds'))} | "
+            f"{link(results / 'cnn2-tuned.json')}, {link(results / 'cnn2-study-seeds')} |",
+            f"| CNN_2 tuned by our search: two workers, one PostgreSQL study | "
+            f"{seeds_of([searched / 'best.json', *sorted(searched.glob('best-seed*.json'))])} | {link(searched)} |",
+            f"| `specs/fmnist_best.yaml` (14 min on 2 CPU cores) | {seeds_of([results / 'fmnist_best.json'])} | "
+            f"{link(results / 'fmnist_best.json')} |"]
+    return "\n".join(rows)
+
+
 def tables() -> dict[str, str]:
     results = ROOT / "results"
     return {"table1": table1(results / "table1"), "noise": noise(results / "table1", results / "cnn4-seeds"),
             "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "readings": readings(results / "table1"),
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
             "shared_search": shared_search(results / "cnn2-pg", results / "cnn2-study-seeds"),
-            "best": best_spec(results / "fmnist_best.json"), "checks": checks(results / "spec_checks.json")}
+            "best": best_spec(results / "fmnist_best.json"), "headline": headline(results), "checks": checks(results / "spec_checks.json")}
 
 
 def write(path: Path, made: dict[str, str]) -> None:

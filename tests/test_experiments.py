@@ -139,6 +139,10 @@ def test_bad_search_input(cli, write_spec):
     assert code == 2 and "--space momentum=0.1:0.9: expected NAME=LOW:HIGH or NAME=A,B,C" in err
     code, _, err = cli("search", spec, "--storage", "postgresql://nobody@127.0.0.1:1/none", "--trials", "1")
     assert code == 2 and "cannot open the study" in err and len(err.splitlines()) == 1
+    code, _, err = cli("search", spec, "--seeds", "0")
+    assert code == 2 and "--seeds 0: must be from 1 to 100" in err
+    code, _, err = cli("search", spec, "--seeds", "3", "--seed", "4294967294")
+    assert code == 2 and "--seeds 3 from --seed 4294967294 goes past the largest seed, 4294967295" in err
 
 
 # ---- a real PostgreSQL server, two workers, one study ----

@@ -10,7 +10,7 @@ import click
 from ..console import make_console
 from ..errors import TrainingError, UsageError
 from ..choices import KEEP, PRUNERS
-from ..hparams import HPARAMS, LOSSES, STUDY_SIGMOID
+from ..hparams import HPARAMS, LOSSES, MAX_SEED, STUDY_SIGMOID
 from .run_commands import check_out_folder, hparam_options, override_option, where_options
 
 
@@ -160,6 +160,8 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
                          precision=precision, threads=threads, log=log)
     fixed = {**flags, "loss": loss, "augment": augment}
     ready = prepare(loaded, fixed, options)
+    if ready.hparams.seed + retrain_seeds - 1 > MAX_SEED:
+        raise UsageError(f"--seeds {retrain_seeds} from --seed {ready.hparams.seed} goes past the largest seed, {MAX_SEED}")
     space = searching.choose_space(loaded.document.get("search", {}), space, fixed, loaded.file)
     if not space:
         raise UsageError("nothing left to search: flags fix every parameter of the space")

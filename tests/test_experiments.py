@@ -82,7 +82,9 @@ def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_sp
     retrain = json.loads((Path(result["retrain"]["run"]) / "summary.json").read_text())
     assert retrain["hparams"]["lr"] == result["best_params"]["lr"] and retrain["test_acc"] == result["retrain"]["test_acc"]
     assert (tmp_path / "search_history.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert result["plots"] == ["search_history.png"] and "parameter importances need at least 5 finished trials" in out
+    assert result["plots"] == ["search_history.png"] and "parameter importances need at least 5 complete trials" in out
+    code, out, err = cli(*args, "--trials", "1", "--no-retrain")  # a study that holds more: no new trial
+    assert (code, err) == (0, "") and "3 (--trials 1: no new trial) trials finished" in out and "trial 3:" not in out
 
 
 def test_a_trial_honours_the_runs_callbacks_early_stopping_and_tensorboard(cli, write_spec, real_data, tmp_path):
@@ -124,6 +126,11 @@ def test_search_plots_say_percent_and_keep_optunas_style_to_themselves(tmp_path)
             params={"lr": 10 ** -(2 + number % 3), "batch_size": [64, 128][number % 2]}, value=0.80 + number / 100,
             distributions={"lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
                            "batch_size": optuna.distributions.CategoricalDistribution([64, 128])}))
+    for reached in ({1: 0.7, 2: 0.75}, {}):  # pruned trials: one after two epochs, one before its first ended
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, params={"lr": 1e-3, "batch_size": 64},
+                                                  distributions=study.trials[0].distributions, intermediate_values=reached))
+    import fmnist.runner.plots  # noqa: F401 (its once-per-process matplotlib set-up, done before `before`, as in a run)
+
     before = dict(matplotlib.rcParams)
     written = plot_search(study, tmp_path, "CNN_2", report=lambda line: None)
     assert written == ["search_history.png", "param_importances.png"]

@@ -219,23 +219,30 @@ def plot_search(study, out: Path, title: str, report=print) -> list[str]:
     from matplotlib.ticker import MaxNLocator
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    # a pruned trial at the best validation accuracy it reached before it was stopped
+    pruned = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
     written = []
     if complete:
         figure, axes = plt.subplots(figsize=(7, 4.5))
         numbers, values = [t.number for t in complete], [100 * t.value for t in complete]
         best = [max(values[:i + 1]) for i in range(len(values))]
         axes.plot(numbers, values, "o", color="tab:blue", label="trial (best validation epoch)")
-        axes.plot(numbers, best, "-", color="tab:red", label="best so far")
+        if pruned:
+            axes.plot([t.number for t in pruned], [100 * max(t.intermediate_values.values()) for t in pruned], "x",
+                      color="tab:gray", label="pruned trial (its best epoch before it stopped)")
+        last = max(t.number for t in study.get_trials(deepcopy=False))  # the best holds until the last trial
+        axes.plot([*numbers, last], [*best, best[-1]], "-", color="tab:red", drawstyle="steps-post", label="best so far")
         axes.set_xlabel("trial")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("validation accuracy (%)")
-        axes.set_title(f"{title}: search history ({len(complete)} finished trials)")
+        stopped = f", {len(pruned)} pruned" if pruned else ""
+        axes.set_title(f"{title}: search history ({len(complete)} complete trials{stopped})")
         axes.grid(alpha=0.3)
         axes.legend(loc="best", fontsize="small", framealpha=0.8)
         _save(figure, out / "search_history.png")
         written.append("search_history.png")
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCES:
-        report(f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCES} finished trials "
+        report(f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCES} complete trials "
                f"({len(complete)} so far): not plotted")
         return written
     from optuna.visualization import matplotlib as optuna_plots
@@ -297,7 +304,9 @@ def _run_search(ready, space: dict, settings: SearchSettings, options, console) 
             out.rmdir()  # a search that never started leaves no empty folder behind
         raise
     storage = masked(settings.storage) if settings.storage else out / "search.db"
-    console.print(f"study {settings.name} · {finished_trials(study)} of {settings.trials} trials finished · "
+    finished = finished_trials(study)
+    goal = f"of {settings.trials} " if finished < settings.trials else f"(--trials {settings.trials}: no new trial) "
+    console.print(f"study {settings.name} · {finished} {goal}trials finished · "
                   f"storage {storage} · space {json.dumps(space)}")
     splits = load_data(ready.data, options.train_limit).to(ready.device)
     seconds = settings.minutes * 60 if settings.minutes else None

@@ -315,3 +315,16 @@ def test_erasing_and_mixing_train_and_resume_exactly(write_spec):
     assert first.evaluate(first.splits.test_x, first.splits.test_y).accuracy > 0.6  # still learns the task (chance: 0.1)
     plain = tiny_trainer(write_spec, num_epochs=3)
     assert plain.train_epoch(1)[0] < tiny_trainer(write_spec, **levers).train_epoch(1)[0]  # a harder task to fit
+
+
+def test_a_run_with_the_levers_says_so_and_records_them(cli, real_data, tmp_path):
+    import json
+
+    from tests.conftest import SPECS
+
+    code, out, err = cli("run", SPECS / "cnn_4.yaml", "--train-limit", "300", "--num-epochs", "1", "--augment",
+                         "--erase", "0.5", "--mixup", "0.2", "--cutmix", "1", "--out", tmp_path)
+    assert (code, err) == (0, "")
+    assert "augment crop ±1 + flip + erase 0.5 + mixup 0.2 + cutmix 1 ·" in out
+    hparams = json.loads((only_run(tmp_path) / "summary.json").read_text())["hparams"]
+    assert (hparams["erase"], hparams["mixup"], hparams["cutmix"]) == (0.5, 0.2, 1.0)

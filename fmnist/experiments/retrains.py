@@ -110,4 +110,5 @@ def describe(results: dict[int, dict]) -> str:
         return f"best trial retrained: test accuracy {scores[0]:.2f}% · {first['run']}"
     seeds = list(results)
     return (f"best trial retrained with seeds {seeds[0]}–{seeds[-1]}: test accuracy {statistics.mean(scores):.2f} ± "
-            f"{statistics.stdev(scores):.2f}% ({', '.join(f'{score:.2f}' for score in scores)}) · {first['run']} …")
+            f"{statistics.stdev(scores):.2f}% ({', '.join(f'{score:.2f}' for score in scores)}) · {first['run']} "
+            f"and {len(scores) - 1} more")

@@ -86,9 +86,8 @@ def shared_storage(url: str, retry_stale: bool = False):
         warnings.simplefilter("ignore")  # Optuna marks heartbeats experimental (and renamed the retry callback)
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
         beat = heartbeat_seconds()
-        return _patient_storage()(url, heartbeat_interval=beat, grace_period=4 * beat,
-                                          engine_kwargs={"pool_pre_ping": True},
-                                          failed_trial_callback=retry(max_retry=1) if retry_stale else None)
+        return _patient_storage()(url, heartbeat_interval=beat, grace_period=4 * beat, engine_kwargs={"pool_pre_ping": True},
+                                  failed_trial_callback=retry(max_retry=1) if retry_stale else None)
 
 
 def create_or_join(url: str, what: str, make_storage=None, **study_options):

@@ -36,7 +36,7 @@ def random_erase(images: torch.Tensor, generator: torch.Generator, p: float) -> 
 
     Vectorised like crop_and_flip: every image draws its own rectangle, one masked fill for the batch.
     """
-    n, channels, height, width = images.shape
+    n, _, height, width = images.shape
     device = images.device
     area = torch.empty(n, device=device).uniform_(*ERASE_AREA, generator=generator) * height * width
     ratio = torch.empty(n, device=device).uniform_(*ERASE_LOG_RATIO, generator=generator).exp()

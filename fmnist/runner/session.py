@@ -301,10 +301,12 @@ def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Traine
     console.print(f"start-up: {startup:.1f} s to the first training step")
 
 
-def _augment_text(hparams: dict) -> str:
-    if not hparams.augment:
-        return "off"
-    return f"crop ±{hparams.crop_pad}" + (" + flip" if hparams.flip else "")
+def _augment_text(hparams) -> str:
+    """The augmentation a run trains with, in words: crop and flip, erasing, mixing."""
+    parts = [f"crop ±{hparams.crop_pad}" + (" + flip" if hparams.flip else "")] if hparams.augment else []
+    parts += [f"erase {hparams.erase:g}"] if hparams.erase else []
+    parts += [f"{name} {getattr(hparams, name):g}" for name in ("mixup", "cutmix") if getattr(hparams, name) is not None]
+    return " + ".join(parts) or "off"
 
 
 def report_epoch(console: Console, row: dict, epochs: int, images: int, improved: bool) -> None:

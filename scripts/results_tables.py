@@ -257,7 +257,7 @@ def headline(results: Path) -> str:
     rows = ["| result | test accuracy | result files |", "|---|---|---|",
             f"| the study's best: CNN_2 tuned by its search | {STUDY_TUNED:.2f}% (one run) | – |",
             f"| the study's parameters, rerun here | {seeds_of(study_param_runs(results / 'cnn2-study-seeds'))} | "
-            f"{link(results / 'cnn2-tuned.json')}, {link(results / 'cnn2-study-seeds')} |",
+            f"{', '.join(link(path) for path in (results / 'cnn2-tuned.json', results / 'cnn2-study-seeds') if path.exists())} |",
             f"| CNN_2 tuned by our search: two workers, one PostgreSQL study | "
             f"{seeds_of([searched / 'best.json', *sorted(searched.glob('best-seed*.json'))])} | {link(searched)} |",
             f"| `specs/fmnist_best.yaml` (14 min on 2 CPU cores) | {seeds_of([results / 'fmnist_best.json'])} | "

@@ -350,6 +350,15 @@ def test_recorded_command_masks_the_password():
     assert masked("sqlite:////tmp/a.db and postgresql://bob@db/x") == "sqlite:////tmp/a.db and postgresql://bob@db/x"
 
 
+def test_a_password_that_is_also_a_word_is_masked_only_inside_urls():
+    """The shared-search set-up's password 'fmnist' once turned config.yaml's command into '*** search …'."""
+    from fmnist.redact import masked, remember
+
+    remember("postgresql://worker:fmnist@db/study")
+    line = masked("fmnist search specs/cnn_2.yaml --storage postgresql://worker:fmnist@db/study --out runs/fmnist")
+    assert line == "fmnist search specs/cnn_2.yaml --storage postgresql://worker:***@db/study --out runs/fmnist"
+
+
 def test_sigterm_stops_a_run_like_ctrl_c(write_spec, real_data, tmp_path):
     run_process = spawn("run", write_spec(TINY_SPEC), "--train-limit", "3000", "--num-epochs", "200", "--out", tmp_path, cwd=tmp_path)
     wait_until(lambda: any(len(m.read_text().splitlines()) > 1 for m in tmp_path.glob("tiny-*/metrics.csv")), run_process,

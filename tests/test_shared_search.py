@@ -61,11 +61,13 @@ def test_workers_share_the_retrain_seeds_and_every_trial_is_kept_as_a_file(postg
 
 def test_a_killed_workers_trial_is_failed_and_its_point_tried_again(postgres, write_spec, real_data, tmp_path):
     spec = write_spec(TINY, "a.yaml")
-    args = ("--trials", "3", "--train-limit", "3000", "--space", "num_epochs=6:6", "--pruner", "none", "--no-retrain")
+    # 40 epochs: a trial outlives the beats below even on an idle machine (6 epochs once ended within them)
+    args = ("--trials", "3", "--train-limit", "3000", "--space", "num_epochs=40:40", "--pruner", "none", "--no-retrain")
     killed = _worker(spec, postgres, "killed", tmp_path / "w0", *args)
     wait_until(lambda: _running(postgres, "killed"), killed, what="a running trial")
-    time.sleep(2)  # a beat or two recorded
     (lost,) = _running(postgres, "killed")
+    time.sleep(2)  # a beat or two recorded
+    assert [t.number for t in _running(postgres, "killed")] == [lost.number]  # still the trial killed below
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     other = _worker(spec, postgres, "killed", tmp_path / "w1", *args)

@@ -52,6 +52,12 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def mean_sd(scores: list[float]) -> str:
+    """'92.10 ± 0.21' over several scores, '92.10' for one."""
+    spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+    return f"{statistics.mean(scores):.2f}{spread}"
+
+
 def table1(folder: Path) -> str:
     cells = {(m, suffix): read(folder / f"{m}-{suffix}.json") for m in MODELS for _, suffix in COLUMNS}
     rows = ["| Model | " + " | ".join(f"{title} (ours / study)" for title, _ in COLUMNS) + " | train s per cell |",
@@ -83,8 +89,7 @@ def noise(table: Path, seeds: Path) -> str:
         scores = [100 * r["test_acc"] for r in map(read, files) if r]
         if not scores:
             continue
-        spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
-        rows.append(f"| {title} | {len(scores)} | {statistics.mean(scores):.2f}{spread} | "
+        rows.append(f"| {title} | {len(scores)} | {mean_sd(scores)} | "
                     f"{min(scores):.2f} – {max(scores):.2f} | {study:.2f} |")
     return "\n".join(rows)
 
@@ -96,9 +101,8 @@ def sigmoid(table: Path, seeds: Path) -> str:
             name = f"CNN_4-{augment}-{loss}.json"
             scores = [100 * r["test_acc"] for r in map(read, [table / name, *sorted(seeds.glob(f"seed*/{name}"))]) if r]
             if scores:
-                spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
                 rows.append(f"| {'with' if augment == 'aug' else 'without'} augmentation | {what} | {len(scores)} | "
-                            f"{statistics.mean(scores):.2f}{spread} | {study:.2f} |")
+                            f"{mean_sd(scores)} | {study:.2f} |")
     return "\n".join(rows)
 
 
@@ -178,9 +182,8 @@ def search(folder: Path) -> str:
 def over_seeds(results: list[dict]) -> str:
     """Test accuracy over seeds as two table cells: mean ± sd, and each seed's."""
     scores = [100 * r["test_acc"] for r in results]
-    spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
     seeds = ", ".join(f"{score:.2f} (seed {r['hparams']['seed']})" for score, r in zip(scores, results))
-    return f"**{statistics.mean(scores):.2f}{spread}%** | {seeds}"
+    return f"**{mean_sd(scores)}%** | {seeds}"
 
 
 def study_param_runs(study_seeds: Path) -> list[Path]:
@@ -249,9 +252,7 @@ def headline(results: Path) -> str:
         found = [r for r in map(read, files) if r]
         if not found:
             return "not run yet"
-        scores = [100 * r["test_acc"] for r in found]
-        spread = f" ± {statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
-        return f"{statistics.mean(scores):.2f}{spread}% ({len(scores)} seed{'s' * (len(scores) > 1)})"
+        return f"{mean_sd([100 * r['test_acc'] for r in found])}% ({len(found)} seed{'s' * (len(found) > 1)})"
 
     searched = results / "cnn2-pg"
     rows = ["| result | test accuracy | result files |", "|---|---|---|",

@@ -51,7 +51,9 @@ class PostgresClaims:
 
 def claims_for(storage: str | None, study: str, out: Path):
     """Advisory locks on a PostgreSQL study; otherwise files in --out (workers of one machine)."""
-    if storage and storage.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
+    from sqlalchemy.engine import make_url
+
+    if storage and make_url(storage).get_backend_name() == "postgresql":  # any driver: postgresql+psycopg://…
         return PostgresClaims(storage, study)
     return FileClaims(out)
 

@@ -33,11 +33,16 @@ def _cutmix(inputs: torch.Tensor, partner: torch.Tensor, share: float) -> tuple[
     top, bottom = max(cy - h // 2, 0), min(cy + h - h // 2, height)
     left, right = max(cx - w // 2, 0), min(cx + w - w // 2, width)
     mixed = inputs.clone()
-    mixed[..., top:bottom, left:right] = inputs[partner][..., top:bottom, left:right]
+    mixed[..., top:bottom, left:right] = inputs[partner, :, top:bottom, left:right]  # only the box is gathered
     return mixed, 1 - (bottom - top) * (right - left) / (height * width)
 
 
-MIXERS = {"mixup": _mixup, "cutmix": _cutmix}
+MIXERS = {"mixup": _mixup, "cutmix": _cutmix}  # each also the name of its setting (its α)
+
+
+def mixing_alphas(hparams) -> dict[str, float]:
+    """The mixers a run's settings turn on, name -> α (empty: no mixing)."""
+    return {name: getattr(hparams, name) for name in MIXERS if getattr(hparams, name) is not None}
 
 
 def mix_batch(inputs: torch.Tensor, labels: torch.Tensor, alphas: dict[str, float]) -> Mixed:

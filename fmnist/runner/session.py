@@ -26,6 +26,7 @@ from .catalog import ERROR_FILE, read_summary
 from .checkpoint import Checkpoint
 from .evaluation import test_report
 from .fit import Callback, FitState, fit
+from .mixing import mixing_alphas
 from .models import load_weights, make_model
 from .plots import plot_curves
 from .preflight import Prepared, RunOptions, cpu_threads, prepare
@@ -305,7 +306,7 @@ def _augment_text(hparams) -> str:
     """The augmentation a run trains with, in words: crop and flip, erasing, mixing."""
     parts = [f"crop ±{hparams.crop_pad}" + (" + flip" if hparams.flip else "")] if hparams.augment else []
     parts += [f"erase {hparams.erase:g}"] if hparams.erase else []
-    parts += [f"{name} {getattr(hparams, name):g}" for name in ("mixup", "cutmix") if getattr(hparams, name) is not None]
+    parts += [f"{name} {alpha:g}" for name, alpha in mixing_alphas(hparams).items()]
     return " + ".join(parts) or "off"
 
 

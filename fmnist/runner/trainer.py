@@ -18,7 +18,7 @@ from ..hparams import TrainConfig
 from .evaluation import EvalSettings, Evaluation, evaluate
 from .inputs import model_input
 from .losses import LOSSES
-from .mixing import mix_batch
+from .mixing import mix_batch, mixing_alphas
 from .optim import make_optimizer, make_schedule
 
 PROGRESS_EVERY_S = 0.25  # reading the running loss syncs with the device, so only a few times a second
@@ -49,7 +49,7 @@ class Trainer:
         # an exponential moving average of the weights (buffers too, so batch norm's statistics match them)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(hparams.ema), use_buffers=True) \
             if hparams.ema is not None else None
-        self.mix_alphas = {name: getattr(hparams, name) for name in ("mixup", "cutmix") if getattr(hparams, name) is not None}
+        self.mix_alphas = mixing_alphas(hparams)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -63,9 +63,10 @@ class Trainer:
         mixed = mix_batch(inputs, labels, self.mix_alphas) if self.mix_alphas else None
         with speedups.autocast(self.device, self.precision):
             logits = self.model(mixed.inputs if mixed else inputs)
-        loss = self.loss_fn(logits.float(), labels, self.hparams.label_smoothing)
+        scores = logits.float()
+        loss = self.loss_fn(scores, labels, self.hparams.label_smoothing)
         if mixed:
-            partner_loss = self.loss_fn(logits.float(), mixed.partner_labels, self.hparams.label_smoothing)
+            partner_loss = self.loss_fn(scores, mixed.partner_labels, self.hparams.label_smoothing)
             loss = mixed.share * loss + (1 - mixed.share) * partner_loss
         return logits, loss
 

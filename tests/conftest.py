@@ -138,13 +138,20 @@ def _free_port() -> int:
 
 @dataclass
 class PostgresServer:
-    """A throw-away server on 127.0.0.1: its URL, and a restart as an operator would do it (clients are cut off)."""
+    """A throw-away server on 127.0.0.1: its URL, and a restart, stop and start as an operator would do them (clients are
+    cut off)."""
 
     url: str
     pg_ctl: list
 
     def restart(self) -> None:
         subprocess.run([*self.pg_ctl, "-m", "fast", "-w", "restart"], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run([*self.pg_ctl, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+
+    def start(self) -> None:
+        subprocess.run([*self.pg_ctl, "-w", "start"], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")

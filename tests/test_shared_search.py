@@ -1,5 +1,6 @@
 """A search shared through a real PostgreSQL server, under the load a user's machines put on it: a worker killed
-mid-trial, the server restarted mid-trial, workers ending together and sharing the retrain's seeds."""
+mid-trial, the server restarted mid-trial, workers ending together and sharing the retrain's seeds; and a grid whose
+server stays away."""
 import json
 import os
 import signal
@@ -13,8 +14,9 @@ TINY = "name: tiny_a\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n"
 BEAT_S = "1"  # FMNIST_HEARTBEAT_S: a killed worker's trial is stale after 4 s instead of 2 minutes
 
 
-def _worker(spec, url, study, out, *args, beat=BEAT_S):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "FMNIST_HEARTBEAT_S": beat}
+def _worker(spec, url, study, out, *args, beat=BEAT_S, reconnect=""):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "FMNIST_HEARTBEAT_S": beat,
+           "FMNIST_RECONNECT_S": reconnect}
     return subprocess.Popen([sys.executable, "-m", "fmnist", "search", str(spec), "--storage", url, "--study", study,
                              "--threads", "1", "--out", str(out), *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -91,7 +93,38 @@ def test_the_server_restarted_mid_trial_is_waited_for(postgres_server, write_spe
     assert states == ["COMPLETE", "COMPLETE"]  # the trial that lived through the restart was not failed as stale
 
 
-def test_a_database_that_stays_away_is_one_line_and_a_bad_heartbeat_setting_too(postgres, write_spec, tmp_path):
+def test_a_grid_whose_database_stays_away_ends_in_one_line_and_keeps_its_finished_cell(postgres_server, write_spec,
+                                                                                       real_data, tmp_path):
+    spec = write_spec(TINY, "a.yaml")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "FMNIST_HEARTBEAT_S": BEAT_S,
+           "FMNIST_RECONNECT_S": "2"}
+    command = [sys.executable, "-m", "fmnist", "grid", str(spec), "--augment", "off", "--loss", "softmax",
+               "--num-epochs", "30", "--train-limit", "2000", "--threads", "1", "--storage", postgres_server.url,
+               "--study", "away", "--out", str(tmp_path / "g")]
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a cell past its first epoch (a server gone before the cell took its grid point would end it with nothing run)
+    wait_until(lambda: list((tmp_path / "g").glob("*/metrics.csv")), worker, what="a cell's first epoch")
+    postgres_server.stop()  # for longer than the worker waits (2 s): the cell ends while the server is down
+    try:
+        out, err = worker.communicate(timeout=300)
+    finally:
+        postgres_server.start()
+    assert worker.returncode == 1, (out, err)
+    assert err.startswith("fmnist: error: --storage postgresql://fmnist@127.0.0.1:") and err.count("\n") == 1, err
+    assert "the database cannot be reached" in err
+    assert "the finished cells are kept in it and in --out: run the same command again once it is back" in err
+    (summary,) = (tmp_path / "g").glob("*/summary.json")  # the cell finished: its run folder is kept
+    trained_at = summary.stat().st_mtime
+    time.sleep(5)  # the dead worker's trial is stale after 4 beats
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert "1 cells (1 finished already)" in again.stdout and summary.stat().st_mtime == trained_at  # not trained again
+    assert (tmp_path / "g" / "table.md").read_text().count("%") == 1
+    states = sorted(t.state.name for t in _study(postgres_server.url, "away").trials)
+    assert states == ["COMPLETE", "FAIL"]  # the lost attempt is failed, the cell's result is in the study
+
+
+def test_a_database_that_stays_away_is_one_line_and_bad_wait_settings_too(postgres, write_spec, tmp_path):
     import pytest
     import sqlalchemy
 
@@ -108,3 +141,6 @@ def test_a_database_that_stays_away_is_one_line_and_a_bad_heartbeat_setting_too(
     worker = _worker(spec, postgres, "x", tmp_path / "w", "--trials", "1", beat="0")
     _, err = worker.communicate(timeout=120)
     assert worker.returncode == 2 and err.strip() == "fmnist: error: FMNIST_HEARTBEAT_S=0: expected whole seconds from 1 to 3600"
+    worker = _worker(spec, postgres, "x", tmp_path / "w", "--trials", "1", reconnect="2h")
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 2 and err.strip() == "fmnist: error: FMNIST_RECONNECT_S=2h: expected whole seconds from 1 to 3600"

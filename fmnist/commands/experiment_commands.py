@@ -70,6 +70,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     Finished cells are skipped when the command is run again; a killed cell resumes from its last epoch.
     """
     from ..experiments import grid as grid_cells
+    from ..experiments.storage import database_lost
     from ..runner.preflight import RunOptions, prepare
     from ..runner.session import RunInterrupted
 
@@ -101,8 +102,9 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
     try:
         if storage:
-            study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
-            failures = grid_cells.run_shared(cells, study, out_path, console.print, keep)
+            with database_lost(storage, "the finished cells are kept in it and in --out"):
+                study = grid_cells.open_shared(storage, study_name or f"{out_path.name}-grid", cells)
+                failures = grid_cells.run_shared(cells, study, out_path, console.print, keep)
         else:
             failures = grid_cells.run_cells(cells, jobs, out_path, console.print, keep)
     except grid_cells.GridInterrupted as stop:

@@ -12,19 +12,28 @@ from ..redact import masked
 RACE_RETRIES = 3
 HEARTBEAT_S = 30  # a worker killed mid-trial stops beating; after the grace period its trial is marked failed
 HEARTBEAT_ENV = "FMNIST_HEARTBEAT_S"  # how often a running trial beats (seconds); its grace period is 4 beats
+RECONNECT_S = 120  # how long a call waits for a database that went away (a restart) before it gives up
+RECONNECT_ENV = "FMNIST_RECONNECT_S"
 
 
-def heartbeat_seconds() -> int:
-    """The heartbeat interval: $FMNIST_HEARTBEAT_S or HEARTBEAT_S; a bad value is one line."""
-    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+def _seconds_setting(name: str, default: int) -> int:
+    """Whole seconds from 1 to 3600 in the environment variable `name`, else `default`; a bad value is one line."""
+    text = os.environ.get(name, "").strip()
     if not text:
-        return HEARTBEAT_S
+        return default
     if not text.isdigit() or not 1 <= int(text) <= 3600:
-        raise UsageError(f"{HEARTBEAT_ENV}={text}: expected whole seconds from 1 to 3600")
+        raise UsageError(f"{name}={text}: expected whole seconds from 1 to 3600")
     return int(text)
 
 
-RECONNECT_S = 120  # how long a call waits for a database that went away (a restart) before it gives up
+def heartbeat_seconds() -> int:
+    """The heartbeat interval: $FMNIST_HEARTBEAT_S or HEARTBEAT_S."""
+    return _seconds_setting(HEARTBEAT_ENV, HEARTBEAT_S)
+
+
+def reconnect_seconds() -> int:
+    """How long a database call waits for the server to come back: $FMNIST_RECONNECT_S or RECONNECT_S."""
+    return _seconds_setting(RECONNECT_ENV, RECONNECT_S)
 
 
 def _is_connection_loss(error: BaseException) -> bool:
@@ -36,11 +45,25 @@ def _is_connection_loss(error: BaseException) -> bool:
         getattr(cause, "connection_invalidated", False)
 
 
+def _connection_loss_in_chain(error: BaseException) -> BaseException | None:
+    """The connection loss behind `error`, if any: Optuna, failing to record a trial's end, can raise an unrelated
+    error (an UnboundLocalError in its clean-up) while handling the database error."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if _is_connection_loss(error):
+            return error
+        seen.add(id(error))
+        # an error raised `from None` (our own one-line errors) has said all there is to say
+        error = error.__cause__ if error.__cause__ is not None else \
+            (None if error.__suppress_context__ else error.__context__)
+    return None
+
+
 def _patient(method):
-    """`method`, tried again for up to RECONNECT_S while the database cannot be reached."""
+    """`method`, tried again for up to reconnect_seconds() while the database cannot be reached."""
     @functools.wraps(method)
     def patient(self, *args, **kwargs):
-        given_up_at = time.monotonic() + RECONNECT_S
+        given_up_at = time.monotonic() + reconnect_seconds()
         while True:
             try:
                 return method(self, *args, **kwargs)
@@ -77,10 +100,13 @@ def _patient_storage():
 
 def shared_storage(url: str, retry_stale: bool = False):
     """A database several workers share: each running trial beats, so a killed worker's trial is failed (and, with
-    retry_stale, its point handed out again, once); a call made while the server restarts waits for it (RECONNECT_S)."""
+    retry_stale, its point handed out again, once); a call made while the server restarts waits for it
+    (reconnect_seconds())."""
     import warnings
 
     import optuna
+
+    reconnect_seconds()  # a bad $FMNIST_RECONNECT_S is one line now, not in the middle of a trial
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks heartbeats experimental (and renamed the retry callback)
@@ -116,15 +142,16 @@ def create_or_join(url: str, what: str, make_storage=None, **study_options):
 
 
 @contextmanager
-def database_lost(url: str | None):
-    """A database that stayed away longer than RECONNECT_S is one line (StorageError), not a traceback; what the
+def database_lost(url: str | None, kept: str = "the finished trials are kept in it"):
+    """A database that stayed away longer than reconnect_seconds() is one line (StorageError), not a traceback; what the
     study holds stays there."""
     try:
         yield
     except Exception as error:
-        if url is None or not _is_connection_loss(error):
+        lost = _connection_loss_in_chain(error) if url is not None else None
+        if lost is None:
             raise
-        cause = error.__cause__ if error.__cause__ is not None else error
+        cause = lost.__cause__ if lost.__cause__ is not None else lost
         raise StorageError(masked(f"--storage {url}: the database cannot be reached ({type(cause).__name__}: "
-                                  f"{one_line(cause, 160)}); the finished trials are kept in it: run the same command "
+                                  f"{one_line(cause, 160)}); {kept}: run the same command "
                                   f"again once it is back")) from None

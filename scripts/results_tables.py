@@ -8,7 +8,7 @@ results/table1/, seeds 1-4 in results/cnn4-seeds/seedN/), sigmoid (the two readi
 CNN_4, over seeds), readings (both readings, every model, seed 0), tuned (the study's tuned CNN_2,
 results/cnn2-tuned.json), search (our search, results/cnn2-search/), shared_search (two workers on PostgreSQL,
 results/cnn2-pg/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/), best (specs/fmnist_best.yaml,
-results/fmnist_best.json) and best95 (specs/fmnist_95.yaml over seeds, results/fmnist_95/seedN.json).
+results/fmnist_best.json) and best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json).
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ MODELS = ("CNN_1", "CNN_2", "CNN_3", "CNN_4", "CNN_5")
 COLUMNS = (("No Augment. Softmax", "noaug-softmax"), ("Augment. Softmax", "aug-softmax"),
            ("No Augment. Sigmoid", "noaug-sigmoid"), ("Augment. Sigmoid", "aug-sigmoid"))
 # The study's Table 1 (its published figures, for comparison), in the same column order.
+# Issue #24's attempts at 95% in an hour on two CPU cores, in the order they were made (results/SPEC/seedN.json).
+ATTEMPTS_95 = ("fmnist_95", "fmnist_95_wide", "fmnist_95_long")
 STUDY = {"CNN_1": (89.16, 89.13, 84.11, 83.38), "CNN_2": (90.25, 89.43, 85.85, 86.61),
          "CNN_3": (88.50, 88.37, 81.56, 84.72), "CNN_4": (86.95, 85.59, 81.20, 79.39),
          "CNN_5": (88.23, 88.01, 85.93, 84.98)}
@@ -235,19 +237,20 @@ def seed_runs(folder: Path) -> list[dict]:
     return [r for r in map(read, sorted(folder.glob("seed*.json"))) if r]
 
 
-def best95(folder: Path) -> str:
-    """specs/fmnist_95.yaml over seeds (folder/seedN.json): each seed, their mean ± sd, the target and the commands."""
-    runs = seed_runs(folder)
-    if not runs:
-        return not_run(folder / "seed0.json")
+def best95(results: Path) -> str:
+    """The attempts at 95% (ATTEMPTS_95, results/SPEC/seedN.json): each seed, each spec's mean ± sd, the target, the commands."""
+    attempts = {spec: runs for spec in ATTEMPTS_95 if (runs := seed_runs(results / spec))}
+    if not attempts:
+        return not_run(results / ATTEMPTS_95[0] / "seed0.json")
     rows = ["| spec | seed | params | epochs | test accuracy | best validation (epoch) | training | machine |",
             "|---|---|---|---|---|---|---|---|"]
-    rows += [f"| {r['name']} | {r['hparams']['seed']} | {r['params']:,} | {len(r['epochs'])} | {outcome(r)} | {machine_of(r)} |"
-             for r in runs]
-    if len(runs) > 1:
-        rows.append(f"| mean ± sd | {len(runs)} seeds | | | **{mean_sd([100 * r['test_acc'] for r in runs])}%** | | | |")
+    for spec, runs in attempts.items():
+        rows += [f"| {r['name']} | {r['hparams']['seed']} | {r['params']:,} | {len(r['epochs'])} | {outcome(r)} | {machine_of(r)} |"
+                 for r in runs]
+        if len(runs) > 1:
+            rows.append(f"| {spec}, mean ± sd | {len(runs)} seeds | | | **{mean_sd([100 * r['test_acc'] for r in runs])}%** | | | |")
     rows.append("| the target (issue #24) | one seed | | | ≥ 95.00% | | ≤ 60 min | 2 CPU cores |")
-    commands = "\n".join(f"- `{r['command']}`" for r in runs)
+    commands = "\n".join(f"- `{r['command']}`" for runs in attempts.values() for r in runs)
     return "\n".join(rows) + f"\n\nCommands, as recorded in the result files:\n\n{commands}"
 
 
@@ -277,8 +280,13 @@ def headline(results: Path) -> str:
             return "not run yet"
         return f"{mean_sd([100 * r['test_acc'] for r in found])}% ({len(found)} seed{'s' * (len(found) > 1)})"
 
-    searched, best95_runs = results / "cnn2-pg", seed_runs(results / "fmnist_95")
-    best95_minutes = minutes(statistics.mean(r["train_seconds"] for r in best95_runs)) if best95_runs else "not run yet"
+    def attempt_95(spec: str) -> str:
+        runs = seed_runs(results / spec)
+        took = minutes(statistics.mean(r["train_seconds"] for r in runs)) if runs else "not run yet"
+        return (f"| `specs/{spec}.yaml` ({took} on 2 CPU cores; the target is ≥ 95.00%) | "
+                f"{scores_of(runs)} | {link(results / spec)} |")
+
+    searched = results / "cnn2-pg"
     rows = ["| result | test accuracy | result files |", "|---|---|---|",
             f"| the study's best: CNN_2 tuned by its search | {STUDY_TUNED:.2f}% (one run) | – |",
             f"| the study's parameters, rerun here | {seeds_of(study_param_runs(results / 'cnn2-study-seeds'))} | "
@@ -287,8 +295,7 @@ def headline(results: Path) -> str:
             f"{seeds_of([searched / 'best.json', *sorted(searched.glob('best-seed*.json'))])} | {link(searched)} |",
             f"| `specs/fmnist_best.yaml` (14 min on 2 CPU cores) | {seeds_of([results / 'fmnist_best.json'])} | "
             f"{link(results / 'fmnist_best.json')} |",
-            f"| `specs/fmnist_95.yaml` ({best95_minutes} on 2 CPU cores; the target is ≥ 95.00%) | "
-            f"{scores_of(best95_runs)} | {link(results / 'fmnist_95')} |"]
+            *(attempt_95(spec) for spec in ATTEMPTS_95 if (results / spec).is_dir())]
     return "\n".join(rows)
 
 
@@ -298,7 +305,7 @@ def tables() -> dict[str, str]:
             "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "readings": readings(results / "table1"),
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
             "shared_search": shared_search(results / "cnn2-pg", results / "cnn2-study-seeds"),
-            "best": best_spec(results / "fmnist_best.json"), "best95": best95(results / "fmnist_95"),
+            "best": best_spec(results / "fmnist_best.json"), "best95": best95(results),
             "headline": headline(results), "checks": checks(results / "spec_checks.json")}
 
 

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import interrupts
+from . import interrupts, invocation
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 3
@@ -132,6 +132,7 @@ def _quiet_broken_pipe() -> int:
 def _main(argv: list[str] | None) -> int:
     _readable_anywhere()
     words = list(sys.argv[1:] if argv is None else argv)
+    invocation.remember(words)
     if not QUICK_ONLY & set(words) and (problem := _where_am_i()):
         _say(f"error: {problem}")
         return 2

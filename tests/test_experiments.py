@@ -208,6 +208,9 @@ def test_grid_results_are_files_that_finish_a_table_without_the_run_folders(cli,
     assert result["hparams"]["augment"] is True and "confusion" not in result
     assert {"test_acc", "per_class_acc", "epochs", "train_seconds", "data", "versions", "machine"} <= set(result)
     assert result["machine"]["cpu_class"] in ("AVX-512 with bf16", "AVX-512", "AVX2", "other")
+    # the grid command the user typed makes it again; the cell's internal run command is kept beside it
+    assert result["command"] == "fmnist " + " ".join(map(str, (*args, "--out", tmp_path / "g1")))
+    assert result["run_command"].startswith("fmnist run ") and "/.cells/tiny_a-aug-softmax.yaml" in result["run_command"]
     assert not list((tmp_path / "g1").glob("*/*.pt"))  # --keep none: results only
     table = (tmp_path / "g1" / "table.md").read_text()
     assert f"{100 * result['test_acc']:.2f}%" in table and "Ran on: " in table

@@ -13,19 +13,23 @@ import yaml
 from ..machine import cpu_class, cpu_model
 from ..runner.rundir import atomic_write, strict_json
 
-def result_of(run: Path) -> dict:
-    """The result of a finished run folder: summary.json less the confusion matrix, with config.yaml's context."""
+def result_of(run: Path, command: str | None = None) -> dict:
+    """The result of a finished run folder: summary.json less the confusion matrix, with config.yaml's context.
+
+    `command`: the command that made the run, when it was not the run's own (a grid's cell is an internal `fmnist run`
+    of the grid's cell spec; its result file gives the grid command the user typed, and the cell's as run_command)."""
     summary = json.loads((Path(run) / "summary.json").read_text())
     config = yaml.safe_load((Path(run) / "config.yaml").read_text())
     summary.pop("confusion", None)
     return {**summary, "data": config.get("data"), "speed": config.get("speed"), "versions": config.get("versions"),
             "machine": {**(config.get("machine") or {}), "cpu": cpu_model(), "cpu_class": cpu_class()},
-            "command": config.get("command")}
+            "command": command or config.get("command"),
+            **({"run_command": config.get("command")} if command else {})}
 
 
-def write_result(run: Path, target: Path) -> None:
+def write_result(run: Path, target: Path, command: str | None = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, (strict_json(result_of(run)) + "\n").encode())
+    atomic_write(target, (strict_json(result_of(run, command)) + "\n").encode())
 
 
 def read_result(path: Path) -> dict | None:

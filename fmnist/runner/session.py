@@ -6,7 +6,6 @@ uninterrupted one would have (same seed, same RNG states).
 from __future__ import annotations
 
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +18,7 @@ from rich.console import Console
 from .. import STARTED, __version__
 from ..builder.spec import Spec
 from ..errors import FmnistError, UsageError, raised_by_interrupt
-from ..redact import masked
+from ..invocation import typed_command
 from ..datasets.loading import check_unchanged, load_data, split_sizes
 from .callbacks import callbacks_for
 from .catalog import ERROR_FILE, read_summary
@@ -113,7 +112,7 @@ def _config(ready: Prepared, options: RunOptions, splits) -> dict:
         "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads()},
-        "command": masked(" ".join(["fmnist", *sys.argv[1:]])),
+        "command": typed_command(),
         "created": datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ... import choices, interrupts
+from ...invocation import typed_command
 from ..claims import claim, wait_for
 from ..results import write_result
 from .cells import CELL_LOCKS, Cell
@@ -23,8 +24,8 @@ KEEP = dict(zip(choices.KEEP, ((), ("last.pt",), ("last.pt", "best.pt")), strict
 
 def finish_cell(cell: Cell, keep: str) -> None:
     """A finished cell's result file (grid --results), then the checkpoints --keep does not keep."""
-    if cell.result_file is not None:
-        write_result(cell.folder, cell.result_file)
+    if cell.result_file is not None:  # this process is the grid: the result records the grid command the user typed
+        write_result(cell.folder, cell.result_file, command=typed_command())
     for name in KEEP[keep]:
         (cell.folder / name).unlink(missing_ok=True)
 

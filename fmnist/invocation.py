@@ -1,0 +1,19 @@
+"""The command line this process was given, as the user typed it (secrets masked): what run folders and result files
+record, so that a result says how to make it again."""
+from __future__ import annotations
+
+import sys
+
+_words: list[str] | None = None  # set by the CLI's entry point (in tests main(args) is called without sys.argv)
+
+
+def remember(words: list[str]) -> None:
+    global _words
+    _words = list(words)
+
+
+def typed_command() -> str:
+    """'fmnist grid specs/cnn_2.yaml --storage postgresql://me:***@db/x ...'"""
+    from .redact import masked
+
+    return masked(" ".join(["fmnist", *(sys.argv[1:] if _words is None else _words)]))

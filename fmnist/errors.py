@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import interrupts
+
 
 @dataclass(eq=False)
 class FmnistError(Exception):
@@ -71,7 +73,10 @@ def did_you_mean(word: str, choices) -> str:
 
 def raised_by_interrupt(error: BaseException) -> bool:
     """An error that a Ctrl-C (or SIGTERM) caused on its way through a C extension (torch, matplotlib), which
-    re-raise it as RuntimeError or SystemError: it is an interruption, not a bug."""
+    re-raise it as RuntimeError or SystemError: it is an interruption, not a bug. Any error after such a signal
+    arrived counts too: matplotlib may swallow the KeyboardInterrupt and fail on its half-drawn figure instead."""
+    if interrupts.received():
+        return True
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, KeyboardInterrupt):

@@ -21,3 +21,21 @@ def test_the_published_tables_are_made_from_the_result_files():
             assert table == made[name].rstrip("\n"), f"{document.name}: the {name} table is not what the result files give"
     assert shown == set(made)  # every table is on a page
     assert "CNN_4-noaug-softmax" not in made["table1"].split("Not run yet")[-1]  # a committed cell shows as run
+
+
+def test_the_curves_of_the_attempts_at_95_are_drawn_from_their_result_files(tmp_path):
+    import json
+
+    script = [sys.executable, str(ROOT / "scripts" / "results_figures.py")]
+    drawn = subprocess.run([*script, "--write", "--out", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    files = sorted((ROOT / "results").glob("fmnist_95*/seed*.json"))
+    assert files and len(drawn.splitlines()) == 1 + len(files)  # a line per run
+    for path in files:
+        run = json.loads(path.read_text())
+        assert f"{run['name']} seed {run['hparams']['seed']}: {len(run['epochs'])} epochs" in drawn
+        assert f"best validation {100 * run['best_val_acc']:.2f}% at epoch {run['best_epoch']}" in drawn
+        assert f"test {100 * run['test_acc']:.2f}%" in drawn
+    assert (tmp_path / "best95_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = subprocess.run([*script, "--results", str(tmp_path)], capture_output=True, text=True)
+    assert (empty.returncode, empty.stdout) == (1, "")
+    assert len(empty.stderr.splitlines()) == 1 and "no result files under" in empty.stderr

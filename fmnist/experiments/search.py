@@ -211,7 +211,7 @@ def plot_search(study, out: Path, title: str, report=print) -> list[str]:
     trials, param_importances.png; returns the files written. Optuna's plot style does not leak into later plots."""
     import warnings
 
-    from ..runner.plots import _save  # first: it sets matplotlib up (a writable config folder, no display)
+    from ..runner.plots import save_figure  # first: it sets matplotlib up (a writable config folder, no display)
 
     import matplotlib
     import matplotlib.pyplot as plt
@@ -239,7 +239,7 @@ def plot_search(study, out: Path, title: str, report=print) -> list[str]:
         axes.set_title(f"{title}: search history ({len(complete)} complete trials{stopped})")
         axes.grid(alpha=0.3)
         axes.legend(loc="best", fontsize="small", framealpha=0.8)
-        _save(figure, out / "search_history.png")
+        save_figure(figure, out / "search_history.png")
         written.append("search_history.png")
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCES:
         report(f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCES} complete trials "
@@ -255,7 +255,7 @@ def plot_search(study, out: Path, title: str, report=print) -> list[str]:
             report(f"parameter importances not plotted ({' '.join(str(error).split())[:100]})")
             return written
         axes.set_title(f"{title}: parameter importances for validation accuracy")
-        _save(axes.figure, out / "param_importances.png")
+        save_figure(axes.figure, out / "param_importances.png")
     written.append("param_importances.png")
     return written
 

@@ -35,7 +35,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .rundir import atomic_write  # noqa: E402
 
 
-def _save(figure, path: Path) -> None:
+def save_figure(figure, path: Path) -> None:
+    """The figure as a PNG, written whole or not at all, and closed (pyplot keeps every open figure alive)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -59,7 +60,7 @@ def plot_curves(epochs: list[dict], folder: Path, title: str) -> None:
         if len(numbers) == 1:  # one point: give it room, so the legend does not sit on it
             axes.set_xlim(0.5, 1.5)
         axes.legend(loc="best", fontsize="small", framealpha=0.8)
-        _save(figure, folder / ("loss.png" if metric == "loss" else "accuracy.png"))
+        save_figure(figure, folder / ("loss.png" if metric == "loss" else "accuracy.png"))
 
 
 COUNTS_UP_TO = 30  # classes; past this the cells are too small to read a number, and drawing k² of them takes minutes
@@ -85,7 +86,7 @@ def plot_confusion(matrix, class_names, path: Path, title: str) -> None:
                       color="white" if value > threshold else "black")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, fraction=0.046)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_comparison(runs: list[tuple[str, list[dict]]], path: Path) -> None:
@@ -99,4 +100,4 @@ def plot_comparison(runs: list[tuple[str, list[dict]]], path: Path) -> None:
     axes.set_title("validation accuracy per epoch")
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small", framealpha=0.8)
-    _save(figure, path)
+    save_figure(figure, path)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from itertools import accumulate
+from itertools import accumulate, cycle
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from results_tables import ATTEMPTS_95, seed_runs  # noqa: E402
+from results_tables import ATTEMPTS_95, ROOT, seed_runs
 
 TARGET = 95.0  # % test accuracy, issue #24
 BUDGET_MINUTES = 60
@@ -32,9 +30,9 @@ def minutes_at_each_epoch(run: dict) -> list[float]:
 
 
 def describe(label: str, run: dict) -> str:
-    best = run["best_epoch"]
-    return (f"{label}: {len(run['epochs'])} epochs in {minutes_at_each_epoch(run)[-1]:.1f} min; best validation "
-            f"{100 * run['best_val_acc']:.2f}% at epoch {best} ({minutes_at_each_epoch(run)[best - 1]:.1f} min); "
+    best, minutes = run["best_epoch"], minutes_at_each_epoch(run)
+    return (f"{label}: {len(run['epochs'])} epochs in {minutes[-1]:.1f} min; best validation "
+            f"{100 * run['best_val_acc']:.2f}% at epoch {best} ({minutes[best - 1]:.1f} min); "
             f"test {100 * run['test_acc']:.2f}%")
 
 
@@ -42,7 +40,7 @@ def draw_best95(runs: list[tuple[str, dict]], path: Path) -> None:
     from fmnist.runner.plots import plt, save_figure
 
     figure, axes = plt.subplots(figsize=(8, 5))
-    for (label, run), color in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+    for (label, run), color in zip(runs, cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])):
         minutes = minutes_at_each_epoch(run)
         axes.plot(minutes, [100 * epoch["val_acc"] for epoch in run["epochs"]], "-", color=color, label=label)
         axes.plot(minutes[run["best_epoch"] - 1], 100 * run["test_acc"], "D", color=color, markerfacecolor="none", markersize=8)

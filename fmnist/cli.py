@@ -102,6 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+TORCH_FREE = {"validate": "; 'validate --no-expect' checks syntax and shapes without it",
+              "draw": ""}  # what still works without PyTorch, said where a command needs it
+
+
+def _missing_torch(error: ImportError) -> bool:
+    """PyTorch (or torchvision) cannot be imported: not installed, or broken."""
+    return (error.name or "").split(".")[0] in ("torch", "torchvision")
+
+
+def _needs_torch(words: list[str], error: ImportError) -> str:
+    """One line: which command needs PyTorch, why it cannot be imported, how to get it."""
+    command = _command_name(words) or "this command"
+    return (f"'fmnist {command}' needs PyTorch, which cannot be imported here ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:100]}): pip install torch torchvision{TORCH_FREE.get(command, '')}")
+
+
 def _readable_anywhere() -> None:
     """A terminal or pipe that cannot show a character (PYTHONIOENCODING=ascii, LANG=C) gets '?' for it, not a crash."""
     for stream in (sys.stdout, sys.stderr):
@@ -144,6 +160,11 @@ def _main(argv: list[str] | None) -> int:
         from .redact import masked
     except KeyboardInterrupt:
         group = None
+    except ImportError as error:
+        if not _missing_torch(error):
+            raise
+        _say(f"error: {_needs_torch(words, error)}")
+        return 2
     if group is None:
         _say("interrupted")
         return EXIT_INTERRUPTED
@@ -180,6 +201,11 @@ def _main(argv: list[str] | None) -> int:
     except MemoryError:
         _say("error: out of memory (try a smaller --batch-size or a smaller model)")
         return 1
+    except ImportError as error:
+        if not _missing_torch(error):
+            raise
+        _say(f"error: {_needs_torch(words, error)}")
+        return 2
     except Exception as error:  # a bug in fmnist, not the user's input: one line, the traceback on request
         if raised_by_interrupt(error):
             _say("interrupted")

@@ -24,17 +24,24 @@ def install() -> dict:
     the main one (the Python API in a worker) nothing changes and {} comes back."""
     _received.clear()
     try:
-        previous = {number: signal.signal(number, _on_signal) for number in STOPPING}
+        previous: dict = {number: signal.signal(number, _on_signal) for number in STOPPING}
     except ValueError:
         return {}
+    previous[UNRAISABLE] = sys.unraisablehook
     sys.unraisablehook = _quiet_if_interrupt
     return previous
 
 
+UNRAISABLE = "unraisablehook"  # install()'s record of the caller's sys.unraisablehook, beside the signal handlers
+
+
 def restore(previous: dict) -> None:
+    """The signal handlers and sys.unraisablehook exactly as they were before install()."""
     for number, handler in previous.items():
-        signal.signal(number, handler)
-    sys.unraisablehook = sys.__unraisablehook__
+        if number != UNRAISABLE:
+            signal.signal(number, handler)
+    if UNRAISABLE in previous:
+        sys.unraisablehook = previous[UNRAISABLE]
 
 
 def ignore_from_now() -> None:

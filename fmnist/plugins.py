@@ -20,9 +20,11 @@ PLUGIN_KINDS: set[type] = set()  # the layer classes plug-ins registered: the bu
 
 @contextmanager
 def _noting_kinds():
-    """The kinds registered inside the block are noted as plug-ins' (fmnist's own are all registered before)."""
-    from .builder.layers import KINDS
+    """The kinds registered inside the block are noted as plug-ins' (fmnist's own are all registered before, so a
+    plug-in that takes one of their names is refused at its own load, whichever module defines the kind)."""
+    from .builder.kinds import load_builtin_kinds
 
+    KINDS = load_builtin_kinds()
     before = set(KINDS.values())
     try:
         yield

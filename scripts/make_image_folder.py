@@ -1,6 +1,6 @@
 """Save real Fashion-MNIST images as a folder dataset (PNG files, one sub-folder per class), to train on a folder.
 
-    python scripts/make_image_folder.py OUT [--split test] [--size 32] [--rgb] [--test-share 0.2] [--format png]
+    python scripts/make_image_folder.py OUT [--split test] [--size 28] [--rgb] [--test-share 0.2] [--format png] [--limit N]
 
 Takes the images of one published split (the 10,000 test images by default), converts them (resize, grey -> RGB),
 and writes OUT/train/<class>/<n>.png and OUT/test/<class>/<n>.png, the test share stratified with a fixed seed.
@@ -24,13 +24,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--split", choices=["train", "test"], default="test")
-    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--size", type=int, default=28, help="side in pixels (28: Fashion-MNIST's own, no resize)")
     parser.add_argument("--rgb", action="store_true")
     parser.add_argument("--test-share", type=float, default=0.2)
     parser.add_argument("--format", choices=["png", "jpeg"], default="png")
+    parser.add_argument("--limit", type=int, default=None, help="only the split's first N images (a quick folder)")
     args = parser.parse_args()
     arrays = read_dataset(locate())
-    images, labels = arrays[f"{args.split}_images"], arrays[f"{args.split}_labels"]
+    images, labels = arrays[f"{args.split}_images"][:args.limit], arrays[f"{args.split}_labels"][:args.limit]
     order = np.random.default_rng(0).permutation(len(labels))
     test = set()
     for label in range(len(CLASS_NAMES)):

@@ -34,13 +34,15 @@ def test_every_zoo_spec_validates_with_its_expect_figures(cli):
 def test_the_schema_accepts_every_shipped_spec_and_names_kinds_for_editors(cli, write_spec):
     code, out, err = cli("schema")
     schema = json.loads(out)
-    assert code == 0 and "conv" in schema["properties"]["layers"]["items"]["oneOf"][1]["propertyNames"]["enum"]
+    assert code == 0 and any("[cC][oO][nN][vV]" in pattern for pattern in schema["$defs"]["layer"]["oneOf"][1]["patternProperties"])
     for path in [*ZOO_SPECS.glob("*.yaml"), *ZOO_SPECS.parent.glob("*.yaml")]:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
     with pytest.raises(jsonschema.ValidationError, match="'layrs' was unexpected"):
         jsonschema.validate({"name": "x", "layers": ["relu"], "layrs": []}, schema)
-    with pytest.raises(jsonschema.ValidationError, match="is not valid under any of the given schemas"):
+    with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "x", "layers": [{"convv": {"kernel": 3}}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "x", "layers": ["convv 3x3x4"]}, schema)
 
 
 def test_draw_shows_blocks_and_branches(cli, tmp_path):
@@ -114,22 +116,74 @@ def test_init_takes_a_wrapped_state_dict_and_lands_each_tensor_where_it_belongs(
 
 @pytest.mark.parametrize("init, extra, message", [
     ("missing.pth", [], "missing.pth: no such weights file"),
-    ("garbage.pth", [], "garbage.pth: cannot read weights"),
+    ("garbage.pth", [], "garbage.pth: cannot read weights: not a complete file written by torch.save"),
     ("resnet18.pth", [], "2 of the model's tensors have no partner in the file (12.weight (10, 512), 12.bias (10,)); "
                          "the file has fc.weight (1000, 512), fc.bias (1000,) unused; add --init-fresh-head"),
     ("mobilenet.pth", ["--init-fresh-head"], "cannot pair the weights by shape"),
     ("torchvision:resnet_eighteen", [], "torchvision has no classification model 'resnet_eighteen'"),
     ("torchvision:resnet18", [], "cannot fetch torchvision's resnet18 weights"),
+    # round 4: what cannot be a start is refused before any folder, saying what it is
+    ("nan.pth", [], "nan.pth: tensor 'conv1.weight' holds NaN or infinity: these weights cannot be trained from"),
+    ("run/best.pt", [], "run/best.pt: damaged checkpoint: its weights do not match the digest written with them"),
+    ("unrelated.pth", ["--init-fresh-head"], "none of the file's 2 tensors fits the model, so nothing would be loaded"),
+    ("", [], "--init '': no weights file named (an unset variable?)"),
+    ("numbered.pth", [], "numbered.pth: holds a dict whose keys are not all tensor names (e.g. 1): not a state dict"),
+    ("plain.pickle", [], "plain.pickle: cannot read weights: not a complete file written by torch.save (truncated, or a "
+                         "plain pickle or another format)"),
+    ("tensorless.pth", [], "tensorless.pth: holds a dict without tensors, not a state dict of tensors"),
+    ("empty.pth", [], "empty.pth: an empty file, not weights"),
+    ("truncated.pth", [], "truncated.pth: cannot read weights: not a complete file written by torch.save (truncated"),
+    ("run/last.pt", [], "run/last.pt: a run's last.pt (what --resume continues from, optimizer and all), not weights to "
+                        "start from: give --init run/best.pt, or continue that run with 'fmnist run --resume run'"),
+    ("run", [], "run: a folder, not a weights file (an fmnist run folder): start from its best epoch, --init run/best.pt"),
 ])
 def test_bad_init_is_one_line_and_no_run_folder(cli, tmp_path, monkeypatch, fashion_folder, init, extra, message):
+    import pickle
+
     from torchvision import models
 
+    from fmnist.runner.checkpoint import FORMAT, Checkpoint
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # nothing cached: the fetch must go out (offline)
-    torch.save(models.resnet18().state_dict(), tmp_path / "resnet18.pth")
+    resnet = models.resnet18().state_dict()
+    torch.save(resnet, tmp_path / "resnet18.pth")
     torch.save(models.mobilenet_v2().state_dict(), tmp_path / "mobilenet.pth")
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    torch.save({**resnet, "conv1.weight": resnet["conv1.weight"] * float("nan")}, tmp_path / "nan.pth")
+    torch.save({"a.weight": torch.zeros(7, 7, 7), "a.bias": torch.zeros(7)}, tmp_path / "unrelated.pth")
+    torch.save({1: torch.zeros(2)}, tmp_path / "numbered.pth")
+    (tmp_path / "plain.pickle").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    torch.save({"epoch": 3}, tmp_path / "tensorless.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "truncated.pth").write_bytes((tmp_path / "resnet18.pth").read_bytes()[:5000])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("spec: {}\n")
+    Checkpoint(1, {}, {}, trainer={"model": resnet}, history=[], best={}).save(tmp_path / "run" / "last.pt")
+    Checkpoint(1, {}, {}, model=resnet).save(tmp_path / "run" / "best.pt")
+    damaged = torch.load(tmp_path / "run" / "best.pt", weights_only=True)  # a weight changed after the digest
+    damaged["model"]["fc.bias"] = damaged["model"]["fc.bias"] + 1
+    assert damaged["format"] == FORMAT
+    torch.save(damaged, tmp_path / "run" / "best.pt")
     monkeypatch.chdir(tmp_path)
     code, out, err = cli("run", "resnet18", "--set", "classes=10", "--set", "input=[3,32,32]", "--data", fashion_folder,
                          "--init", init, *extra, "--out", tmp_path / "runs", "--train-limit", "10")
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_repeat_is_drawn_as_its_first_repetition_was_built(cli, write_spec, tmp_path):
+    """Round 3 drew a residual inside a repeat with a dashed identity shortcut where its stride-2 step gets a
+    projection, and its bn and + boxes without shapes."""
+    spec = write_spec("""
+        name: rep
+        input: [8, 16, 16]
+        layers:
+          - repeat: {times: 2, layers: [{residual: [conv 3x3x16 stride=2 pad=1, bn]}]}
+          - gap
+          - fc 10
+        """)
+    code, _, err = cli("draw", spec, "--out", tmp_path / "rep.dot")
+    text = (tmp_path / "rep.dot").read_text()
+    assert (code, err) == (0, "")
+    assert 'label="identity"' not in text and '"conv 1x1x16 stride=2\n(16, 8, 8)"' in text  # the projection
+    assert '"bn\n(16, 8, 8)"' in text and '"+\n(16, 8, 8)"' in text

@@ -8,7 +8,7 @@ block gets the same shape checks, parameter counts and summary rows as a top-lev
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, ClassVar
 
 from .fields import LayerProblem, boolean, choice, dims, integer, number, probability
@@ -69,6 +69,14 @@ class Block(Layer):
         settings = {**{key: item for key, item in (defaults or {}).items() if key not in written}, **settings}
         lists = settings.pop(cls.children_key, None)
         list_path = [*path, cls.children_key] if isinstance(value, dict) else path
+        if lists is None and isinstance(value, dict):  # {residual: {layers: [...]}}: name the key that is wrong
+            from ..errors import did_you_mean
+
+            known = {f.name for f in fields(cls)} | set(cls.aliases)
+            wrong = [str(key) for key in value if cls.aliases.get(str(key), str(key)) not in known]
+            if wrong:
+                raise LayerProblem(f"unknown key '{wrong[0]}' for {cls.kind}{did_you_mean(wrong[0], known)}: its "
+                                   f"layers go under '{cls.children_key}', expected {cls.usage}")
         if not isinstance(lists, list) or not lists:
             raise LayerProblem(f"expected {cls.usage}")
         return cls.from_settings({**settings, cls.children_field: cls.parse_children(lists, parse_list, list_path, index)})
@@ -92,6 +100,14 @@ class Block(Layer):
     def label(self) -> str | None:
         """How the block's row reads in the summary (its layers follow, indented); None: as written."""
         return None
+
+
+def branch_example(branch) -> str:
+    """How a branch written as one layer reads as a list of it, for the message that says so."""
+    if isinstance(branch, dict) and len(branch) == 1:
+        ((key, value),) = branch.items()
+        return f"{{{key}: ...}}" if isinstance(value, (dict, list)) else f"{key} {value}"
+    return "layers..."
 
 
 def projection_stride(length: int, out: int) -> int | None:
@@ -163,8 +179,11 @@ class Parallel(Block):
     @classmethod
     def parse_children(cls, lists, parse_list, path, index):
         """A list of branches, each a non-empty list of layers, numbered N.b.k."""
-        if not all(isinstance(branch, list) and branch for branch in lists):
-            raise LayerProblem(f"expected {cls.usage}")
+        for number_, branch in enumerate(lists, 1):
+            if not (isinstance(branch, list) and branch):
+                what = "an empty list" if branch == [] else "a mapping" if isinstance(branch, dict) else f"'{branch}'"
+                raise LayerProblem(f"branch {number_} is {what}, not a list of layers: each branch is a list, e.g. "
+                                   f"[[conv 1x1x8], [{branch_example(branch)}]]; expected {cls.usage}")
         return [parse_list(branch, [*path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
 
     def branch_inputs(self, shape: Shape) -> list[Shape]:
@@ -179,7 +198,10 @@ class Parallel(Block):
 
     def join(self, outs: list[Shape]) -> Shape:
         for number_, out in enumerate(outs, 1):
-            if len(out) != 3 or out[1:] != outs[0][1:]:
+            if len(out) != 3:
+                raise LayerProblem(f"branch {number_} gives {fmt_shape(out)}, a flat vector: concatenated branches "
+                                   f"must give (C, H, W) maps")
+            if out[1:] != outs[0][1:]:
                 raise LayerProblem(f"branches 1 and {number_} give {fmt_shape(outs[0])} and {fmt_shape(out)}: "
                                    f"branches must agree in everything but channels")
         return (sum(out[0] for out in outs), *outs[0][1:])
@@ -306,8 +328,10 @@ class Repeat(Block):
     converters: ClassVar[dict[str, Callable]] = {"times": lambda v, what: integer(v, what, maximum=MAX_REPEAT)}
 
     def expand(self, shape, walk, entry):
+        self.repetitions = []  # the entries each repetition walked (their shortcuts decided): what a picture draws
         for time in range(1, self.times + 1):  # rows of the r-th repetition read N.r.k, so every row has its own index
-            shape = walk(reindexed(self.layers, f"{entry.index}.", f"{entry.index}.{time}."), shape)
+            self.repetitions.append(reindexed(self.layers, f"{entry.index}.", f"{entry.index}.{time}."))
+            shape = walk(self.repetitions[-1], shape)
         return shape
 
     def label(self):

@@ -214,7 +214,7 @@ class _Walker:
     def _record(self, entry, shape, out, module, depth):
         layer = entry.layer
         params = sum(p.numel() for p in module.parameters()) if module is not None else 0
-        self.total += params
+        self.total += params if module is not None else layer.weight_count(shape)  # shapes only: what it can tell
         if self.total > MAX_PARAMS or math.prod(out) > MAX_ACTIVATIONS:
             what = f"{self.total:,} parameters so far" if self.total > MAX_PARAMS else f"{math.prod(out):,} values per image"
             raise SpecError(f"absurd size: {what} (limits: {MAX_PARAMS:,} parameters, {MAX_ACTIVATIONS:,} values per layer)",

@@ -73,7 +73,9 @@ class _Graph:
             return self.cluster(entry.text, lambda: self.branches(layer, index, sources))
         if isinstance(layer, Gate):
             return self.cluster(entry.text, lambda: self.gate(layer, index, sources))
-        if isinstance(layer, (NamedBlock, Repeat)):  # a repeat is drawn once, framed with its count
+        if isinstance(layer, Repeat):  # drawn once, framed with its count: the first repetition, as it was walked
+            return self.cluster(entry.text, lambda: self.sequence(layer.repetitions[0], sources))
+        if isinstance(layer, NamedBlock):
             return self.cluster(entry.text, lambda: self.sequence(layer.layers, sources))
         return self.leaf(index, entry.text, sources)  # dense, transition, se: one box; the summary has their rows
 

@@ -27,13 +27,18 @@ def integer(value, what: str, minimum: int = 1, maximum: int = MAX_INTEGER) -> i
     return value
 
 
+MAX_NUMBER = 1e6  # a rate, scale, slope or eps past this is a typo; 1e308 would overflow float32 in the first step
+
+
 def number(value, what: str) -> float:
     try:
         result = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         result = math.nan
     if not math.isfinite(result):
         raise LayerProblem(f"{what} must be a number, got {value!r}")
+    if abs(result) > MAX_NUMBER:
+        raise LayerProblem(f"absurd value: {what} {value} is beyond ±{MAX_NUMBER:,.0f}")
     return result
 
 

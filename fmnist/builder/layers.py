@@ -99,7 +99,8 @@ class Layer(ABC):
     def from_settings(cls, settings: dict) -> "Layer":
         """Check and convert raw settings (from either form) into a layer."""
         known = {f.name for f in dataclass_fields(cls)}
-        values = {}
+        values: dict = {}
+        written: dict[str, str] = {}  # setting -> the key it was written as (an alias, or its own name)
         for key, raw in settings.items():
             name = cls.aliases.get(str(key), str(key))
             if name not in known:
@@ -107,6 +108,9 @@ class Layer(ABC):
 
                 allowed = ", ".join(sorted(known)) or "none"
                 raise LayerProblem(f"unknown setting '{key}' for {cls.kind}{did_you_mean(key, known)}; allowed: {allowed}")
+            if name in written:  # 'pad=1 padding=2': one setting under two names is refused, not the last one taken
+                raise LayerProblem(f"'{name}' is given twice ({written[name]}={settings[written[name]]} and {key}={raw})")
+            written[name] = key
             values[name] = cls.converters[name](raw, name) if name in cls.converters else raw
         missing = [name for name in cls.required if name not in values]
         if missing:
@@ -127,6 +131,11 @@ class Layer(ABC):
     def note(self, shape: Shape, out: Shape) -> str:
         """A remark shown in the summary (e.g. pooling that rounded an odd size up)."""
         return ""
+
+    def weight_count(self, shape: Shape) -> int:
+        """This layer's parameters for an input of `shape`, worked out without torch by the kinds whose size can run
+        away (conv, fc): a shapes-only walk (validate) refuses an absurd model as planning does. 0: counted by torch."""
+        return 0
 
 
 def conv_extent(length: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
@@ -197,6 +206,9 @@ class Conv(_Convolution):
     def build(self, shape):
         return self.conv2d(shape[0], self.filters, self.groups)
 
+    def weight_count(self, shape):
+        return self.filters * (shape[0] // self.groups) * self.kernel[0] * self.kernel[1] + self.filters * self.bias
+
 
 @register("dwconv", "depthwise")
 @dataclass
@@ -218,6 +230,10 @@ class DepthwiseConv(_Convolution):
 
     def build(self, shape):
         return self.conv2d(shape[0], shape[0] * self.multiplier, shape[0])
+
+    def weight_count(self, shape):
+        filters = shape[0] * self.multiplier
+        return filters * self.kernel[0] * self.kernel[1] + filters * self.bias
 
 
 @dataclass
@@ -428,6 +444,9 @@ class FullyConnected(Layer):
 
     def build(self, shape):
         return nn.Linear(shape[0], self.units, bias=self.bias)
+
+    def weight_count(self, shape):
+        return shape[0] * self.units + self.units * self.bias
 
 
 @dataclass

@@ -12,7 +12,7 @@ import yaml
 from ..errors import SpecError, did_you_mean
 from ..datasets.choice import DATA_SCHEMA
 from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
-from .arithmetic import substitute
+from .arithmetic import REPEAT, substitute
 from .blocks import MAX_REPEAT, Block, NamedBlock
 from .fields import LayerProblem
 from .layers import KINDS, Layer, LayerSpec
@@ -22,6 +22,8 @@ PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"  # the study's CN
 ZOO_SPECS = PACKAGED_SPECS / "zoo"  # torchvision's classification models, exact
 MAX_LAYERS = 10_000  # layer entries after named blocks are expanded: a self-doubling chain of blocks stops here
 MAX_BLOCK_DEPTH = 32  # named blocks inside named blocks
+MAX_PROBLEMS = 20  # problems reported in one pass: past these the rest of the spec is not read (fix these first)
+MAX_CALL_PIECES = 64  # list items one block call can be split into by YAML's commas (its arguments, and more)
 STDIN = "-"
 RESHAPING_KEYS = {"input", "classes", "layers", "blocks", "defaults"}  # --set on these drops `expect`: another model
 
@@ -99,17 +101,10 @@ _DESCRIPTIONS = {
 
 
 def json_schema() -> dict:
-    """The spec's JSON Schema for editors: the document's schema with descriptions, and layer kinds named where a
-    mapping's key must be one."""
-    import copy
+    """The spec's JSON Schema for editors (builder/schema.py), from this document schema and its descriptions."""
+    from .schema import json_schema as editor_schema
 
-    document = copy.deepcopy(SCHEMA)
-    kinds = sorted(KINDS)
-    for key, text in _DESCRIPTIONS.items():
-        document["properties"][key]["description"] = text
-    document["properties"]["layers"]["items"]["oneOf"][1]["propertyNames"] = {"enum": kinds}
-    document["properties"]["defaults"]["propertyNames"] = {"enum": kinds}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "fmnist spec", **document}
+    return editor_schema(SCHEMA, _DESCRIPTIONS)
 
 
 _RULES = {
@@ -242,7 +237,10 @@ def parse_spec(document, file: str | None) -> Spec:
     _refuse_split_calls(document, [], document, file)
     _check_schema(document, file)
     parser = _Parser(document, file)
-    layers = parser.layer_list(document["layers"], ["layers"], "")
+    try:
+        layers = parser.layer_list(document["layers"], ["layers"], "")
+    except _TooManyProblems:
+        layers = []
     if parser.problems:
         parser.problems[0].more = parser.problems[1:]
         raise parser.problems[0]
@@ -270,8 +268,30 @@ def layer_text(item) -> str:
 
 
 _USE = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)")
-_REPEATED = re.compile(r"(?P<call>[A-Za-z_]\w*(\s*\(.*\))?)\s*[*×]\s*(?P<times>\d+)")  # basic(64, 1) * 3
-REPEAT = "repeat"  # inside 'block(...) * N', $repeat is 0, 1, ... N-1 (a ramp of drop_path rates, say)
+_CALL_NAME = re.compile(r"\s*([A-Za-z_]\w*)\s*")
+_OPENING, _CLOSING = "([{", ")]}"
+
+
+def split_repeat(text: str) -> tuple[str, str] | None:
+    """'basic(64, 1) * 3' -> ('basic(64, 1)', '3'); 'stem * ${n}' -> ('stem', '${n}'); None when the text is no
+    repeated use. The call's brackets are matched, so a '*' inside its arguments never splits it."""
+    name = _CALL_NAME.match(text)
+    if not name:
+        return None
+    position = name.end()
+    if text[position:position + 1] == "(":
+        depth = 0
+        for end in range(position, len(text)):
+            depth += (text[end] in _OPENING) - (text[end] in _CLOSING)
+            if depth == 0:
+                break
+        else:
+            return None
+        position = end + 1
+    rest = text[position:].lstrip()
+    if rest[:1] not in ("*", "×") or rest.startswith("**"):
+        return None
+    return text[:position].strip(), rest[1:].strip()
 
 # Names people bring from PyTorch and Keras that are no kind here, and what this language calls them
 FOREIGN_NAMES = {
@@ -285,6 +305,13 @@ FOREIGN_NAMES = {
     "activation": "relu (or another activation by name)", "dropout2d": "dropout", "concatenate": "parallel",
     "concat": "parallel", "cat": "parallel",
 }
+# Names for what a kind does rather than another library's class name
+DESCRIPTIVE_NAMES = {"globalavgpool": ("global average pooling", "gap"), "globalaveragepool": ("global average pooling", "gap"),
+                     "globalaveragepooling": ("global average pooling", "gap"), "avgpoolglobal": ("global average pooling", "gap")}
+
+
+class _TooManyProblems(Exception):
+    """MAX_PROBLEMS were found: the parser stops reading, and reports those."""
 
 
 class _Parser:
@@ -299,11 +326,13 @@ class _Parser:
         self.listed_kinds = False  # the known kinds are listed with the first unknown kind only, not on every line
         self.count = 0  # layer entries made so far, against MAX_LAYERS
         self.defaults = self.read_defaults(document.get("defaults", {}))
+        self.reported: set[tuple] = set()  # (place in the document, problem): a block used N times reports it once
         self.spec_names = {"classes": str(document.get("classes", 10))}  # $classes: the head follows --set classes=N
 
     def read_defaults(self, written: dict) -> dict[str, dict]:
         """`defaults: {pool: {round: floor}, bn: {eps: 0.001}}` -> settings per kind, each setting checked."""
-        defaults = {}
+        defaults: dict[str, dict] = {}
+        given: dict[str, str] = {}  # kind -> the name its defaults were written under
         for name, settings in written.items():
             line = line_of(self.document, ["defaults", name])
             try:
@@ -317,12 +346,18 @@ class _Parser:
                                            f"allowed: {', '.join(sorted(known)) or 'none'}")
                     if setting in kind.converters:
                         kind.converters[setting](settings[key], setting)
+                if kind.kind in defaults:
+                    raise LayerProblem(f"{kind.kind}'s defaults are given twice (as '{given[kind.kind]}' and "
+                                       f"'{name}', names of one kind): write them once")
             except LayerProblem as problem:
                 raise SpecError(f"defaults.{name}: {problem}", self.file, line) from None
+            given[kind.kind] = name
             defaults[kind.kind] = {kind.aliases.get(str(key), str(key)): value for key, value in settings.items()}
         return defaults
 
-    def layer_list(self, items, path: list, prefix: str, context: str = "") -> list[LayerSpec]:
+    def layer_list(self, items, path: list, prefix: str, context: str = "", values: dict | None = None) -> list[LayerSpec]:
+        """LayerSpecs of a list of layers; `values`: a named block's arguments, written into each layer first (so a
+        problem there points at the block's own line)."""
         specs = []
         for position, item in enumerate(items):
             index = f"{prefix}.{position + 1}" if prefix else position + 1
@@ -331,25 +366,41 @@ class _Parser:
             problems_before = len(self.problems)
             self.count += 1
             if self.count > MAX_LAYERS:
-                raise SpecError(f"expands to more than {MAX_LAYERS:,} layers (blocks used inside blocks multiply)",
-                                self.file, line, index, text)
+                raise SpecError(f"expands to more than {MAX_LAYERS:,} layers, the limit for a spec (blocks used "
+                                f"inside blocks multiply)", self.file, line, index, text)
             try:
+                if values is not None:
+                    item = _substitute(item, values, (REPEAT,))
+                    text = layer_text(item)  # rows show the values; a problem in the substitution shows the original
                 layer = self.layer(item, [*path, position], str(index), line)
                 label = layer.label() if isinstance(layer, Block) else None
                 specs.append(LayerSpec(index, label or text, line, layer))
             except LayerProblem as problem:
                 if len(self.problems) == problems_before:  # a problem inside a block was already reported there
-                    self.problems.append(SpecError(f"{problem}{context}", self.file, line, index, text))
+                    self.report(SpecError(f"{problem}{context}", self.file, line, index, text), [*path, position])
         return specs
+
+    def report(self, problem: SpecError, where: list) -> None:
+        """Note a problem once per place in the document (a block used N times has it N times); past MAX_PROBLEMS,
+        stop reading."""
+        key = (tuple(map(str, where)), problem.message)
+        if key in self.reported:
+            return
+        self.reported.add(key)
+        self.problems.append(problem)
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems.append(SpecError(f"stopped after {MAX_PROBLEMS} problems: fix these and check again",
+                                           self.file))
+            raise _TooManyProblems
 
     def layer(self, item, path: list, index: str, line: int | None) -> Layer:
         """'conv 3x3x32 stride=2', {conv: {kernel: 3, filters: 32}}, {residual: [...]} or basic(64) -> a Layer."""
         if not (isinstance(item, str) and item.strip()) and not (isinstance(item, dict) and len(item) == 1):
             raise LayerProblem(f"expected {_RULES['layer']}")
         if isinstance(item, str):
-            repeated = _REPEATED.fullmatch(item.strip())
-            if repeated and ("(" in repeated.group("call") or repeated.group("call").strip() in self.blocks):
-                return self.repeated_block(repeated.group("call"), int(repeated.group("times")), path, index, line)
+            repeated = split_repeat(item)
+            if repeated and ("(" in repeated[0] or repeated[0] in self.blocks):
+                return self.repeated_block(*repeated, path, index, line)
             item = substitute(item, self.spec_names)
             use = _USE.fullmatch(item.strip())
             if use or item.strip() in self.blocks:
@@ -366,6 +417,7 @@ class _Parser:
             return self.with_defaults(kind, settings)
         ((name, value),) = item.items()
         kind = self.kind(str(name))
+        value = _settings_substituted(value, self.spec_names)  # {fc: {units: $classes}} as 'fc $classes'
         if _has_lists(kind):
             block = kind.from_mapping(value, self.layer_list, [*path, name], index, self.defaults.get(kind.kind, {}))
             block.layer_defaults = self.defaults
@@ -385,18 +437,22 @@ class _Parser:
             layer.layer_defaults = self.defaults
         return layer
 
-    def repeated_block(self, call: str, times: int, path: list, index: str, line: int | None) -> Layer:
-        """'basic(64, 1) * 3': the block used `times` times in a row, with $repeat = 0, 1, ... in its arguments."""
-        if not 1 <= times <= MAX_REPEAT:
-            raise LayerProblem(f"a block repeated {times} times: the count must be from 1 to {MAX_REPEAT:,}")
+    def repeated_block(self, call: str, times: str, path: list, index: str, line: int | None) -> Layer:
+        """'basic(64, 1) * 3': the block used `times` times in a row, with $repeat = 0, 1, ... in its arguments; the
+        count may be arithmetic ('* ${ceil(3 * 1.4)}'), the same at the top level as inside a block."""
+        count = substitute(times, self.spec_names).strip()
+        if not re.fullmatch(r"\d{1,9}", count) or not 1 <= int(count) <= MAX_REPEAT:
+            shown = count if len(count) <= 20 else count[:20] + "..."
+            raise LayerProblem(f"a block repeated {shown} times: the count must be from 1 to {MAX_REPEAT:,} (a whole "
+                               f"number)")
         uses = []
-        for repetition in range(times):
-            text = substitute(call, {REPEAT: str(repetition)})
+        for repetition in range(int(count)):
+            text = substitute(call, {**self.spec_names, REPEAT: str(repetition)})
             use = _USE.fullmatch(text.strip())
             name, args = (use.group(1), use.group(2)) if use else (text.strip(), "")
             uses.append(LayerSpec(f"{index}.{repetition + 1}", text, line,
                                   self.named_block(name, _arguments(args), f"{index}.{repetition + 1}", line)))
-        return NamedBlock(layers=uses, title=f"{call.strip()} x {times}")
+        return NamedBlock(layers=uses, title=f"{call.strip()} x {count}")
 
     def named_block(self, name: str, args: list[str], index: str, line: int | None) -> Layer:
         if name not in self.blocks:
@@ -416,8 +472,7 @@ class _Parser:
         path = ["blocks", name, "layers"] if isinstance(definition, dict) else ["blocks", name]
         self.using.append(name)
         try:
-            children = self.layer_list(_substitute(layers, values, (REPEAT,)), path, index,
-                                       f" (in block '{name}' used on line {line})")
+            children = self.layer_list(layers, path, index, f" (in block '{name}' used on line {line})", values)
         finally:
             self.using.pop()
         return NamedBlock(layers=children)
@@ -427,7 +482,9 @@ class _Parser:
         if kind is None:
             known = [*KINDS, *self.blocks]
             foreign = FOREIGN_NAMES.get(name.lower().replace("-", "_")) or FOREIGN_NAMES.get(name.lower().replace("_", ""))
-            hint = f" (PyTorch's and Keras' {name} is '{foreign}' here)" if foreign else did_you_mean(name.lower(), known)
+            described = DESCRIPTIVE_NAMES.get(name.lower().replace("-", "").replace("_", ""))
+            hint = f" (PyTorch's and Keras' {name} is '{foreign}' here)" if foreign else \
+                f" ({described[0]} is '{described[1]}' here)" if described else did_you_mean(name.lower(), known)
             listed = "known kinds: as listed above" if self.listed_kinds else \
                 f"known: {', '.join(sorted({k.kind for k in KINDS.values()}))} (a kind of your own: fmnist --plugin FILE.py)"
             self.listed_kinds = True
@@ -471,6 +528,16 @@ def _substitute(value, values: dict[str, str], later: tuple[str, ...] = ()):
     return value
 
 
+def _settings_substituted(value, names: dict[str, str]):
+    """A mapping-form layer's settings with $names written in (its layer lists are parsed, and substituted, as
+    layers); $repeat is kept for a repeated call inside."""
+    if isinstance(value, str):
+        return substitute(value, names, (REPEAT,))
+    if isinstance(value, dict):
+        return {key: item if isinstance(item, list) else _settings_substituted(item, names) for key, item in value.items()}
+    return value
+
+
 def _refuse_split_calls(value, path: list, document, file) -> None:
     """[bottleneck(64, 256, 1)]: YAML's flow list cuts a block call at its commas; say so, in one line, before the
     pieces are read as three bad layers."""
@@ -495,7 +562,7 @@ def _split_call(items: list, position: int) -> list:
     if not isinstance(first, str) or not _CALL_START.match(first) or first.count("(") <= first.count(")"):
         return []
     depth = 0
-    for end in range(position, len(items)):
+    for end in range(position, min(len(items), position + MAX_CALL_PIECES)):  # bounded: linear in the list's length
         piece = items[end]
         if not isinstance(piece, (str, int, float)) or isinstance(piece, bool):
             return []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import UsageError, one_line
 from .layers import fmt_shape
@@ -93,31 +92,8 @@ def map_state_dict(source: dict, model, fresh_head: bool = False) -> Mapping:
     return Mapping(state, fresh, [name for name, _ in left_sources])
 
 
-def read_weights(source: str) -> dict:
-    """The state dict in a .pt/.pth file (a plain state dict, one under 'state_dict' or 'model', or an fmnist
-    checkpoint), or torchvision's published weights for 'torchvision:NAME'."""
-    if source.startswith(TORCHVISION):
-        return _torchvision_weights(source[len(TORCHVISION):])
-    import torch
-
-    path = Path(source)
-    if not path.is_file():
-        raise UsageError("no such weights file (a .pt/.pth state dict, an fmnist checkpoint, or torchvision:NAME)", source)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a pickled whole model, a damaged or foreign file: torch's reasons vary
-        raise UsageError(f"cannot read weights: {one_line(error, 120)} (save model.state_dict(), not the model)",
-                         source) from None
-    for key in ("model", "state_dict", "model_state_dict"):
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-            break
-    if not isinstance(loaded, dict) or not any(hasattr(value, "shape") for value in loaded.values()):
-        raise UsageError("holds no state dict of tensors", source)
-    return loaded
-
-
-def _torchvision_weights(name: str) -> dict:
+def torchvision_weights(name: str) -> dict:
+    """torchvision's published weights for model NAME (needs the internet), or one line saying why not."""
     from torchvision import models
 
     try:

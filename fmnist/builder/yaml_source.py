@@ -52,14 +52,35 @@ def line_of(document, path) -> int | None:
     return line
 
 
+def _flow_expression(text: str, mark) -> str | None:
+    """The message for '${' inside a flow list ([conv 3x3x${c * 2}, bn]), where YAML reads '{' as a mapping and says
+    only "expected ',' or ']'"; None for any other YAML problem."""
+    if mark is None:
+        return None
+    line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+    if "${" not in line or "[" not in line:
+        return None
+    item = next((piece.strip() for piece in line[line.index("[") + 1:].split(", ") if "${" in piece), "")
+    return (f"not valid YAML: a flow list [...] cannot hold '${{' unquoted (YAML reads '{{' as the start of a "
+            f"mapping): quote the layer (\"{item.rstrip(']').strip()}\") or write the list one item per line")
+
+
 def _line_at(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
 
+def _too_many(file: str | None, line: int) -> SpecError:
+    return SpecError(f"the document holds more than {MAX_NODES:,} values, the limit for a spec (a YAML alias counts "
+                     f"each time it is used)", file, line)
+
+
 def _check_depth(text: str, file: str | None) -> None:
-    """Refuse runaway nesting from the event stream (iterative) before PyYAML's recursive composer sees it."""
+    """Refuse runaway nesting and too many values from the event stream (iterative, and stopped at the limit) before
+    PyYAML's recursive composer sees it: a huge flow list is refused after MAX_NODES values, not after all of them."""
     depth = 0
-    for event in yaml.parse(text, Loader=SpecLoader):
+    for count, event in enumerate(yaml.parse(text, Loader=SpecLoader)):
+        if count > 2 * MAX_NODES:  # a value is one event, a list or mapping two
+            raise _too_many(file, event.start_mark.line + 1)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -80,7 +101,8 @@ def load_yaml(text: str, file: str | None = None):
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "malformed YAML"
-        raise SpecError(f"not valid YAML: {problem}", file, mark.line + 1 if mark else None) from None
+        raise SpecError(_flow_expression(text, mark) or f"not valid YAML: {problem}", file,
+                        mark.line + 1 if mark else None) from None
     except yaml.reader.ReaderError as error:
         raise SpecError(f"not valid YAML: character #x{error.character:04x} is not allowed in a spec (a control character?)",
                         file, _line_at(text, error.position)) from None
@@ -98,8 +120,10 @@ def load_yaml(text: str, file: str | None = None):
 def _convert(loader, node, file, budget, depth):
     line = node.start_mark.line + 1
     budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_DEPTH:
-        raise SpecError("the document expands to too many values (alias bomb or runaway nesting?)", file, line)
+    if budget[0] < 0:
+        raise _too_many(file, line)
+    if depth > MAX_DEPTH:
+        raise SpecError(f"nested deeper than {MAX_DEPTH} levels", file, line)
     if isinstance(node, yaml.ScalarNode):
         try:
             return loader.construct_object(node, deep=True)

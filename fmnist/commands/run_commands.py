@@ -159,7 +159,7 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, device, out,
         resume(resume_path, device, console, threads)
         return 0
     check_out_folder(out)
-    if init_fresh_head and not init:
+    if init_fresh_head and init is None:
         raise UsageError("--init-fresh-head goes with --init FILE")
     if augment is not None and augment_data is not None and augment != augment_data:
         raise UsageError("--augment and --augment_data disagree")

@@ -1,18 +1,33 @@
-"""A progress bar per epoch on a terminal; nothing per step when output goes to a file or pipe (epoch lines only)."""
+"""A progress bar per epoch on a terminal; where output goes to a file or pipe (`make run`, a CI log, nohup), a
+plain line now and then instead, as pip and Ultralytics do, so a long first epoch is never minutes of silence."""
 from __future__ import annotations
 
+import os
+import time
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+PLAIN_EVERY_S = 30.0  # seconds between plain progress lines where there is no terminal
+PLAIN_EVERY_VARIABLE = "FMNIST_PROGRESS_EVERY_S"  # sets that interval (a CI job that wants more or fewer lines)
+
+
+def plain_interval() -> float:
+    """$FMNIST_PROGRESS_EVERY_S where it is a number of seconds above 0, else PLAIN_EVERY_S."""
+    try:
+        seconds = float(os.environ.get(PLAIN_EVERY_VARIABLE, PLAIN_EVERY_S))
+    except ValueError:
+        return PLAIN_EVERY_S
+    return seconds if 0 < seconds < float("inf") else PLAIN_EVERY_S
+
 
 @contextmanager
 def epoch_progress(console: Console, epoch: int, epochs: int, steps: int, label: str = ""):
-    """Yields on_progress(step, running_loss, images_per_second), or None when the console is not a terminal;
-    `label` goes in front (a search's trial number)."""
+    """Yields on_progress(step, running_loss, images_per_second): a bar on a terminal, else a plain line at most
+    every plain_interval() seconds; `label` goes in front (a search's trial number)."""
     if not console.is_terminal:
-        yield None
+        yield _plain_lines(console, f"{label}epoch {epoch}/{epochs}", steps, plain_interval())
         return
     columns = (
         TextColumn(f"{label}epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
@@ -22,3 +37,16 @@ def epoch_progress(console: Console, epoch: int, epochs: int, steps: int, label:
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("train", total=steps, loss=float("nan"), speed=0.0)
         yield lambda step, loss, speed: progress.update(task, completed=step, loss=loss, speed=speed)
+
+
+def _plain_lines(console: Console, title: str, steps: int, every: float):
+    """on_progress for a console that is no terminal: 'epoch 1/10: step 120/391 (31%) loss 0.6123 2,410 img/s'."""
+    last = [time.monotonic()]
+
+    def on_progress(step: int, loss: float, speed: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            console.print(f"{title}: step {step}/{steps} ({100 * step / steps:.0f}%) loss {loss:.4f} {speed:,.0f} img/s")
+
+    return on_progress

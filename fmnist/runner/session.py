@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .catalog import ERROR_FILE, read_summary
 from .checkpoint import Checkpoint
 from .evaluation import test_report
 from .fit import Callback, FitState, fit
+from .initial_weights import InitialWeights, initial_weights
 from .mixing import mixing_alphas
 from .models import load_weights, make_model
 from .plots import plot_curves
@@ -52,7 +52,7 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startu
                                       "device": str(ready.device), "train_limit": options.train_limit,
                                       "speed": ready.speed}, sort_keys=False).rstrip())
         return None
-    weights = initial_weights(spec, options)  # a bad --init is one line before any folder exists
+    weights = initial_weights(spec, options.init, options.init_fresh_head)  # a bad --init: one line, before any folder
     splits = load_data(ready.data, options.train_limit)
     run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     try:
@@ -62,36 +62,6 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startu
     finally:
         run.unlock()
     return run
-
-
-@dataclass
-class InitialWeights:
-    """--init: the state dict read, where it came from, and whether a head without partner may stay fresh."""
-
-    state: dict
-    source: str
-    fresh_head: bool
-
-    def load_into(self, model) -> str:
-        from ..builder.weights import load_mapped
-
-        return load_mapped(model, self.state, self.source, self.fresh_head)
-
-
-def initial_weights(spec: Spec, options: RunOptions) -> InitialWeights | None:
-    """--init's weights, already checked against the spec's model (built on the meta device: no memory)."""
-    if not options.init:
-        return None
-    from ..builder.build import build_model
-    from ..builder.weights import map_state_dict, read_weights
-
-    weights = InitialWeights(read_weights(options.init), options.init, options.init_fresh_head)
-    try:
-        with torch.device("meta"):
-            map_state_dict(weights.state, build_model(spec, check_expect=False), weights.fresh_head)
-    except UsageError as error:
-        raise UsageError(error.message, options.init) from None
-    return weights
 
 
 def _config(ready: Prepared, options: RunOptions, splits) -> dict:

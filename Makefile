@@ -1,4 +1,5 @@
-# `make run`: install, get the data, train CNN_4 with the study's recipe.  `make test`: install, get the data, run the tests.
+# `make run`: install, get the data, train CNN_4 with the study's recipe.  `make test`: install, get the data, check the
+# types (mypy), run the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,4 +22,5 @@ run: data
 	$(BIN)/fmnist run $(SPEC) $(ARGS)
 
 test: data
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -q -n auto $(ARGS)

@@ -1,6 +1,6 @@
 """The names a command offers before the code behind them is imported (so --help needs no torch): each registry is
 built from these names, with zip(strict=True), so a name and its implementation cannot drift apart."""
 
-PRUNERS = ("hyperband", "halving", "median", "none")  # fmnist search --pruner (experiments/search.py)
+PRUNERS = ("hyperband", "halving", "median", "none")  # fmnist search --pruner (experiments/search/study.py)
 KEEP = ("all", "best", "none")  # fmnist grid --keep: checkpoints kept once a cell is done (experiments/grid/pool.py)
 EXPORT_FORMATS = ("onnx", "torchscript")  # fmnist export --format (runner/export.py)

@@ -27,13 +27,12 @@ def make_cli():
     @click.option("--plugin", "plugins", multiple=True, metavar="FILE.py|MODULE",
                   help="Load layer kinds registered with @register from a file or module (repeatable; also "
                        "$FMNIST_PLUGINS and installed packages' 'fmnist.layers' entry points).")
-    def cli(plugins: tuple[str, ...]) -> None:
+    @click.pass_context
+    def cli(context: click.Context, plugins: tuple[str, ...]) -> None:
         """Write a CNN as a YAML list of layers; build, summarise, train and test it on Fashion-MNIST."""
-        from .plugins import ENVIRONMENT, load_all
+        from .plugins import load_all
 
-        loaded = load_all(plugins)
-        if loaded:  # grid cells and search retrains run as child processes: they load the same plug-ins
-            os.environ[ENVIRONMENT] = os.pathsep.join(loaded)
+        context.obj = {"plugins": load_all(plugins)}  # a grid passes them on to its cells' processes as --plugin
 
     for command in COMMANDS:
         cli.add_command(command)
@@ -122,7 +121,7 @@ def _readable_anywhere() -> None:
     """A terminal or pipe that cannot show a character (PYTHONIOENCODING=ascii, LANG=C) gets '?' for it, not a crash."""
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.reconfigure(errors="replace")
+            getattr(stream, "reconfigure")(errors="replace")
         except (AttributeError, ValueError):  # not a text stream of the usual kind (a test's capture)
             pass
 
@@ -176,7 +175,7 @@ def _main(argv: list[str] | None) -> int:
     except click.exceptions.Exit as done:  # --help, --version
         return done.exit_code
     except click.UsageError as error:  # click's own usage text is four lines; users get one
-        if type(error).__name__ == "NoArgsIsHelpError":  # bare `fmnist` (click >= 8.2): the help, not an error
+        if type(error).__name__ == "NoArgsIsHelpError" and error.ctx:  # bare `fmnist` (click >= 8.2): the help
             click.echo(error.ctx.get_help())
             return 0
         command = error.ctx.command_path if error.ctx else "fmnist"
@@ -189,8 +188,8 @@ def _main(argv: list[str] | None) -> int:
         _say("interrupted")
         return EXIT_INTERRUPTED
     except FmnistError as error:
-        for problem in error.all():
-            _say(f"error: {masked(problem)}")
+        for each in error.all():
+            _say(f"error: {masked(each)}")
         return error.exit_code
     except BrokenPipeError:
         return _quiet_broken_pipe()

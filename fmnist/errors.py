@@ -13,7 +13,7 @@ class FmnistError(Exception):
     message: str
     file: str | None = None
     line: int | None = None
-    layer: int | None = None
+    layer: int | str | None = None  # the layer's index: 3, or '5.2' for the 2nd layer inside layer 5
     text: str | None = None
     more: list["FmnistError"] = field(default_factory=list)  # further problems found in the same pass
     exit_code = 2  # what the CLI exits with (a class attribute, not a field)
@@ -71,7 +71,7 @@ def did_you_mean(word: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def raised_by_interrupt(error: BaseException) -> bool:
+def raised_by_interrupt(error: BaseException | None) -> bool:
     """An error that a Ctrl-C (or SIGTERM) caused on its way through a C extension (torch, matplotlib), which
     re-raise it as RuntimeError or SystemError: it is an interruption, not a bug. Any error after such a signal
     arrived counts too: matplotlib may swallow the KeyboardInterrupt and fail on its half-drawn figure instead."""

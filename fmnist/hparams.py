@@ -1,6 +1,7 @@
 """Training hyper-parameters: names, defaults (the study's recipe) and their rules, in one place.
 
-The spec schema's `train:` section and the runner's CLI flags are both made from this table.
+TrainConfig is the table: a typed frozen dataclass whose fields carry their rules and help; the spec schema's `train:`
+section, the runner's CLI flags (HPARAMS) and the docs are all made from its fields.
 """
 from __future__ import annotations
 
@@ -44,54 +45,70 @@ def _integer(low: int, high: int) -> dict:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
-HPARAMS: dict[str, HParam] = {h.name: h for h in (
-    HParam("batch_size", 128, _integer(1, 65_536), "images per training step"),
-    HParam("lr", 4e-3, _number(0, low_open=True), "learning rate (the peak one under a schedule)"),
-    HParam("rs", 1e-3, _number(0), "L2 regularisation strength (the optimizer's weight_decay)"),
-    HParam("num_epochs", 10, _integer(1, 10_000), "training epochs"),
-    HParam("dropout", None, _number(0, 1, high_open=True), "override p of every dropout layer (default: as written in the spec)"),
-    HParam("loss", "softmax", {"enum": list(LOSSES)}, "softmax = cross-entropy; sigmoid = one-vs-all binary cross-entropy (the study's sigmoid); sigmoid-ce = sigmoid outputs fed to cross-entropy"),
-    HParam("augment", False, {"oneOf": [{"type": "boolean"}, AUGMENT_MAPPING]},
-           "random crop and horizontal flip, per sample (a mapping {crop: N, flip: BOOL} sets both and turns it on)"),
-    HParam("crop_pad", 1, _integer(0, MAX_CROP_PAD),
-           "augmentation: zero border before the random crop back to size (shifts of up to +-N pixels)"),
-    HParam("flip", True, {"type": "boolean"}, "augmentation: random horizontal flip (off for digits and text)"),
-    HParam("erase", 0.0, _number(0, 1),
-           "random erasing: with this probability per training image, a random rectangle (2-33% of it) is filled with random pixels"),
-    HParam("mixup", None, _number(0, MAX_MIX_ALPHA, low_open=True),
-           "mixup: blend each training batch with a shuffled copy, share drawn from Beta(a, a) with this a (e.g. 0.2); the loss is blended alike"),
-    HParam("cutmix", None, _number(0, MAX_MIX_ALPHA, low_open=True),
-           "cutmix: paste a rectangle of a shuffled copy, its area from Beta(a, a) with this a (e.g. 1.0); with --mixup too, each batch uses one"),
-    HParam("optimizer", "adam", {"enum": list(OPTIMIZERS)}, "adam (the study's), adamw or sgd"),
-    HParam("momentum", 0.9, _number(0, 1, high_open=True), "sgd momentum"),
-    HParam("nesterov", False, {"type": "boolean"}, "sgd with Nesterov momentum"),
-    HParam("schedule", "constant", {"enum": list(SCHEDULES)}, "learning-rate schedule over the whole run, per step"),
-    HParam("warmup_epochs", 0, _number(0, 10_000), "linear warm-up before the schedule (onecycle: 30% of the run if 0)"),
-    HParam("label_smoothing", 0.0, _number(0, 1, high_open=True), "label smoothing of the targets"),
-    HParam("patience", None, _integer(1, 10_000), "early stopping: stop when validation accuracy has not improved for N epochs"),
-    HParam("ema", None, _number(0, 1, low_open=True, high_open=True),
-           "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is evaluated, saved and tested"),
-    HParam("clip_grad", None, _number(0, low_open=True), "clip the gradients' global L2 norm to this before each step"),
-    HParam("tta", False, {"type": "boolean"},
-           "test-time flip: validation, test, eval and predict average the logits of each image and its mirror"),
-    HParam("seed", 0, _integer(0, MAX_SEED), "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)"),
-)}
-
-def _as_dict(self) -> dict:
-    """The settings as plain data (config.yaml, summary.json, checkpoints)."""
-    return dataclasses.asdict(self)
+def setting(default, schema: dict, help: str):
+    """A TrainConfig field: its default (the study's recipe), its rule (JSON Schema) and its help, in one place."""
+    return dataclasses.field(default=default, metadata={"schema": schema, "help": help})
 
 
-def _replace(self, **changes) -> "TrainConfig":
-    """The same settings with `changes` (a search trial's point, a grid cell's augmentation and loss)."""
-    return dataclasses.replace(self, **changes)
+@dataclass(frozen=True)
+class TrainConfig:
+    """A run's resolved training settings, typed; every field's default, rule and help are the one table that the spec's
+    `train:` schema, the command-line flags and the docs are made from (HPARAMS)."""
+
+    batch_size: int = setting(128, _integer(1, 65_536), "images per training step")
+    lr: float = setting(4e-3, _number(0, low_open=True), "learning rate (the peak one under a schedule)")
+    rs: float = setting(1e-3, _number(0), "L2 regularisation strength (the optimizer's weight_decay)")
+    num_epochs: int = setting(10, _integer(1, 10_000), "training epochs")
+    dropout: float | None = setting(None, _number(0, 1, high_open=True),
+                                    "override p of every dropout layer (default: as written in the spec)")
+    loss: str = setting("softmax", {"enum": list(LOSSES)},
+                        "softmax = cross-entropy; sigmoid = one-vs-all binary cross-entropy (the study's sigmoid); "
+                        "sigmoid-ce = sigmoid outputs fed to cross-entropy")
+    augment: bool = setting(False, {"oneOf": [{"type": "boolean"}, AUGMENT_MAPPING]},
+                            "random crop and horizontal flip, per sample (a mapping {crop: N, flip: BOOL} sets both and "
+                            "turns it on)")
+    crop_pad: int = setting(1, _integer(0, MAX_CROP_PAD),
+                            "augmentation: zero border before the random crop back to size (shifts of up to +-N pixels)")
+    flip: bool = setting(True, {"type": "boolean"}, "augmentation: random horizontal flip (off for digits and text)")
+    erase: float = setting(0.0, _number(0, 1), "random erasing: with this probability per training image, a random "
+                                               "rectangle (2-33% of it) is filled with random pixels")
+    mixup: float | None = setting(None, _number(0, MAX_MIX_ALPHA, low_open=True),
+                                  "mixup: blend each training batch with a shuffled copy, share drawn from Beta(a, a) "
+                                  "with this a (e.g. 0.2); the loss is blended alike")
+    cutmix: float | None = setting(None, _number(0, MAX_MIX_ALPHA, low_open=True),
+                                   "cutmix: paste a rectangle of a shuffled copy, its area from Beta(a, a) with this a "
+                                   "(e.g. 1.0); with --mixup too, each batch uses one")
+    optimizer: str = setting("adam", {"enum": list(OPTIMIZERS)}, "adam (the study's), adamw or sgd")
+    momentum: float = setting(0.9, _number(0, 1, high_open=True), "sgd momentum")
+    nesterov: bool = setting(False, {"type": "boolean"}, "sgd with Nesterov momentum")
+    schedule: str = setting("constant", {"enum": list(SCHEDULES)}, "learning-rate schedule over the whole run, per step")
+    warmup_epochs: float = setting(0, _number(0, 10_000),
+                                   "linear warm-up before the schedule (onecycle: 30% of the run if 0)")
+    label_smoothing: float = setting(0.0, _number(0, 1, high_open=True), "label smoothing of the targets")
+    patience: int | None = setting(None, _integer(1, 10_000),
+                                   "early stopping: stop when validation accuracy has not improved for N epochs")
+    ema: float | None = setting(None, _number(0, 1, low_open=True, high_open=True),
+                                "keep an exponential moving average of the weights with this decay (e.g. 0.999); it "
+                                "is evaluated, saved and tested")
+    clip_grad: float | None = setting(None, _number(0, low_open=True),
+                                      "clip the gradients' global L2 norm to this before each step")
+    tta: bool = setting(False, {"type": "boolean"},
+                        "test-time flip: validation, test, eval and predict average the logits of each image and its "
+                        "mirror")
+    seed: int = setting(0, _integer(0, MAX_SEED),
+                        "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain data (config.yaml, summary.json, checkpoints)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """The same settings with `changes` (a search trial's point, a grid cell's augmentation and loss)."""
+        return dataclasses.replace(self, **changes)
 
 
-# A run's resolved settings, typed: one frozen field per HPARAMS entry, with its default (the table stays their one
-# source), read as config.lr rather than by string key.
-TrainConfig = dataclasses.make_dataclass(
-    "TrainConfig", [(name, Any, dataclasses.field(default=h.default)) for name, h in HPARAMS.items()], frozen=True,
-    namespace={"as_dict": _as_dict, "replace": _replace, "__doc__": "A run's resolved training settings (HPARAMS)."})
+HPARAMS: dict[str, HParam] = {item.name: HParam(item.name, item.default, item.metadata["schema"], item.metadata["help"])
+                              for item in dataclasses.fields(TrainConfig)}
 
 
 TRAIN_SCHEMA = {
@@ -109,7 +126,7 @@ DEFAULT_SPACE = {
     "batch_size": {"choices": [32, 64, 128, 256]},
     "num_epochs": {"low": 5, "high": 15},
 }
-SPACE_SCHEMA = {
+SPACE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {name: {"oneOf": [
@@ -149,7 +166,8 @@ def resolve(spec_train: dict, flags: dict, data_defaults: dict | None = None) ->
             raise UsageError(f"--{name.replace('_', '-')} {value}: {problem}")
     train = _augment_mapping(spec_train)
     defaults = {name: h.default for name, h in HPARAMS.items()} | (data_defaults or {})
-    return TrainConfig(**{name: given.get(name, train.get(name, defaults[name])) for name in HPARAMS})
+    values: dict[str, Any] = {name: given.get(name, train.get(name, defaults[name])) for name in HPARAMS}
+    return TrainConfig(**values)
 
 
 def _augment_mapping(train: dict) -> dict:

@@ -15,14 +15,13 @@ from .errors import UsageError, one_line
 ENTRY_POINT_GROUP = "fmnist.layers"
 ENVIRONMENT = "FMNIST_PLUGINS"  # plug-ins separated by os.pathsep; grid cells get theirs this way
 _loaded: set[str] = set()
-PLUGIN_KINDS: set[type] = set()  # the layer classes plug-ins registered: the builder holds them to stricter checks
 
 
 @contextmanager
 def _noting_kinds():
     """The kinds registered inside the block are noted as plug-ins' (fmnist's own are all registered before, so a
     plug-in that takes one of their names is refused at its own load, whichever module defines the kind)."""
-    from .builder.kinds import load_builtin_kinds
+    from .builder.kinds import PLUGIN_KINDS, load_builtin_kinds
 
     KINDS = load_builtin_kinds()
     before = set(KINDS.values())
@@ -45,6 +44,8 @@ def load_plugin(target: str) -> None:
                     raise UsageError("no such plug-in file", target)
                 name = f"fmnist_plugin_{abs(hash(key))}"
                 spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise UsageError("not a Python file Python can load", target)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[name] = module
                 spec.loader.exec_module(module)

@@ -36,7 +36,7 @@ def remember(url: str | None) -> None:
                 _secrets.update({value, quote(value, safe=""), unquote(value)})
 
 
-def masked(text: str) -> str:
+def masked(text: object) -> str:
     """'postgresql://me:secret@db/x' -> 'postgresql://me:***@db/x', anywhere inside `text`."""
     text = _URL.sub(lambda m: _without_secrets(m.group(0)), str(text))
     text = _PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)

@@ -122,7 +122,7 @@ def _rule(schema: dict) -> str:
 
 
 def train_settings() -> str:
-    from fmnist.commands.run_commands import STUDY_SPELLINGS, default_text
+    from fmnist.commands.declared import STUDY_SPELLINGS, default_text
     from fmnist.hparams import HPARAMS
 
     rows = ["| `train:` key | flag | default | rule | what it does |", "|---|---|---|---|---|"]

@@ -37,8 +37,9 @@ def describe(label: str, run: dict) -> str:
 
 
 def draw_best95(runs: list[tuple[str, dict]], path: Path) -> None:
-    from fmnist.runner.plots import plt, save_figure
+    from fmnist.runner.plots import pyplot, save_figure
 
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 5))
     for (label, run), color in zip(runs, cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])):
         minutes = minutes_at_each_epoch(run)

@@ -15,6 +15,16 @@ import pytest
 from fmnist.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs `-n auto`) the workers share the cores: each trains in-process with its
+    share of them, as a grid's cells do, rather than every worker taking them all (which slows each several times)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 SPECS = ROOT / "specs"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,14 +1,13 @@
 """Bad input of every kind: one `fmnist: error:` line, exit 2, and nothing left on disk — never a traceback."""
 import json
 import subprocess
+import tracemalloc
 import sys
-import time
 
 import pytest
 
 from tests.conftest import SPECS, TINY_SPEC
 
-HANG_S = 5  # about a second on an idle machine; generous for a loaded one, while a hang or a blow-up takes minutes
 
 TINY_RUN = ("--train-limit", "300", "--num-epochs", "1")
 
@@ -185,11 +184,10 @@ def doubling_blocks(count: int) -> str:
     ("name: x\nlayers: [conv 3x3x2 pad=1 pad=5, fc 10]\n", "'pad' is given twice (pad=1 and pad=5)"),
     ('name: "nl\\n"\nlayers: [fc 10]\n', "name: expected a name of letters, digits and . _ + -"),
 ])
-def test_spec_that_used_to_crash_or_hang_is_one_line_in_a_second(cli, write_spec, text, message):
+@pytest.mark.timeout(60)  # a hang or a blow-up is a failure; how long the checks take is benchmarks/spec_checks.py's
+def test_spec_that_used_to_crash_or_hang_is_one_line(cli, write_spec, text, message):
     path = write_spec(text)
-    started = time.perf_counter()
     code, _, err = cli("validate", path)
-    assert time.perf_counter() - started < HANG_S
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert message in err
 
@@ -197,9 +195,13 @@ def test_spec_that_used_to_crash_or_hang_is_one_line_in_a_second(cli, write_spec
 def test_huge_spec_file_is_refused_without_reading_it(cli, tmp_path):
     path = tmp_path / "huge.yaml"
     path.write_text("name: x\nlayers: [fc 10]\n" + "# padding\n" * 5_000_000)
-    started = time.perf_counter()
-    code, _, err = cli("validate", path)
-    assert time.perf_counter() - started < HANG_S
+    tracemalloc.start()
+    try:
+        code, _, err = cli("validate", path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000  # the 50 MB file was never read into memory: its size was enough
     assert code == 2 and "too large for a spec: 50,000,024 bytes (limit 1,048,576)" in err
 
 

@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -231,15 +230,14 @@ def test_a_diverging_trial_fails_alone_and_a_search_of_only_those_says_so(cli, w
 def test_a_time_budget_ends_the_search_then_the_best_is_retrained(cli, write_spec, real_data, tmp_path):
     spec = write_spec(TINY_A, "a.yaml")
     args = ("search", spec, "--train-limit", "300", "--space", "num_epochs=2:2", "--trials", "500", "--out", tmp_path)
-    started = time.monotonic()
     code, out, err = cli(*args, "--minutes", "0.1", "--results", tmp_path / "kept")
     assert (code, err) == (0, ""), err
-    assert time.monotonic() - started < 120  # 500 trials would take minutes; the budget of 6 s ended them
     result = json.loads((tmp_path / "search.json").read_text())
-    assert result["minutes"] == 0.1 and 1 <= result["trials"] < 500 and "retrain" in result
+    assert result["minutes"] == 0.1 and 1 <= result["trials"] < 500 and "retrain" in result  # the budget ended them
     best = json.loads((tmp_path / "kept" / "best.json").read_text())
     assert best["test_acc"] == result["retrain"]["test_acc"]
-    assert best["startup_seconds"] < 5  # the retrain's own start-up, not the 6 s of search before it
+    searched = sum(json.loads(path.read_text())["seconds"] for path in (tmp_path / "kept" / "trials").glob("*.json"))
+    assert best["startup_seconds"] < searched  # the retrain's own start-up, not the search's time before it
 
 
 def test_a_trial_still_running_when_the_budget_is_spent_stops_at_its_next_epoch(cli, write_spec, real_data, tmp_path):

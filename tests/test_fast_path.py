@@ -52,12 +52,19 @@ def test_cpu_allocator_tuning_applies_on_glibc():
     assert speedups.tune_cpu_allocator() is True
 
 
-def test_auto_precision_is_bf16_only_where_the_device_does_it_natively():
-    from pathlib import Path
+@pytest.mark.parametrize("flags, precision, cpu_class", [
+    ("fpu sse avx2 avx512f avx512_bf16", "bf16", "AVX-512 with bf16"),  # AMD EPYC (Zen 4), Intel Cooper Lake
+    ("fpu sse avx2 avx512f amx_bf16 amx_tile", "bf16", "AVX-512"),  # Intel Sapphire Rapids: AMX does bf16
+    ("fpu sse avx2 avx512f", "fp32", "AVX-512"),  # bf16 would be emulated, slower than fp32
+    ("fpu sse avx2", "fp32", "AVX2"),
+    ("", "fp32", "other"),  # no /proc/cpuinfo (not Linux)
+])
+def test_auto_precision_is_bf16_only_where_the_cpu_does_it_natively(monkeypatch, flags, precision, cpu_class):
+    from fmnist import machine
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    expected = "bf16" if " avx512_bf16" in info or " amx_bf16" in info else "fp32"  # the kernel's own flag list
-    assert speedups.check_precision("auto", torch.device("cpu")) == expected
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ("processor\t: 0", f"flags\t\t: {flags}") if flags else ())
+    assert speedups.check_precision("auto", torch.device("cpu")) == precision
+    assert machine.cpu_class() == cpu_class
     assert speedups.speed_settings(False, "bf16", torch.device("cpu")) == {"fast": False, "precision": "fp32"}
 
 

@@ -11,7 +11,9 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,16 @@ import torch
 import yaml
 
 from fmnist.datasets.fashion_mnist import FILES
-from tests.conftest import SPECS, TINY_SPEC, mount_or_skip, only_run, spawn, unmount, wait_until, write_idx
+from tests.conftest import (
+    SPECS,
+    TINY_SPEC,
+    mount_or_skip,
+    only_run,
+    spawn,
+    unmount,
+    wait_until,
+    write_idx,
+)
 
 TINY_RUN = ("--train-limit", "300", "--num-epochs", "1")
 
@@ -70,7 +81,8 @@ def test_ctrl_c_stops_the_whole_grid_and_says_what_finished(write_spec, real_dat
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     process = spawn("summary", SPECS / "cnn_4.yaml", cwd=tmp_path)
-    time.sleep(0.4)  # well inside the imports (torch alone takes about a second)
+    maps = Path(f"/proc/{process.pid}/maps")
+    wait_until(lambda: "libtorch" in maps.read_text(), process, what="torch's library loading")  # inside the imports
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (130, "fmnist: interrupted\n")
@@ -183,8 +195,8 @@ def test_flipped_bytes_inside_a_gzip_are_a_corrupt_file(tmp_path):
 
 
 def test_huge_file_and_gzip_bomb_are_refused_after_reading_only_their_size(tmp_path):
-    from fmnist.errors import UsageError
     from fmnist.datasets.fashion_mnist import read_idx
+    from fmnist.errors import UsageError
 
     spec = FILES["test_labels"]
     huge = tmp_path / spec.name
@@ -194,10 +206,14 @@ def test_huge_file_and_gzip_bomb_are_refused_after_reading_only_their_size(tmp_p
     bomb = tmp_path / f"{spec.name}.gz"
     bomb.write_bytes(gzip.compress(struct.pack(">II", spec.magic, spec.shape[0]) + bytes(200 * 1024 ** 2), compresslevel=1))
     for path in (huge, bomb):
-        started = time.perf_counter()
-        with pytest.raises(UsageError, match="truncated or padded: more than the 10,008 bytes expected"):
-            read_idx(path, spec, verify_checksum=False)
-        assert time.perf_counter() - started < 1
+        tracemalloc.start()
+        try:
+            with pytest.raises(UsageError, match="truncated or padded: more than the 10,008 bytes expected"):
+                read_idx(path, spec, verify_checksum=False)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 5_000_000, path  # read up to its expected size and one byte more: not 3 GB, not 200 MB
 
 
 # --- damaged or mismatched run files ---

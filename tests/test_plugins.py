@@ -79,7 +79,9 @@ def test_an_installed_package_registers_kinds_through_its_entry_point(tmp_path):
     result = fmnist("validate", "mine.yaml", cwd=tmp_path, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0 and "mine.yaml: ok (mine, 5 layers)" in result.stdout, result.stderr
     result = fmnist("summary", "mine.yaml", cwd=tmp_path, env={"PYTHONPATH": str(site)})
-    assert result.returncode == 0 and "Total params: 15,770" in result.stdout, result.stderr
+    wide_conv = 8 * 1 * 3 * 3 + 8  # 8 filters of 3x3 over 1 channel, and their biases
+    fc = 8 * 14 * 14 * 10 + 10  # after pool 2x2: 8 x 14 x 14 inputs to 10 units, and their biases
+    assert result.returncode == 0 and f"Total params: {wide_conv + fc:,}" in result.stdout, result.stderr  # 15,770
 
 
 BAD_PLUGINS = textwrap.dedent('''

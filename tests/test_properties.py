@@ -1,10 +1,10 @@
 """Property tests: random specs and random numeric flags are either accepted and right, or refused in one line.
 
 A random spec either plans and builds to a model whose real forward pass has the planned output shape and
-parameter count, or is refused with one FmnistError line — never another exception, never over a second.
+parameter count, or is refused with one FmnistError line — never another exception (how long the checks take is
+measured by benchmarks/spec_checks.py, not here).
 """
 import math
-import time
 
 import torch
 import yaml
@@ -96,14 +96,11 @@ _warm_up()
 
 
 def check_spec(text: str) -> None:
-    started = time.perf_counter()
     try:
         built = plan(parse_spec(load_yaml(text, "random.yaml"), "random.yaml"))
     except FmnistError as error:
         assert all(len(str(problem).splitlines()) == 1 for problem in error.all())
-        assert time.perf_counter() - started < 1
         return
-    assert time.perf_counter() - started < 1
     spec = built.spec
     if built.params["total"] > BUILD_LIMIT:
         return

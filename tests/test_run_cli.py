@@ -232,7 +232,10 @@ def test_set_overrides_the_spec_and_print_config_round_trips(cli, tmp_path):
     assert printed["layers"][0] == "conv 5x5x16" and printed["train"]["lr"] == 0.001 and printed["train"]["batch_size"] == 64
     (tmp_path / "y.yaml").write_text(out)
     code, out, _ = cli("summary", tmp_path / "y.yaml", "--json")
-    assert code == 0 and json.loads(out)["params"]["total"] == 39_946
+    conv_16 = 16 * 5 * 5 + 16  # the --set layer: 16 filters of 5x5 over 1 channel, and their biases
+    rest_of_cnn_4 = 65_994 - (32 * 5 * 5 + 32) - 2 * 32 - (64 * 32 * 5 * 5 + 64)  # CNN_4 less its first conv, bn, 2nd conv
+    second_conv = 64 * 16 * 5 * 5 + 64  # now over 16 channels, not 32
+    assert code == 0 and json.loads(out)["params"]["total"] == conv_16 + 2 * 16 + second_conv + rest_of_cnn_4  # 39,946
     for bad, message in (("train.lr=abc", "train.lr: 'abc' is not of type 'number'"),
                          ("layers.99=relu", "--set layers.99=relu: '99' is not a position from 1 to 13 in layers"),
                          ("nokey", "--set nokey: expected KEY=VALUE")):

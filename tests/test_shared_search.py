@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from tests.conftest import wait_until
 
@@ -61,14 +60,27 @@ def test_workers_share_the_retrain_seeds_and_every_trial_is_kept_as_a_file(postg
     assert len(record["val_acc_per_epoch"]) == 1 and record["worker"]
 
 
+def _beats(url, trial) -> int:
+    """How many heartbeats the trial has recorded (Optuna keeps them in its trial_heartbeats table)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text("SELECT count(*) FROM trial_heartbeats WHERE trial_id = :id"),
+                                      {"id": trial._trial_id}).scalar()
+    finally:
+        engine.dispose()
+
+
 def test_a_killed_workers_trial_is_failed_and_its_point_tried_again(postgres, write_spec, real_data, tmp_path):
     spec = write_spec(TINY, "a.yaml")
-    # 40 epochs: a trial outlives the beats below even on an idle machine (6 epochs once ended within them)
-    args = ("--trials", "3", "--train-limit", "3000", "--space", "num_epochs=40:40", "--pruner", "none", "--no-retrain")
+    # 40 epochs: a trial outlives its first beat, whatever the machine's speed
+    args = ("--trials", "2", "--train-limit", "1000", "--space", "num_epochs=40:40", "--pruner", "none", "--no-retrain")
     killed = _worker(spec, postgres, "killed", tmp_path / "w0", *args)
     wait_until(lambda: _running(postgres, "killed"), killed, what="a running trial")
     (lost,) = _running(postgres, "killed")
-    time.sleep(2)  # a beat or two recorded
+    wait_until(lambda: _beats(postgres, lost), killed, what="the trial's heartbeat recorded")
     assert [t.number for t in _running(postgres, "killed")] == [lost.number]  # still the trial killed below
     killed.send_signal(signal.SIGKILL)
     killed.wait()
@@ -115,7 +127,7 @@ def test_a_grid_whose_database_stays_away_ends_in_one_line_and_keeps_its_finishe
     assert "the finished cells are kept in it and in --out: run the same command again once it is back" in err
     (summary,) = (tmp_path / "g").glob("*/summary.json")  # the cell finished: its run folder is kept
     trained_at = summary.stat().st_mtime
-    time.sleep(5)  # the dead worker's trial is stale after 4 beats
+    # at once: the dead worker's trial is still RUNNING, and this grid waits until it is stale (4 beats), then fails it
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stderr == "", again.stderr
     assert "1 cells (1 finished already)" in again.stdout and summary.stat().st_mtime == trained_at  # not trained again

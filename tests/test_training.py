@@ -1,5 +1,6 @@
 """Training really trains: a tiny spec learns a synthetic task; same seed, same numbers; NaN stops cleanly."""
 import io
+import time
 
 import pytest
 import torch
@@ -142,7 +143,7 @@ def test_schedule_and_optimizer_state_survive_a_resume(write_spec):
     assert second.train_epoch(2) == first.train_epoch(2)
 
 
-def test_progress_bar_on_a_terminal_and_nothing_per_step_in_a_pipe(write_spec):
+def test_progress_bar_on_a_terminal_and_a_plain_line_now_and_then_in_a_pipe(write_spec, monkeypatch):
     from rich.console import Console
 
     from fmnist.runner.progress import epoch_progress
@@ -155,8 +156,15 @@ def test_progress_bar_on_a_terminal_and_nothing_per_step_in_a_pipe(write_spec):
         on_progress(16, 0.75, 12_345.0)
     shown = terminal.getvalue()
     assert "epoch 1/3" in shown and "16/32" in shown and "loss 0.7500" in shown and "12,345 img/s" in shown
-    with epoch_progress(Console(file=io.StringIO(), force_terminal=False), 1, 3, 32) as on_progress:
-        assert on_progress is None
+    piped = io.StringIO()
+    with epoch_progress(Console(file=piped, force_terminal=False), 1, 3, 32) as on_progress:
+        on_progress(4, 0.9, 100.0)  # within the interval (30 s): nothing per step
+    assert piped.getvalue() == ""
+    monkeypatch.setenv("FMNIST_PROGRESS_EVERY_S", "0.000001")
+    with epoch_progress(Console(file=piped, force_terminal=False, width=200), 1, 3, 32) as on_progress:
+        time.sleep(0.001)
+        on_progress(16, 0.75, 12_345.0)
+    assert piped.getvalue() == "epoch 1/3: step 16/32 (50%) loss 0.7500 12,345 img/s\n"
     terminal = io.StringIO()
     with epoch_progress(Console(file=terminal, force_terminal=True, width=120), 2, 5, 32, "trial 7 · ") as on_progress:
         on_progress(8, 0.5, 100.0)  # a search trial's bar says which trial it is

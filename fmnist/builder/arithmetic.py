@@ -10,12 +10,13 @@ import ast
 import math
 import operator
 import re
+from typing import Any, Callable
 
 from .fields import LayerProblem
 
 EXPRESSION = re.compile(r"\$\{([^{}]*)\}")
 NAME = re.compile(r"\$([A-Za-z_]\w*)")  # '$c2' is the name c2, never '$c' followed by '2'
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+_OPERATORS: dict[type, Callable[..., Any]] = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
               ast.USub: operator.neg, ast.UAdd: operator.pos}
 MAX_POWER = 64  # 2 ** 64 is as far as a width or a count can sensibly go
@@ -41,7 +42,7 @@ def _round(value: float, digits: int | None = None):
     return round(value) if digits is None else round(value, digits)
 
 
-FUNCTIONS = {"min": min, "max": max, "round": _round, "int": int, "abs": abs, "ceil": math.ceil, "floor": math.floor,
+FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "round": _round, "int": int, "abs": abs, "ceil": math.ceil, "floor": math.floor,
              "divisible": divisible}
 
 

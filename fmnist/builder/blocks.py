@@ -16,6 +16,19 @@ from .layers import (ACTIVATIONS, KINDS, AdaptiveAvgPool, AvgPool, BatchNorm, Co
                      one_token, register, spatial)
 
 Walk = Callable[[list, Shape], Shape]  # walk(layer specs, input shape) -> output shape
+
+
+@dataclass
+class Expansion:
+    """What a block's expand() gets from the builder: `walk` for its layer lists, and the spec's `defaults:` (owned
+    by the Spec) for the layers it makes itself (a projection's bn, a transition's pool)."""
+
+    walk: Walk
+    defaults: dict = field(default_factory=dict)
+
+    def make(self, kind: type[Layer], **settings) -> Layer:
+        """A layer the block makes, with the spec's defaults for its kind under the settings given."""
+        return kind.from_settings({**self.defaults.get(kind.kind, {}), **settings})
 MAX_REPEAT = 1_000  # a repeat past this is a typo (and the builder's row budget would stop it anyway)
 
 
@@ -25,12 +38,6 @@ ParseList = Callable[[list, list, str], list]  # parse_list(items, path in the d
 def generated(entry: LayerSpec, suffix: str, text: str, layer: Layer) -> LayerSpec:
     """A LayerSpec a block makes itself (a projection, a dense layer), placed at the block's own line."""
     return LayerSpec(f"{entry.index}.{suffix}", text, entry.line, layer)
-
-
-def _with_defaults(block: "Block", defaults: dict) -> "Block":
-    """The block with the spec's `defaults:` for the layers it makes (not a field, so `replace` drops it)."""
-    block.layer_defaults = defaults
-    return block
 
 
 def reindexed(entries: list, old: str, new: str) -> list:
@@ -43,7 +50,7 @@ def reindexed(entries: list, old: str, new: str) -> list:
             children = getattr(layer, layer.children_field)
             nested = [reindexed(branch, old, new) for branch in children] if layer.children_field == "branches" \
                 else reindexed(children, old, new)
-            layer = _with_defaults(replace(layer, **{layer.children_field: nested}), layer.layer_defaults)
+            layer = replace(layer, **{layer.children_field: nested})
         copies.append(replace(entry, index=new + index[len(old):] if index.startswith(old) else index, layer=layer))
     return copies
 
@@ -54,11 +61,6 @@ class Block(Layer):
 
     children_key: ClassVar[str | None] = None  # mapping form {kind: [...]} holds layer lists (else settings)
     children_field: ClassVar[str | None] = None  # the field that holds parsed layer lists, if any
-    layer_defaults: ClassVar[dict] = {}  # the spec's `defaults:`, set per block by the parser for the layers it makes
-
-    def make(self, kind: type[Layer], **settings) -> Layer:
-        """A layer this block makes itself (a projection's bn), with the spec's defaults for its kind."""
-        return kind.from_settings({**self.layer_defaults.get(kind.kind, {}), **settings})
 
     @classmethod
     def from_mapping(cls, value, parse_list: ParseList, path: list, index: str, defaults: dict | None = None) -> "Block":
@@ -79,14 +81,16 @@ class Block(Layer):
                                    f"layers go under '{cls.children_key}', expected {cls.usage}")
         if not isinstance(lists, list) or not lists:
             raise LayerProblem(f"expected {cls.usage}")
-        return cls.from_settings({**settings, cls.children_field: cls.parse_children(lists, parse_list, list_path, index)})
+        block = cls.from_settings({**settings, cls.children_field: cls.parse_children(lists, parse_list, list_path, index)})
+        assert isinstance(block, Block)
+        return block
 
     @classmethod
     def parse_children(cls, lists: list, parse_list: ParseList, path: list, index: str) -> list:
         """The block's written lists as LayerSpecs; one list of layers unless a kind says otherwise."""
         return parse_list(lists, path, index)
 
-    def expand(self, shape: Shape, walk: Walk, entry) -> Shape:
+    def expand(self, shape: Shape, context: Expansion, entry) -> Shape:
         """Walk the block's lists with the shapes they get; return the block's output shape."""
         raise LayerProblem(f"{self.kind} has no layers")
 
@@ -134,8 +138,8 @@ class Residual(Block):
     }
     aliases: ClassVar[dict[str, str]] = {"stochastic_depth": "drop_path", "droppath": "drop_path"}
 
-    def expand(self, shape, walk, entry):
-        out = walk(self.body, shape)
+    def expand(self, shape, context, entry):
+        out = context.walk(self.body, shape)
         # the skip this use of the block gets: 'project' makes a projection when the shape changes; 'identity' adds
         # the input only where the shape is kept (MobileNet's rule); 'none' is the body alone
         self.skip = "identity" if out == shape and self.shortcut != "none" else self.shortcut
@@ -151,9 +155,9 @@ class Residual(Block):
                                f"or an explicit {{add: [[...], [...]]}}")
         stride = "x".join(str(s) for s in strides) if strides[0] != strides[1] else strides[0]
         projection = [generated(entry, "shortcut.1", f"shortcut: conv 1x1x{out[0]} stride={stride}",
-                                self.make(Conv, kernel=1, filters=out[0], stride=stride, bias=False)),
-                      generated(entry, "shortcut.2", "shortcut: bn", self.make(BatchNorm))]
-        walk(projection, shape)
+                                context.make(Conv, kernel=1, filters=out[0], stride=stride, bias=False)),
+                      generated(entry, "shortcut.2", "shortcut: bn", context.make(BatchNorm))]
+        context.walk(projection, shape)
         return out
 
     def label(self):
@@ -190,10 +194,10 @@ class Parallel(Block):
         """The shape each branch is given: all the block's input."""
         return [shape] * len(self.branches)
 
-    def expand(self, shape, walk, entry):
+    def expand(self, shape, context, entry):
         if len(self.branches) < 2:
             raise LayerProblem("needs at least two branches, each a list of layers")
-        outs = [walk(branch, given) for branch, given in zip(self.branches, self.branch_inputs(shape))]
+        outs = [context.walk(branch, given) for branch, given in zip(self.branches, self.branch_inputs(shape))]
         return self.join(outs)
 
     def join(self, outs: list[Shape]) -> Shape:
@@ -270,8 +274,8 @@ class Gate(Block):
     children_key: ClassVar[str | None] = "body"
     children_field: ClassVar[str | None] = "body"
 
-    def expand(self, shape, walk, entry):
-        return _gate_shape(shape, walk(self.body, shape))
+    def expand(self, shape, context, entry):
+        return _gate_shape(shape, context.walk(self.body, shape))
 
     def label(self):
         return "gate (input x branch)"
@@ -298,14 +302,14 @@ class SqueezeExcitation(Block):
     optional_value: ClassVar[str | None] = "squeeze"
     required: ClassVar[tuple[str, ...]] = ("squeeze",)
 
-    def expand(self, shape, walk, entry):
+    def expand(self, shape, context, entry):
         channels, _, _ = spatial(shape, self.kind)
-        steps = [("adaptive_avgpool 1x1", self.make(AdaptiveAvgPool, size=1)),
-                 (f"conv 1x1x{self.squeeze}", self.make(Conv, kernel=1, filters=self.squeeze, bias=True)),
+        steps = [("adaptive_avgpool 1x1", context.make(AdaptiveAvgPool, size=1)),
+                 (f"conv 1x1x{self.squeeze}", context.make(Conv, kernel=1, filters=self.squeeze, bias=True)),
                  (self.act, KINDS[self.act]()),
-                 (f"conv 1x1x{channels}", self.make(Conv, kernel=1, filters=channels, bias=True)),
+                 (f"conv 1x1x{channels}", context.make(Conv, kernel=1, filters=channels, bias=True)),
                  (self.gate, KINDS[self.gate]())]
-        out = walk([generated(entry, f"se.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)
+        out = context.walk([generated(entry, f"se.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)
         return _gate_shape(shape, out)
 
     def label(self):
@@ -327,11 +331,11 @@ class Repeat(Block):
     children_field: ClassVar[str | None] = "layers"
     converters: ClassVar[dict[str, Callable]] = {"times": lambda v, what: integer(v, what, maximum=MAX_REPEAT)}
 
-    def expand(self, shape, walk, entry):
+    def expand(self, shape, context, entry):
         self.repetitions = []  # the entries each repetition walked (their shortcuts decided): what a picture draws
         for time in range(1, self.times + 1):  # rows of the r-th repetition read N.r.k, so every row has its own index
             self.repetitions.append(reindexed(self.layers, f"{entry.index}.", f"{entry.index}.{time}."))
-            shape = walk(self.repetitions[-1], shape)
+            shape = context.walk(self.repetitions[-1], shape)
         return shape
 
     def label(self):
@@ -352,8 +356,8 @@ class NamedBlock(Block):
     kind: ClassVar[str] = "block"
     children_field: ClassVar[str | None] = "layers"
 
-    def expand(self, shape, walk, entry):
-        return walk(self.layers, shape)
+    def expand(self, shape, context, entry):
+        return context.walk(self.layers, shape)
 
     def label(self):
         return self.title or None
@@ -376,16 +380,16 @@ class Dense(Block):
         layers, growth = dims(one_token(cls, tokens), "dense size", 2, "NxG (layers x growth rate)")
         return {"layers": layers, "growth": growth}
 
-    def expand(self, shape, walk, entry):
+    def expand(self, shape, context, entry):
         channels, height, width = spatial(shape, self.kind)
         for number_ in range(1, self.layers + 1):
             relu = KINDS["relu"]
-            steps = [("bn", self.make(BatchNorm)), ("relu", relu())]
+            steps = [("bn", context.make(BatchNorm)), ("relu", relu())]
             if self.bottleneck:  # DenseNet-B: a 1x1 conv to 4G channels first
-                steps += [(f"conv 1x1x{4 * self.growth}", self.make(Conv, kernel=1, filters=4 * self.growth, bias=False)),
-                          ("bn", self.make(BatchNorm)), ("relu", relu())]
-            steps.append((f"conv 3x3x{self.growth} pad=1", self.make(Conv, kernel=3, filters=self.growth, pad=1, bias=False)))
-            walk([generated(entry, f"{number_}.{k}", f"layer {number_}: {text}", step)
+                steps += [(f"conv 1x1x{4 * self.growth}", context.make(Conv, kernel=1, filters=4 * self.growth, bias=False)),
+                          ("bn", context.make(BatchNorm)), ("relu", relu())]
+            steps.append((f"conv 3x3x{self.growth} pad=1", context.make(Conv, kernel=3, filters=self.growth, pad=1, bias=False)))
+            context.walk([generated(entry, f"{number_}.{k}", f"layer {number_}: {text}", step)
                   for k, (text, step) in enumerate(steps, 1)],
                  (channels, height, width))
             channels += self.growth
@@ -405,12 +409,12 @@ class Transition(Block):
     converters: ClassVar[dict[str, Callable]] = {"compression": number}
     optional_value: ClassVar[str | None] = "compression"
 
-    def expand(self, shape, walk, entry):
+    def expand(self, shape, context, entry):
         if not 0 < self.compression <= 1:
             raise LayerProblem(f"compression must be in (0, 1], got {self.compression}")
         channels, _, _ = spatial(shape, self.kind)
         filters = max(1, math.floor(channels * self.compression))
-        steps = [("bn", self.make(BatchNorm)), ("relu", KINDS["relu"]()),
-                 (f"conv 1x1x{filters}", self.make(Conv, kernel=1, filters=filters, bias=False)),
-                 ("avgpool 2x2", self.make(AvgPool, size=2))]
-        return walk([generated(entry, f"t.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)
+        steps = [("bn", context.make(BatchNorm)), ("relu", KINDS["relu"]()),
+                 (f"conv 1x1x{filters}", context.make(Conv, kernel=1, filters=filters, bias=False)),
+                 ("avgpool 2x2", context.make(AvgPool, size=2))]
+        return context.walk([generated(entry, f"t.{k}", text, step) for k, (text, step) in enumerate(steps, 1)], shape)

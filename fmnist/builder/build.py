@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ExpectationError, SpecError, did_you_mean, one_line
-from .blocks import Block
+from ..errors import ExpectationError, FmnistError, SpecError, did_you_mean, one_line
+from .blocks import Block, Expansion
 from .fields import LayerProblem
 from .layers import KINDS, Flatten, fmt_shape
 from .spec import Spec, load_spec
@@ -106,7 +106,7 @@ def _check(name: str, figure, actual: int) -> Check:
 
 def is_plugin(layer) -> bool:
     """A kind registered from outside fmnist (--plugin, $FMNIST_PLUGINS, an installed entry point)."""
-    from ..plugins import PLUGIN_KINDS
+    from .kinds import PLUGIN_KINDS
 
     return type(layer) in PLUGIN_KINDS
 
@@ -245,7 +245,7 @@ class _Walker:
             return out
 
         try:
-            out = entry.layer.expand(shape, walk_list, entry)
+            out = entry.layer.expand(shape, Expansion(walk_list, self.spec.defaults), entry)
         except LayerProblem as problem:
             raise self._fail(entry, problem, shape) from None
         children = [r for r in self.records[first_child:] if r.depth == depth + 1]
@@ -277,7 +277,7 @@ def check_expectations(built: Plan) -> None:
     """Raise ExpectationError naming every `expect` figure that does not come out."""
     failed = [check for check in built.checks() if not check.ok]
     if failed:
-        errors = [ExpectationError(check.describe(), built.spec.file) for check in failed]
+        errors: list[FmnistError] = [ExpectationError(check.describe(), built.spec.file) for check in failed]
         errors[0].more = errors[1:]
         raise errors[0]
 

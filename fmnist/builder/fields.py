@@ -90,7 +90,7 @@ def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
         return size, size
     if len(parts) != 2:
         raise LayerProblem(f"{what} has {len(parts)} parts, expected N, or HxW for height and width (e.g. 1x7)")
-    return tuple(integer(part, what, minimum=minimum) for part in parts)
+    return integer(parts[0], what, minimum=minimum), integer(parts[1], what, minimum=minimum)
 
 
 def padding(value, what: str) -> tuple[int, int] | str:

@@ -1,5 +1,7 @@
-"""Every layer kind fmnist ships, registered by importing the modules that define them."""
+"""Every layer kind fmnist ships, registered by importing the modules that define them, and the kinds plug-ins added."""
 from __future__ import annotations
+
+PLUGIN_KINDS: set[type] = set()  # the layer classes plug-ins registered: the builder holds them to stricter checks
 
 
 def load_builtin_kinds() -> dict:

@@ -8,7 +8,10 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+if TYPE_CHECKING:
+    import torch
 
 from .fields import LayerProblem, boolean, choice, dims, fraction, integer, number, padding, pair, positive, probability
 
@@ -125,7 +128,7 @@ class Layer(ABC):
         return shape
 
     @abstractmethod
-    def build(self, shape: Shape) -> nn.Module:
+    def build(self, shape: Shape) -> "torch.nn.Module":
         """The module for an input of `shape` (already checked by output_shape)."""
 
     def note(self, shape: Shape, out: Shape) -> str:
@@ -167,8 +170,9 @@ class _Convolution(Layer):
             if self.stride != (1, 1):
                 raise LayerProblem("pad=same needs stride=1 (as in PyTorch); give pad=N for strided convs")
             return height, width
-        out = tuple(conv_extent(length, *axis) for length, axis in
-                    zip((height, width), zip(self.kernel, self.stride, self.pad, self.dilation)))
+        pad = self.pad if isinstance(self.pad, tuple) else (0, 0)  # 'same' returned above
+        out = (conv_extent(height, self.kernel[0], self.stride[0], pad[0], self.dilation[0]),
+               conv_extent(width, self.kernel[1], self.stride[1], pad[1], self.dilation[1]))
         if min(out) < 1:
             raise LayerProblem(
                 f"shrinks the {height}x{width} input below 1x1: the {self.kernel[0]}x{self.kernel[1]} kernel is larger than the (padded) input")

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from ..errors import SpecError, did_you_mean
+from ..errors import FmnistError, SpecError, did_you_mean
 from ..datasets.choice import DATA_SCHEMA
 from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
 from .arithmetic import REPEAT, substitute
@@ -128,6 +128,7 @@ class Spec:
     data: str | dict | None = None  # `data:` a dataset name, a folder, or a mapping with conversions
     file: str | None = None
     document: dict = field(default_factory=dict)  # the plain data, kept for run folders and checkpoints
+    defaults: dict = field(default_factory=dict)  # `defaults:` per kind, checked: blocks make their own layers with them
     overrides: list[str] = field(default_factory=list)  # --set KEY=VALUE texts applied to the file, in order
 
 
@@ -255,6 +256,7 @@ def parse_spec(document, file: str | None) -> Spec:
         data=plain(document.get("data")),
         file=file,
         document=plain(document),
+        defaults=parser.defaults,
     )
 
 
@@ -321,7 +323,7 @@ class _Parser:
         self.document = document
         self.file = file
         self.blocks = document.get("blocks", {})
-        self.problems: list[SpecError] = []
+        self.problems: list[FmnistError] = []
         self.using: list[str] = []  # named blocks being expanded, to catch recursion
         self.listed_kinds = False  # the known kinds are listed with the first unknown kind only, not on every line
         self.count = 0  # layer entries made so far, against MAX_LAYERS
@@ -418,10 +420,8 @@ class _Parser:
         ((name, value),) = item.items()
         kind = self.kind(str(name))
         value = _settings_substituted(value, self.spec_names)  # {fc: {units: $classes}} as 'fc $classes'
-        if _has_lists(kind):
-            block = kind.from_mapping(value, self.layer_list, [*path, name], index, self.defaults.get(kind.kind, {}))
-            block.layer_defaults = self.defaults
-            return block
+        if issubclass(kind, Block) and kind.children_key is not None:  # its lists are parsed by the kind itself
+            return kind.from_mapping(value, self.layer_list, [*path, name], index, self.defaults.get(kind.kind, {}))
         if value is None:
             return self.with_defaults(kind, {})
         if isinstance(value, dict):
@@ -431,11 +431,8 @@ class _Parser:
     def with_defaults(self, kind: type[Layer], settings: dict) -> Layer:
         """The layer from its settings over the spec's `defaults:` for its kind."""
         given = {kind.aliases.get(str(key), str(key)) for key in settings}
-        layer = kind.from_settings({**{k: v for k, v in self.defaults.get(kind.kind, {}).items() if k not in given},
-                                    **settings})
-        if isinstance(layer, Block):
-            layer.layer_defaults = self.defaults
-        return layer
+        return kind.from_settings({**{k: v for k, v in self.defaults.get(kind.kind, {}).items() if k not in given},
+                                   **settings})
 
     def repeated_block(self, call: str, times: str, path: list, index: str, line: int | None) -> Layer:
         """'basic(64, 1) * 3': the block used `times` times in a row, with $repeat = 0, 1, ... in its arguments; the
@@ -514,13 +511,13 @@ def _substitute(value, values: dict[str, str], later: tuple[str, ...] = ()):
     if isinstance(value, str):
         return substitute(value, values, later)
     if isinstance(value, LineList):
-        copy = LineList(_substitute(item, values, later) for item in value)
-        copy.line, copy.item_lines = value.line, value.item_lines
-        return copy
+        items = LineList(_substitute(item, values, later) for item in value)
+        items.line, items.item_lines = value.line, value.item_lines
+        return items
     if isinstance(value, LineDict):
-        copy = LineDict((key, _substitute(item, values, later)) for key, item in value.items())
-        copy.line, copy.key_lines = value.line, value.key_lines
-        return copy
+        mapping = LineDict((key, _substitute(item, values, later)) for key, item in value.items())
+        mapping.line, mapping.key_lines = value.line, value.key_lines
+        return mapping
     if isinstance(value, list):
         return [_substitute(item, values, later) for item in value]
     if isinstance(value, dict):
@@ -601,7 +598,7 @@ def _check_finite(value, path: list, document, file) -> None:
 
 def _check_schema(document, file) -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA)
-    problems = []
+    problems: list[FmnistError] = []
     for error in sorted(validator.iter_errors(document), key=lambda e: line_of(document, list(e.absolute_path)) or 0):
         # one value can break two rules (an empty name: its length and its pattern) that read as the same line
         problems.extend(problem for problem in _describe(error, document, file)

@@ -55,9 +55,9 @@ def print_summary(built: Plan, console: Console) -> None:
     data = summary_dict(built)
     title = data["name"] + (f"  ({data['file']})" if data["file"] else "")
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for header, justify in (("#", "right"), ("Layer", "left"), ("Output shape", "left"), ("Params", "right"),
-                            ("Mult-adds", "right"), ("Note", "left")):
-        table.add_column(header, justify=justify)
+    for header, right in (("#", True), ("Layer", False), ("Output shape", False), ("Params", True),
+                          ("Mult-adds", True), ("Note", False)):
+        table.add_column(header, justify="right" if right else "left")
     table.add_row("", "input", fmt_shape(tuple(data["input"])), "", "", "")
     for row in data["layers"]:
         # rows inside a block are indented under it; a block's params and mult-adds are its rows' sums

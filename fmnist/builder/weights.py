@@ -88,7 +88,7 @@ def map_state_dict(source: dict, model, fresh_head: bool = False) -> Mapping:
                          + (f"; the file has {extra} unused" if extra else "")
                          + "; add --init-fresh-head to leave them as initialised (a head of another size)")
     state = {mine[0]: theirs[1].reshape(mine[1].shape).to(mine[1].dtype) for mine, theirs in pairs + squeezed}
-    fresh = sorted((name for name, _ in left_targets), key=order.get)
+    fresh = sorted((name for name, _ in left_targets), key=lambda name: order[name])
     return Mapping(state, fresh, [name for name, _ in left_sources])
 
 

@@ -33,11 +33,11 @@ def compare(run_paths: tuple[str, ...], plot_path: str | None) -> int:
     runs = [RunDir.existing(Path(path).resolve()) for path in run_paths]  # runs/latest shows as the run it names
     plot_path = plot_path or str(runs[0].path.parent / "compare.png")  # never a stray file in the current folder
     check_output(plot_path, "--plot")
-    settings = [{"spec": run.config()["spec"].get("name"), **run.settings().as_dict(),
-                 "data": run.config().get("data", {}).get("dataset", "fashion-mnist"),  # runs before --data were Fashion-MNIST
-                 "train images": run.config().get("data", {}).get("train"),
-                 "precision": run.config().get("speed", {}).get("precision")} for run in runs]
-    rows = [read_row(run.path) for run in runs]
+    configs = [run.config() for run in runs]
+    settings = [{"spec": config.name, **config.settings().as_dict(), "data": config.data.dataset,
+                 "train images": config.data.train, "precision": config.precision, "processes": config.world_size}
+                for config in configs]
+    rows = [row for row in (read_row(run.path) for run in runs) if row is not None]  # each has its config.yaml
     histories = [read_metrics(run.path)[0] for run in runs]  # a damaged metrics.csv: its rows before the damage
     table = Table(title="Runs compared (settings that differ, then results)", title_justify="left")
     table.add_column("")

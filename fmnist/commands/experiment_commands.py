@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -11,7 +10,9 @@ from ..console import make_console
 from ..errors import TrainingError, UsageError
 from ..choices import KEEP, PRUNERS
 from ..hparams import HPARAMS, LOSSES, MAX_SEED, STUDY_SIGMOID
-from .run_commands import check_out_folder, hparam_options, override_option, where_options
+from ..runner.options import RunOptions
+from .declared import hparam_options, loaded_plugins, run_options
+from .run_commands import check_out_folder, override_option
 
 
 MAX_SEEDS = 100  # retrains of the best trial; more is a typo
@@ -33,7 +34,9 @@ def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
     """The specs once each (the same file twice is one), refusing two files that share a name: they would share cells."""
     from ..builder.spec import load_spec
 
-    loaded, seen_files, seen_names = [], set(), {}
+    loaded: list = []
+    seen_files: set[Path] = set()
+    seen_names: dict[str, str] = {}
     for path in paths:
         resolved = Path(path).resolve()
         if resolved in seen_files:
@@ -62,16 +65,17 @@ def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
 @click.option("--storage", callback=_secret_url, help="Database URL shared by grids on several machines: each takes cells nobody has taken.")
 @click.option("--study", "study_name", help="The grid's study name in --storage [<out folder name>-grid].")
 @hparam_options
-@where_options
+@run_options("grid")
 @override_option
-def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name, device, overrides, **flags) -> int:
+def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name, options: RunOptions, overrides,
+         **flags) -> int:
     """The study's Table 1: every SPEC x augmentation x softmax/sigmoid, each cell a normal run.
 
     Finished cells are skipped when the command is run again; a killed cell resumes from its last epoch.
     """
     from ..experiments import grid as grid_cells
     from ..experiments.storage import database_lost
-    from ..runner.preflight import RunOptions, prepare
+    from ..runner.preflight import prepare
     from ..runner.session import RunInterrupted
 
     console = make_console()
@@ -81,8 +85,6 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     if results_dir:
         check_out_folder(results_dir)
     hparam_flags = {k: v for k, v in flags.items() if k in HPARAMS}
-    options = RunOptions(device=device, data=flags["data"], data_dir=flags["data_dir"], train_limit=flags["train_limit"], fast=flags["fast"],
-                         precision=flags["precision"], threads=flags["threads"], log=flags["log"])
     loaded = _distinct(specs, overrides)
     resolved = []
     for spec in loaded:  # every spec, setting and the data are checked before the first cell starts
@@ -94,11 +96,12 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
     if options.threads is None and ready.device.type == "cpu":  # --jobs N cells share the cores instead of fighting
-        options = replace(options, threads=max(1, (os.cpu_count() or 1) // (1 if storage else jobs)))
-    cells = grid_cells.make_cells(resolved, BOTH[augment], GRID_LOSSES.get(loss, [loss]), out_path, options)
+        options = options.replace(threads=max(1, (os.cpu_count() or 1) // (1 if storage else jobs)))
+    cells = grid_cells.make_cells(resolved, BOTH[augment], GRID_LOSSES.get(loss, [loss]), out_path, options,
+                                  loaded_plugins())
     for cell in cells if results_dir else ():
         cell.result_file = Path(results_dir) / f"{cell.name}.json"
-    finished = sum(cell.summary is not None for cell in cells)
+    finished = sum(cell.read_summary() is not None for cell in cells)
     console.print(f"{len(cells)} cells ({finished} finished already) · {jobs} at a time · {ready.device} · {out_path}")
     try:
         if storage:
@@ -139,17 +142,17 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
               help="Time budget of this worker's trials: no trial starts after it, a running one stops at its next "
                    "epoch; the retrain comes after it. [none: --trials decides]")
 @hparam_options
-@where_options
+@run_options("search")
 @override_option
-def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, retrain_seeds, results_dir, pruner, minutes, device, data, data_dir, train_limit, fast,
-           precision, threads, log, overrides, **flags) -> int:
+def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, retrain_seeds, results_dir, pruner,
+           minutes, options: RunOptions, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
     """
     from ..builder.spec import load_spec
     from ..experiments import search as searching
-    from ..runner.preflight import RunOptions, prepare
+    from ..runner.preflight import prepare
 
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
@@ -158,8 +161,6 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if minutes is not None and not 0 < minutes <= MAX_MINUTES:  # also refuses nan
         raise UsageError(f"--minutes {minutes:g}: must be more than 0 and at most {MAX_MINUTES:,} (a week)")
     loaded = load_spec(spec, overrides)
-    options = RunOptions(device=device, data=data, data_dir=data_dir, train_limit=train_limit, fast=fast,
-                         precision=precision, threads=threads, log=log)
     fixed = {**flags, "loss": loss, "augment": augment}
     ready = prepare(loaded, fixed, options)
     if ready.hparams.seed + retrain_seeds - 1 > MAX_SEED:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..console import make_console
 from ..choices import EXPORT_FORMATS
+from ..console import make_console
 from ..errors import StorageError
-
 
 
 @click.command(name="eval")
@@ -32,17 +32,17 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     torch_device = resolve_device(device)
     run = RunDir.existing(run_path)
     model, checkpoint = run.best_model(torch_device)
-    spec, recorded = run.spec(), run.config().get("data", {})
-    choice = choose_data(spec.data, data if data is not None else recorded.get("choice"), spec.file)
-    planned = plan_data(choice, data_dir or recorded.get("data_dir"), torch_device)
+    spec, recorded = run.spec(), run.config().data
+    choice = choose_data(spec.data, data if data is not None else recorded.choice, spec.file)
+    planned = plan_data(choice, data_dir or recorded.data_dir, torch_device)
     check_fits(planned, spec)
-    splits = load_data(planned, recorded.get("train_limit"))
+    splits = load_data(planned, recorded.train_limit)
     if data is None:  # the run's own data: the test split must be the one the run was tested on
-        check_unchanged(recorded, planned, splits, str(run.file("config.yaml")))
+        check_unchanged(recorded.as_mapping(), planned, splits, str(run.file("config.yaml")))
     splits = splits.to(torch_device)
-    settings = run.settings()
+    settings = run.config().settings()
     tta = settings.tta if tta is None else tta
-    how = EvalSettings(settings.loss, torch_device, **eval_levers(run.config().get("speed", {}), torch_device), tta=tta)
+    how = EvalSettings(settings.loss, torch_device, **eval_levers(run.config().speed, torch_device), tta=tta)
     report = test_report(model, splits, how)
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint.epoch, "data": planned.label, "tta": tta,
               **report}
@@ -97,7 +97,9 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     """Class and probability for each of IMAGES (any format Pillow reads), by RUN's best epoch."""
     import torch
 
-    from ..datasets.fashion_mnist import CLASS_NAMES  # a checkpoint from before class names were saved
+    from ..datasets.fashion_mnist import (
+        CLASS_NAMES,  # a checkpoint from before class names were saved
+    )
     from ..runner.device import resolve_device
     from ..runner.evaluation import logits_of
     from ..runner.images import load_image
@@ -110,10 +112,10 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     model, checkpoint = run.best_model(torch_device)
     spec = run.spec()
     names = checkpoint.class_names or list(CLASS_NAMES)
-    light_on_black = run.config().get("data", {}).get("light_on_black", True)  # runs before other data were Fashion-MNIST
+    light_on_black = run.config().data.light_on_black
     batch = torch.stack([load_image(path, spec.input, light_on_black) for path in images]).to(torch_device)
     with torch.inference_mode():
-        settings = run.settings()
+        settings = run.config().settings()
         probabilities = PROBABILITIES[settings.loss](logits_of(model, model_input(batch), settings.tta))
     rows = [(path, row.tolist()) for path, row in zip(images, probabilities.float().cpu())]
     if as_json:
@@ -136,7 +138,9 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
     """Write RUN's best model as ONNX or TorchScript, with its class names, for use outside fmnist."""
     import torch
 
-    from ..datasets.fashion_mnist import CLASS_NAMES  # a checkpoint from before class names were saved
+    from ..datasets.fashion_mnist import (
+        CLASS_NAMES,  # a checkpoint from before class names were saved
+    )
     from ..runner.export import FORMATS, export
     from ..runner.inputs import describe_input
     from ..runner.outputs import check_output
@@ -153,9 +157,10 @@ def export_model(run_path: str, fmt: str, out_file: str | None) -> int:
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageError(f"--out {out_file}: cannot create its folder ({error.strerror})") from None
-    data = run.config().get("data", {})
-    takes = describe_input(spec.input, data.get("light_on_black", True), bool(data.get("normalization")))
-    target = export(model, spec.input, names, run.settings().loss, fmt, out_file, run.path, takes)
+    data = run.config().data
+    takes = describe_input(spec.input, data.light_on_black, bool(data.normalization))
+    target = export(model, spec.input, names, run.config().settings().loss, fmt, Path(out_file) if out_file else None,
+                    run.path, takes)
     click.echo(f"{spec.name} (epoch {checkpoint.epoch}) -> {target} ({target.stat().st_size / 1e6:.2f} MB, {fmt}); "
                f"input 'images': {takes}; output 'logits'")
     return 0
@@ -177,7 +182,7 @@ def data(name: str, data_dir: str | None, download: bool, as_json: bool) -> int:
 
     planned = plan_data(choose_data(None, name), data_dir, torch.device("cpu"), download=download)
     splits = load_data(planned)
-    report = {"dataset": planned.label, "found": planned.how, "verified": True, "check": planned.check,
+    report: dict[str, Any] = {"dataset": planned.label, "found": planned.how, "verified": True, "check": planned.check,
               "input": list(planned.shape), "classes": list(splits.class_names),
               "split": {"train": len(splits.train_y), "validation": len(splits.val_y), "test": len(splits.test_y)},
               "notes": planned.notes}

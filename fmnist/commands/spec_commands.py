@@ -73,7 +73,7 @@ def validate(specs: tuple[str, ...], as_json: bool, no_expect: bool) -> int:
     """
     from ..builder.build import SHAPES, plan
 
-    reports = []
+    reports: list[dict] = []
     for spec in spec_paths(specs):
         try:
             built = plan(spec, SHAPES)
@@ -97,8 +97,8 @@ def validate(specs: tuple[str, ...], as_json: bool, no_expect: bool) -> int:
             for problem in report["problems"]:
                 click.echo(problem, err=True)
             if report["ok"]:
-                counted = f", {report['params']:,} params as expected" if report["params"] is not None else ""
-                click.echo(f"{report['file']}: ok ({report['name']}, {report['layers']} layers{counted})")
+                figures = f", {report['params']:,} params as expected" if report["params"] is not None else ""
+                click.echo(f"{report['file']}: ok ({report['name']}, {report['layers']} layers{figures})")
     if any(not report["valid"] for report in reports):
         return EXIT_INVALID
     return EXIT_EXPECT if any(not report["ok"] for report in reports) else 0

@@ -44,11 +44,11 @@ class DataChoice:
 
     @property
     def label(self) -> str:
-        return self.name or self.folder
+        return self.name or self.folder or "?"
 
     def as_mapping(self) -> dict:
         """The spec's `data:` mapping that means this choice (config.yaml keeps it; resume and eval read it back)."""
-        mapping = {"name": self.name} if self.name else {"folder": self.folder}
+        mapping: dict[str, object] = {"name": self.name} if self.name else {"folder": self.folder}
         if self.resize:
             mapping["resize"] = list(self.resize)
         for key in ("channels", "normalize"):

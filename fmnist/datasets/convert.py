@@ -49,6 +49,9 @@ def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
 class Normalize(nn.Module):
     """(x - mean) / std per channel, on inputs in [0, 1]: the training split's statistics, saved with the weights."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: list[float], std: list[float]):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))

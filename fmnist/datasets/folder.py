@@ -6,6 +6,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -123,7 +124,7 @@ def scan_folder(root: Path) -> FolderScan:
 
 def native_shape(scan: FolderScan, channels: int | None, resize: tuple[int, int] | None) -> tuple[int, int, int]:
     """(C, H, W) every image becomes, from the headers; images that differ need `channels` / `resize` to convert."""
-    first: dict[str, tuple[str, object]] = {}
+    first: dict[str, tuple[str, Any]] = {}
     for item in scan.files:
         path = scan.root / item.path
         try:

@@ -60,11 +60,11 @@ def plan_data(choice: DataChoice, data_dir: str | None, device: torch.device, fi
     """Locate the data (a named one only when `find`; a missing one is downloaded if `download` and the network
     allows) and work out its shape and size; refuses what would not fit in memory."""
     if choice.folder:
-        return _plan_folder(choice, data_dir, device)
-    dataset = DATASETS[choice.name]
+        return _plan_folder(choice, Path(choice.folder), data_dir, device)
+    dataset = DATASETS[choice.label]
     native = dataset.shape
     shape = (choice.channels or native[0], *(choice.resize or native[1:]))
-    check_room(choice.name, dataset.train_size + dataset.test_size, shape, device, native)
+    check_room(choice.label, dataset.train_size + dataset.test_size, shape, device, native)
     data = DataPlan(choice, data_dir, shape, dataset.classes, dataset.light_on_black, "", dataset.check,
                     dataset=dataset, download=download)
     if find:
@@ -72,8 +72,7 @@ def plan_data(choice: DataChoice, data_dir: str | None, device: torch.device, fi
     return data
 
 
-def _plan_folder(choice: DataChoice, data_dir: str | None, device: torch.device) -> DataPlan:
-    root = Path(choice.folder)
+def _plan_folder(choice: DataChoice, root: Path, data_dir: str | None, device: torch.device) -> DataPlan:
     if not root.is_dir():
         raise UsageError("no such folder of images", str(root))
     scan = scan_folder(root)
@@ -128,7 +127,12 @@ def check_unchanged(recorded: dict, data: DataPlan, splits: Splits, where: str) 
 
 def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
     """The three splits as uint8 tensors on the CPU, converted, with the normalisation statistics if asked for."""
-    splits = _load_folder(data) if data.scan else _load_named(data)
+    if data.scan is not None:
+        splits = _load_folder(data, data.scan)
+    elif data.dataset is not None:
+        splits = _load_named(data, data.dataset)
+    else:
+        raise UsageError(f"{data.label}: neither a named dataset nor a folder")
     if train_limit is not None:
         splits.train_x, splits.train_y = splits.train_x[:train_limit], splits.train_y[:train_limit]
     if data.choice.normalize:
@@ -137,31 +141,31 @@ def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
     return splits
 
 
-def _load_named(data: DataPlan) -> Splits:
-    raw = data.dataset.read(data.data_dir, data.download)
+def _load_named(data: DataPlan, dataset: NamedDataset) -> Splits:
+    raw = dataset.read(data.data_dir, data.download)
     data.how = raw.how
     train_x = convert_images(raw.train_x, data.choice.channels, data.choice.resize)
     test_x = convert_images(raw.test_x, data.choice.channels, data.choice.resize)
-    train, val = stratified_split(raw.train_y, data.dataset.val_per_class)
+    train, val = stratified_split(raw.train_y, dataset.val_per_class)
     return Splits(train_x[train], raw.train_y[train], train_x[val], raw.train_y[val], test_x, raw.test_y,
                   class_names=raw.class_names)
 
 
-def _load_folder(data: DataPlan) -> Splits:
-    scan, root, conversion = data.scan, data.scan.root, data.conversion()
+def _load_folder(data: DataPlan, scan: FolderScan) -> Splits:
+    root, conversion = scan.root, data.conversion()
     cached = cache.load(root, conversion, scan.fingerprint())
     if cached:
-        images, labels, manifest = cached
+        decoded, decoded_labels, manifest = cached
         data.notes.append(f"decoded images from the cache ({cache.cache_dir(root, conversion)}, made {manifest['created']})")
     else:
         with _progress(len(scan.files)) as advance:
-            images, labels = decode(scan, data.shape, advance)
+            decoded, decoded_labels = decode(scan, data.shape, advance)
         try:
-            where = cache.save(root, conversion, scan, images, labels)
-            data.notes.append(f"decoded {len(labels):,} images; cached in {where} for the next run")
+            where = cache.save(root, conversion, scan, decoded, decoded_labels)
+            data.notes.append(f"decoded {len(decoded_labels):,} images; cached in {where} for the next run")
         except (OSError, StorageError) as error:  # no cache is slower next time, never a failed run
-            data.notes.append(f"decoded {len(labels):,} images; not cached ({error})")
-    images, labels = torch.from_numpy(images), torch.from_numpy(labels)
+            data.notes.append(f"decoded {len(decoded_labels):,} images; not cached ({error})")
+    images, labels = torch.from_numpy(decoded), torch.from_numpy(decoded_labels)
     parts = {split: torch.tensor([i for i, f in enumerate(scan.files) if f.split == split], dtype=torch.long)
              for split in ("", "train", "val", "test")}
     pool = torch.cat([parts[""], parts["train"]])  # what validation and test are held out of, when missing
@@ -184,7 +188,7 @@ def _load_folder(data: DataPlan) -> Splits:
 def _hold_out(labels: torch.Tensor, pool: torch.Tensor, shares: list[tuple[str, float]], classes: int, root: Path) -> dict:
     """Stratified: each named split takes its share of every class of `pool` (fixed seed); the rest is 'train'."""
     generator = torch.Generator().manual_seed(SPLIT_SEED)
-    result = {name: [] for name, _ in shares}
+    result: dict[str, list[torch.Tensor]] = {name: [] for name, _ in shares}
     train = []
     for label in range(classes):
         members = pool[labels[pool] == label]

@@ -139,8 +139,8 @@ class TorchvisionDataset(NamedDataset):
 
     def _download(self, root: Path):
         # what the download makes and a failure leaves empty: the data folder itself, or the dataset's folder in it
-        made = root if not root.exists() else root / Path(self.subfolder).parts[0]
-        made = made if not made.exists() else None
+        folder = root if not root.exists() else root / Path(self.subfolder).parts[0]
+        made = folder if not folder.exists() else None
         timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
         try:  # torchvision prints its progress and each failed mirror: the user gets one line instead

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from ..machine import cpu_class, cpu_model
 from ..runner.rundir import atomic_write, strict_json
+from ..runner.run_config import RunConfig
+
 
 def result_of(run: Path, command: str | None = None) -> dict:
     """The result of a finished run folder: summary.json less the confusion matrix, with config.yaml's context.
@@ -19,12 +19,11 @@ def result_of(run: Path, command: str | None = None) -> dict:
     `command`: the command that made the run, when it was not the run's own (a grid's cell is an internal `fmnist run`
     of the grid's cell spec; its result file gives the grid command the user typed, and the cell's as run_command)."""
     summary = json.loads((Path(run) / "summary.json").read_text())
-    config = yaml.safe_load((Path(run) / "config.yaml").read_text())
+    config = RunConfig.read(Path(run))
     summary.pop("confusion", None)
-    return {**summary, "data": config.get("data"), "speed": config.get("speed"), "versions": config.get("versions"),
-            "machine": {**(config.get("machine") or {}), "cpu": cpu_model(), "cpu_class": cpu_class()},
-            "command": command or config.get("command"),
-            **({"run_command": config.get("command")} if command else {})}
+    return {**summary, "data": config.data.as_mapping(), "speed": config.speed, "versions": config.versions,
+            "machine": {**config.machine, "cpu": cpu_model(), "cpu_class": cpu_class()}, "world_size": config.world_size,
+            "command": command or config.command, **({"run_command": config.command} if command else {})}
 
 
 def write_result(run: Path, target: Path, command: str | None = None) -> None:

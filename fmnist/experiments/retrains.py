@@ -73,7 +73,7 @@ def retrain_seeds(study, number: int, seeds: list[int], out: Path, claims, train
     waited for. train(seed, folder) trains one run into `folder`."""
     from .results import result_of
 
-    waiting_said = set()
+    waiting_said: set[int] = set()
     while pending := [seed for seed in seeds if seed_key(number, seed) not in study.user_attrs]:
         held = next(((seed, handle) for seed in pending if (handle := claims.take(seed_key(number, seed)))), None)
         if held is None:  # every pending seed is being trained elsewhere: look again shortly

@@ -1,4 +1,18 @@
-"""Opening an Optuna study in a database that several workers share (search trials, grid cells)."""
+"""Opening an Optuna study in a database that several workers share (search trials, grid cells).
+
+Why this leans on more than Optuna's public API. Optuna gives a shared study heartbeats, a grace period and a retry
+callback for the trials of a dead worker (used here as documented), and `pool_pre_ping` through `engine_kwargs`
+replaces a connection that died while idle. What it has no setting for is a call made while the server is away (a
+restart): RDBStorage raises at once, from its public methods and from the private ones its trial cache
+(`_CachedStorage`, which every study wraps around an RDBStorage) calls directly. A wrapper around the study would not
+see the cache's calls, and a storage of our own would re-implement Optuna's schema. So `_patient_storage` subclasses
+RDBStorage and retries each call, the public ones and the five the cache makes (CACHE_CALLS), while the error is a
+lost connection; it is made when first used, from whatever RDBStorage the installed Optuna has, and the tests run it
+against a real PostgreSQL server restarted mid-trial, which is what would fail first if Optuna renamed those calls.
+
+Workers that start together race to create Optuna's tables; the race is told from the driver's own error codes
+where it gives them (PostgreSQL's SQLSTATE, SQLite's result code), and from SQLite's text where it does not.
+"""
 from __future__ import annotations
 
 import functools
@@ -45,7 +59,7 @@ def _is_connection_loss(error: BaseException) -> bool:
         getattr(cause, "connection_invalidated", False)
 
 
-def _connection_loss_in_chain(error: BaseException) -> BaseException | None:
+def _connection_loss_in_chain(error: BaseException | None) -> BaseException | None:
     """The connection loss behind `error`, if any: Optuna, failing to record a trial's end, can raise an unrelated
     error (an UnboundLocalError in its clean-up) while handling the database error."""
     seen: set[int] = set()
@@ -130,15 +144,31 @@ def create_or_join(url: str, what: str, make_storage=None, **study_options):
         except UsageError:
             raise
         except Exception as error:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver, races
-            # workers started together race to create the tables: PostgreSQL says UniqueViolation, SQLite that a
-            # table already exists or that the file is locked by the other worker's transaction
-            racing = "UniqueViolation" in repr(error) or "IntegrityError" in type(error).__name__ or \
-                any(sign in str(error) for sign in ("already exists", "database is locked"))
-            if racing and attempt < RACE_RETRIES:  # look again
+            if _is_race(error) and attempt < RACE_RETRIES:  # look again
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = one_line(error, 200)
             raise UsageError(masked(f"--storage {url}: cannot open {what} ({type(error).__name__}: {first})")) from None
+
+
+RACING_SQLSTATES = ("23505", "42P07")  # PostgreSQL: unique_violation, duplicate_table
+RACING_SQLITE_CODES = (5, 6)  # SQLite: SQLITE_BUSY, SQLITE_LOCKED (the other worker's transaction holds the file)
+
+
+def _is_race(error: BaseException) -> bool:
+    """Another worker created the study's tables (or holds the SQLite file) at the same moment: try again."""
+    import sqlalchemy.exc
+
+    if isinstance(error, sqlalchemy.exc.IntegrityError):
+        return True
+    chained = error.__cause__ if error.__cause__ is not None else error.__context__
+    original = getattr(error, "orig", None) or getattr(chained, "orig", None)
+    if getattr(original, "sqlstate", None) in RACING_SQLSTATES:  # psycopg's
+        return True
+    if (getattr(original, "sqlite_errorcode", 0) & 0xFF) in RACING_SQLITE_CODES:  # the primary code of an extended one
+        return True
+    # SQLite reports a CREATE TABLE race with its generic error code (1): only its text says what happened
+    return "already exists" in str(original if original is not None else error)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from .fit import Callback
 
@@ -78,7 +79,7 @@ def _logger(name: str, log_dir: Path, trainer) -> Callback:
     return {"tensorboard": TensorBoard}[name](name, log_dir, trainer)
 
 
-CALLBACKS = {"patience": EarlyStopping, "log": _logger}
+CALLBACKS: dict[str, Callable[..., Callback]] = {"patience": EarlyStopping, "log": _logger}
 
 
 def callbacks_for(settings: dict, log_dir: Path | None = None, trainer=None) -> list[Callback]:

@@ -7,7 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
+from ..errors import UsageError
+from .run_config import RunConfig
 
 ERROR_FILE = "error.txt"  # a run that stopped on an error leaves its one-line message here
 LATEST = "latest"  # OUT/latest names the newest run in OUT; fmnist resolves it (no link: TensorBoard would see it twice)
@@ -50,18 +51,12 @@ def _is_locked(folder: Path) -> bool:
         os.close(handle)
 
 
-def read_config(folder: Path) -> tuple[dict, str]:
-    """(config.yaml as a mapping, '') or ({}, what is wrong with it)."""
+def read_config(folder: Path) -> tuple[RunConfig | None, str]:
+    """(config.yaml as a RunConfig, '') or (None, what is wrong with it)."""
     try:
-        config = yaml.safe_load((folder / "config.yaml").read_text())
-    except OSError as error:
-        return {}, f"config.yaml unreadable ({error.strerror})"
-    except yaml.YAMLError:
-        return {}, "config.yaml is not valid YAML"
-    if not isinstance(config, dict):
-        return {}, "config.yaml is not a mapping"
-    wrong = [key for key in ("spec", "hparams") if not isinstance(config.get(key), dict)]
-    return config, f"config.yaml's {' and '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not a mapping" if wrong else ""
+        return RunConfig.read(folder), ""
+    except UsageError as error:
+        return None, error.message
 
 
 def read_metrics(folder: Path) -> tuple[list[dict], str]:
@@ -97,11 +92,6 @@ def read_summary(folder: Path) -> tuple[dict | None, str]:
     return summary, ""
 
 
-def _dataset(config: dict) -> str:
-    data = config.get("data")
-    return str(data.get("dataset", "fashion-mnist")) if isinstance(data, dict) else "?"  # runs before --data: Fashion-MNIST
-
-
 def read_row(folder: Path) -> RunRow | None:
     """One run folder as a row (a damaged one says what is damaged), or None when it is not a run folder."""
     if not (folder / "config.yaml").is_file():
@@ -109,8 +99,6 @@ def read_row(folder: Path) -> RunRow | None:
     config, config_problem = read_config(folder)
     epochs, metrics_problem = read_metrics(folder)
     summary, summary_problem = read_summary(folder)
-    hparams = config.get("hparams") if isinstance(config.get("hparams"), dict) else {}
-    spec = config.get("spec") if isinstance(config.get("spec"), dict) else {}
     error = (folder / ERROR_FILE).read_text(errors="replace").strip() if (folder / ERROR_FILE).is_file() else ""
     if config_problem:
         state, note = "damaged", config_problem
@@ -127,12 +115,10 @@ def read_row(folder: Path) -> RunRow | None:
     if metrics_problem:
         state, note = ("damaged" if state == "finished" else state), "; ".join(filter(None, (note, metrics_problem)))
     best = max((row["val_acc"] for row in epochs), default=None)
-    try:
-        planned = int(hparams.get("num_epochs", 0))
-    except (TypeError, ValueError):
-        planned = 0
-    return RunRow(str(folder), str(spec.get("name", "?")), str(config.get("created", "")), _dataset(config), len(epochs),
-                  planned, best, summary.get("test_acc") if summary else None, state, note)
+    planned = config.settings().num_epochs if config else 0
+    return RunRow(str(folder), config.name if config else "?", config.created if config else "",
+                  config.data.dataset if config else "?", len(epochs), planned, best,
+                  summary.get("test_acc") if summary else None, state, note)
 
 
 def find_runs(root: Path) -> list[RunRow]:
@@ -157,4 +143,9 @@ def _through_link(root: Path, folder: Path) -> bool:
 def newest_run(out: Path) -> Path | None:
     """The run made last in `out` (by config.yaml's `created`, then name), or None when it holds none."""
     folders = [path.parent for path in out.glob("*/config.yaml") if not path.parent.is_symlink()]
-    return max(folders, key=lambda folder: (str(read_config(folder)[0].get("created", "")), folder.name), default=None)
+    return max(folders, key=lambda folder: (_created(folder), folder.name), default=None)
+
+
+def _created(folder: Path) -> str:
+    config, _ = read_config(folder)
+    return str(config.created) if config else ""

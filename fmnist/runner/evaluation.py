@@ -1,7 +1,7 @@
 """Evaluation as a function of a model and data: loss, accuracy, predictions, and the test report of a run."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,7 +30,7 @@ class Evaluation:
     loss: float
     accuracy: float
     predictions: torch.Tensor  # predicted class per image, on the CPU
-    top_k: dict[int, float] | None = None  # k -> share of images whose class is among the k highest logits
+    top_k: dict[int, float] = field(default_factory=dict)  # k -> share of images whose class is among the k highest logits
 
     def confusion(self, labels: torch.Tensor, classes: int) -> torch.Tensor:
         """classes x classes counts: row = true class, column = predicted class."""
@@ -94,4 +94,4 @@ def test_report(model: torch.nn.Module, splits, how: EvalSettings) -> dict:
     }
 
 
-test_report.__test__ = False  # a report of the test split, not a pytest test
+setattr(test_report, "__test__", False)  # a report of the test split, not a pytest test

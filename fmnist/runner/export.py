@@ -40,6 +40,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, metad
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, input_names=["images"], output_names=["logits"],
                                     dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), verbose=False)
+    if program is None:
+        raise UsageError("torch's ONNX exporter returned nothing for this model")
     proto = program.model_proto
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

@@ -13,7 +13,7 @@ from ..datasets.convert import Normalize
 from ..errors import UsageError, one_line
 
 
-def make_model(spec: Spec, hparams: TrainConfig, normalization: dict | None = None) -> torch.nn.Module:
+def make_model(spec: Spec, hparams: TrainConfig, normalization: dict | None = None) -> torch.nn.Sequential:
     """The spec's model with the run's seed and dropout; with `normalization`, a Normalize layer in front, so
     eval, predict and export apply the training split's statistics without knowing of them."""
     torch.manual_seed(hparams.seed)
@@ -27,8 +27,10 @@ def make_model(spec: Spec, hparams: TrainConfig, normalization: dict | None = No
     return model
 
 
-def load_weights(module, state: dict, where: Path) -> None:
+def load_weights(module, state: dict | None, where: Path) -> None:
     """load_state_dict, with a checkpoint of another model as one clear line instead of torch's list of keys."""
+    if state is None:
+        raise UsageError("damaged checkpoint: it holds no weights", str(where))
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:

@@ -1,10 +1,13 @@
 """PNG plots: train vs validation loss and accuracy per epoch (the study's Pictures 2 and 3), and confusion matrices."""
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
 from pathlib import Path
+
+from .rundir import atomic_write
 
 
 def _writable_config_home() -> None:
@@ -24,22 +27,30 @@ def _writable_config_home() -> None:
     os.environ["MPLCONFIGDIR"] = str(fallback)
 
 
-_writable_config_home()
-import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
+@functools.cache
+def pyplot():
+    """matplotlib.pyplot, set up once, by whoever plots first: a writable config folder, and files only (no display).
+    Every plot in fmnist gets pyplot here, so no import order matters."""
+    _writable_config_home()
+    import matplotlib
 
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-from .rundir import atomic_write  # noqa: E402
+    return plt
+
+
+def integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def save_figure(figure, path: Path) -> None:
     """The figure as a PNG, written whole or not at all, and closed (pyplot keeps every open figure alive)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    pyplot().close(figure)
     atomic_write(path, buffer.getvalue())
 
 
@@ -48,12 +59,12 @@ def plot_curves(epochs: list[dict], folder: Path, title: str) -> None:
     numbers = [e["epoch"] for e in epochs]
     best = max(epochs, key=lambda e: e["val_acc"])
     for metric, label, scale in (("loss", "loss", 1), ("acc", "accuracy (%)", 100)):
-        figure, axes = plt.subplots(figsize=(6, 4))
+        figure, axes = pyplot().subplots(figsize=(6, 4))
         axes.plot(numbers, [e[f"train_{metric}"] * scale for e in epochs], "o-", color="tab:blue", label="train")
         axes.plot(numbers, [e[f"val_{metric}"] * scale for e in epochs], "o-", color="tab:red", label="validation")
         axes.axvline(best["epoch"], color="grey", linestyle=":", label=f"best validation (epoch {best['epoch']})")
         axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(axes.xaxis)
         axes.set_ylabel(label)
         axes.set_title(f"{title}: train and validation {label.split(' ')[0]}")
         axes.grid(alpha=0.3)
@@ -69,9 +80,11 @@ NAMES_UP_TO = 60  # classes whose names still fit beside the matrix
 
 def plot_confusion(matrix, class_names, path: Path, title: str) -> None:
     """A confusion matrix, rows the true classes; counts in the cells and names on the axes while they can be read."""
+    import numpy as np
+
     matrix = np.asarray(matrix)
     classes = len(class_names)
-    figure, axes = plt.subplots(figsize=(7.5, 6.5))
+    figure, axes = pyplot().subplots(figsize=(7.5, 6.5))
     image = axes.imshow(matrix, cmap="Blues")
     if classes <= NAMES_UP_TO:
         axes.set_xticks(range(classes), class_names, rotation=45, ha="right")
@@ -91,11 +104,11 @@ def plot_confusion(matrix, class_names, path: Path, title: str) -> None:
 
 def plot_comparison(runs: list[tuple[str, list[dict]]], path: Path) -> None:
     """Validation accuracy (%) per epoch of several runs, one line each, for `fmnist compare`."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = pyplot().subplots(figsize=(7, 4.5))
     for label, epochs in runs:
         axes.plot([e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], "o-", label=label)
     axes.set_xlabel("epoch")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_ticks(axes.xaxis)
     axes.set_ylabel("validation accuracy (%)")
     axes.set_title("validation accuracy per epoch")
     axes.grid(alpha=0.3)

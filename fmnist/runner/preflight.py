@@ -21,26 +21,8 @@ from ..errors import UsageError
 from ..hparams import TrainConfig, resolve
 from .callbacks import check_logger
 from .device import resolve_device
+from .options import RunOptions
 from .speedups import speed_settings
-
-
-@dataclass
-class RunOptions:
-    """Where and on what a run trains (not hyper-parameters: those are in hparams)."""
-
-    device: str = "auto"
-    out: str = "runs"
-    data_dir: str | None = None
-    data: str | dict | None = None  # --data NAME|PATH, or a run folder's recorded choice (resume, eval)
-    train_limit: int | None = None
-    dry_run: bool = False  # resolve and print the settings, train nothing
-    fast: bool = True  # the measured speed levers (runner/speedups.py); False = the plain eager fp32 loop
-    precision: str = "auto"
-    run_dir: str | None = None  # exactly this folder instead of out/<name>-<time>
-    threads: int | None = None  # torch's intra-op CPU threads; None: all cores (torch's default)
-    log: str | None = None  # --log tensorboard
-    init: str | None = None  # --init FILE|torchvision:NAME: weights to start from (a fresh run only)
-    init_fresh_head: bool = False  # tensors of the model with no partner in --init's file stay as initialised
 
 
 @dataclass
@@ -82,7 +64,7 @@ def check_train_limit(train_limit: int | None) -> None:
         raise UsageError(f"--train-limit {train_limit}: needs at least 2 images")
 
 
-def check_fits(built: Plan, hparams: dict, data: DataPlan) -> None:
+def check_fits(built: Plan, hparams: TrainConfig, data: DataPlan) -> None:
     """The spec against the data it will see and the settings it will train with."""
     spec = built.spec
     check_data_fits(data, spec)

@@ -11,19 +11,23 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-import yaml
 
 from ..atomic import atomic_write
 from .checkpoint import Checkpoint
 from ..errors import StorageError, UsageError
 from .outputs import is_run_folder, own_leftover
 
+if TYPE_CHECKING:
+    from .run_config import RunConfig
+
 try:
     import fcntl
+    LOCKS = True
 except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
-    fcntl = None
+    LOCKS = False
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 class RunDir:
@@ -31,8 +35,8 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = None
-        self._config: dict | None = None
+        self._lock: int | None = None
+        self._config: RunConfig | None = None
 
     @classmethod
     def create(cls, out: str | Path, name: str) -> "RunDir":
@@ -88,7 +92,7 @@ class RunDir:
 
         The lock is on the folder itself (no lock file), so it also works where the folder is read-only.
         """
-        if fcntl is None or self._lock is not None:
+        if not LOCKS or self._lock is not None:
             return self
         try:
             handle = os.open(self.path, os.O_RDONLY)
@@ -114,65 +118,33 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def write_config(self, config: dict) -> None:
-        atomic_write(self.file("config.yaml"), yaml.safe_dump(config, sort_keys=False).encode())
-
-    def read_config(self) -> dict:
-        """config.yaml, checked: a mapping with the spec and valid hyper-parameters."""
-        from ..hparams import HPARAMS, value_problem
-
-        where = str(self.file("config.yaml"))
-        try:
-            config = yaml.safe_load(self.file("config.yaml").read_text())
-        except OSError as error:
-            raise UsageError(f"unreadable config.yaml: {error.strerror}", where) from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            raise UsageError(f"damaged config.yaml: not valid YAML{f' (line {mark.line + 1})' if mark else ''}", where) from None
-        if not isinstance(config, dict) or not isinstance(config.get("spec"), dict) or not isinstance(config.get("hparams"), dict):
-            raise UsageError("config.yaml is not an fmnist run config (needs 'spec' and 'hparams' mappings)", where)
-        for name, value in config["hparams"].items():
-            problem = value_problem(name, value) if name in HPARAMS else "not a setting fmnist knows"
-            if problem:
-                raise UsageError(f"damaged config.yaml: hparams.{name} {value!r}: {problem}", where)
-        if not isinstance(config.get("data", {}), dict):
-            raise UsageError("damaged config.yaml: 'data' must be a mapping", where)
-        return config
+    def write_config(self, config: "RunConfig") -> None:
+        atomic_write(self.file("config.yaml"), config.write_text().encode())
 
     # --- reading a run back: what eval, predict, export and resume need, checked once here ---
 
-    def config(self) -> dict:
-        """config.yaml, read and checked once."""
+    def config(self) -> "RunConfig":
+        """config.yaml, read, checked and upgraded once (RunConfig)."""
         if self._config is None:
-            self._config = self.read_config()
+            from .run_config import RunConfig
+
+            self._config = RunConfig.read(self.path)
         return self._config
 
     def spec(self):
         """The run's spec, as it was trained."""
         from ..builder.spec import parse_spec
 
-        return parse_spec(self.config()["spec"], str(self.file("config.yaml")))
-
-    def settings(self) -> dict:
-        """The run's hyper-parameters (a run from an older fmnist gets today's defaults for settings it lacks)."""
-        from ..hparams import resolve
-
-        return resolve(self.config()["hparams"], {})
-
-    def threads(self) -> int | None:
-        """The CPU threads the run trained with (config.yaml's machine.threads), None for a run that did not record it."""
-        machine = self.config().get("machine")
-        threads = machine.get("threads") if isinstance(machine, dict) else None
-        return threads if isinstance(threads, int) and threads > 0 else None
+        return parse_spec(self.config().spec, str(self.file("config.yaml")))
 
     def best_model(self, device: torch.device):
         """(the best validation epoch's model in eval mode on `device`, its checkpoint)."""
         from .models import load_weights, make_model
 
         checkpoint = self.load_checkpoint("best.pt")
-        if not isinstance(checkpoint.spec, dict) or checkpoint.spec != self.config()["spec"]:
+        if not isinstance(checkpoint.spec, dict) or checkpoint.spec != self.config().spec:
             raise UsageError("best.pt belongs to another spec than config.yaml (copied from another run?)", str(self.file("best.pt")))
-        model = make_model(self.spec(), self.settings(), self.config().get("data", {}).get("normalization"))
+        model = make_model(self.spec(), self.config().settings(), self.config().data.normalization)
         load_weights(model, checkpoint.model, self.file("best.pt"))
         return model.to(device).eval(), checkpoint
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from .. import STARTED, __version__
 from ..builder.spec import Spec
 from ..errors import FmnistError, UsageError, raised_by_interrupt
+from ..hparams import TrainConfig
 from ..invocation import typed_command
 from ..datasets.loading import check_unchanged, load_data, split_sizes
 from .callbacks import callbacks_for
@@ -28,9 +29,11 @@ from .initial_weights import InitialWeights, initial_weights
 from .mixing import mixing_alphas
 from .models import load_weights, make_model
 from .plots import plot_curves
-from .preflight import Prepared, RunOptions, cpu_threads, prepare
+from .options import RunOptions
+from .preflight import Prepared, cpu_threads, prepare
 from .progress import epoch_progress
 from .rundir import RunDir
+from .run_config import RunConfig, RunData
 from .trainer import Trainer
 
 __all__ = ["RunInterrupted", "RunOptions", "make_model", "resume", "start"]
@@ -64,27 +67,22 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startu
     return run
 
 
-def _config(ready: Prepared, options: RunOptions, splits) -> dict:
-    return {
-        "init": {"weights": options.init, "fresh_head": options.init_fresh_head} if options.init else None,
-        "spec_file": ready.spec.file,
-        "spec": ready.spec.document,
-        "overrides": ready.spec.overrides,
-        "hparams": ready.hparams.as_dict(),
-        "device": str(ready.device),
-        "speed": ready.speed,
-        "log": ready.log,
-        "data": {"dataset": ready.data.label, "choice": ready.data.choice.as_mapping(), "source": ready.data.how,
-                 "verified": True, "check": ready.data.check, "data_dir": options.data_dir, "train_limit": options.train_limit,
-                 **split_sizes(splits), "contents": ready.data.scan.contents() if ready.data.scan else None,
-                 "input": list(ready.data.shape), "light_on_black": ready.data.light_on_black,
-                 "normalization": splits.normalization},
-        "versions": {"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads()},
-        "command": typed_command(),
-        "created": datetime.now().isoformat(timespec="seconds"),
-    }
+def _config(ready: Prepared, options: RunOptions, splits) -> RunConfig:
+    """What config.yaml records of a new run: the one place it is written."""
+    data = ready.data
+    return RunConfig(
+        spec=ready.spec.document, hparams=ready.hparams.as_dict(), spec_file=ready.spec.file,
+        overrides=ready.spec.overrides,
+        init={"weights": options.init, "fresh_head": options.init_fresh_head} if options.init else None,
+        device=str(ready.device), speed=ready.speed, log=ready.log,
+        data=RunData(dataset=data.label, choice=data.choice.as_mapping(), source=data.how, verified=True, check=data.check,
+                     data_dir=options.data_dir, train_limit=options.train_limit, **split_sizes(splits),
+                     contents=data.scan.contents() if data.scan else None, input=list(data.shape),
+                     light_on_black=data.light_on_black, normalization=splits.normalization),
+        versions={"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
+        machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                 "threads": torch.get_num_threads()},
+        command=typed_command(), created=datetime.now().isoformat(timespec="seconds"))
 
 
 def resume(path: str | Path, device_name: str, console: Console, threads: int | None = None) -> RunDir:
@@ -95,7 +93,7 @@ def resume(path: str | Path, device_name: str, console: Console, threads: int | 
     run = RunDir.existing(path)
     if read_summary(run.path)[0] is not None:  # a damaged summary.json is written anew: the best epoch is tested again
         raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
-    recorded = run.threads()
+    recorded = run.config().threads
     if threads is not None and recorded is not None and threads != recorded:
         console.print(f"note: --threads {threads} differs from the run's own {recorded}: the resumed epochs will not "
                       f"match an uninterrupted run exactly")
@@ -110,22 +108,20 @@ def resume(path: str | Path, device_name: str, console: Console, threads: int | 
 
 def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int | None) -> None:
     config, spec = run.config(), run.spec()
-    data = config.get("data", {})
-    options = RunOptions(device=device_name, data_dir=data.get("data_dir"), data=data.get("choice"),
-                         train_limit=data.get("train_limit"), threads=threads,
-                         log=config.get("log"),
-                         **{key: value for key, value in config.get("speed", {}).items() if key in ("fast", "precision")})
-    ready = prepare(spec, config["hparams"], options)  # a run folder from an older fmnist gets today's defaults for new settings
-    if config.get("device") and str(ready.device) != config["device"]:
-        console.print(f"note: resuming on {ready.device}, not the run's own {config['device']}: the resumed epochs will "
+    options = RunOptions(device=device_name, data_dir=config.data.data_dir, data=config.data.choice,
+                         train_limit=config.data.train_limit, threads=threads, log=config.log,
+                         **{key: value for key, value in config.speed.items() if key in ("fast", "precision")})
+    ready = prepare(spec, config.hparams, options)  # a run folder from an older fmnist gets today's defaults for new settings
+    if config.device and str(ready.device) != config.device:
+        console.print(f"note: resuming on {ready.device}, not the run's own {config.device}: the resumed epochs will "
                       f"not match an uninterrupted run exactly")
     checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
-    if checkpoint is not None and checkpoint.spec != config["spec"]:
+    if checkpoint is not None and checkpoint.spec != config.spec:
         raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("last.pt")))
     if checkpoint is None:
         console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
     splits = load_data(ready.data, options.train_limit)
-    check_unchanged(data, ready.data, splits, str(run.file("config.yaml")))
+    check_unchanged(config.data.as_mapping(), ready.data, splits, str(run.file("config.yaml")))
     _train(run, ready, splits, console, checkpoint)
 
 
@@ -225,7 +221,7 @@ def _record_failure(run: RunDir, error: FmnistError) -> None:
         pass
 
 
-def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: dict, epoch: int = 0) -> Checkpoint:
+def _last(trainer: Trainer, state: FitState, spec: Spec, hparams: TrainConfig, epoch: int = 0) -> Checkpoint:
     """last.pt after `epoch`: what a resume continues from."""
     return Checkpoint(epoch, spec.document, hparams.as_dict(), trainer=trainer.state_dict(), history=state.history[:epoch],
                       best=state.best)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from ...hparams import LOSSES
-from ...runner.preflight import RunOptions
+from ...hparams import LOSSES, TrainConfig
+from ...runner.options import RunOptions
 from ...runner.rundir import atomic_write
 from ..results import read_result
 
@@ -32,15 +32,15 @@ class Cell:
     options: RunOptions  # device, data and speed levers
     remote: dict | None = None  # the result of a cell another machine ran (grid --storage)
     result_file: Path | None = None  # grid --results: the cell's committed result, which counts as finished
+    plugins: tuple[str, ...] = ()  # the grid's --plugin files and modules: its cells' processes load them too
 
     @property
     def name(self) -> str:
         return self.folder.name
 
-    @property
-    def summary(self) -> dict | None:
-        """The finished cell's summary.json (or its result from the shared study); None while it is not finished
-        (or when the file is damaged)."""
+    def read_summary(self) -> dict | None:
+        """The finished cell's result (its committed result file, its summary.json, or its result from the shared
+        study); None while it is not finished, or when summary.json is damaged. Reads the disk each time."""
         committed = read_result(self.result_file) if self.result_file else None
         if committed:  # written from the cell's summary.json when it finished, plus where it ran
             return committed
@@ -52,46 +52,35 @@ class Cell:
         return summary if isinstance(summary, dict) and isinstance(summary.get("test_acc"), (int, float)) \
             and isinstance(summary.get("epochs"), list) else None
 
-    @property
-    def damaged(self) -> bool:
+    def is_damaged(self) -> bool:
         """summary.json is there but unreadable: the cell is reported, not re-run over it or crashed on."""
-        return (self.folder / "summary.json").exists() and self.summary is None
+        return (self.folder / "summary.json").exists() and self.read_summary() is None
 
     @property
     def spec_path(self) -> Path:
         """Where the cell's resolved spec is written: beside the claims, not in the run folder its run makes."""
         return self.folder.parent / CELL_LOCKS / f"{self.name}.yaml"
 
-    def command(self) -> list[str]:
-        """A cell that has begun (config.yaml is there) resumes or restarts in its folder; a new one starts there,
-        from its resolved spec."""
-        run = [sys.executable, "-m", "fmnist", "run"]
-        if (self.folder / "config.yaml").is_file():
-            threads = ["--threads", str(self.options.threads)] if self.options.threads else []
-            return [*run, "--resume", str(self.folder), "--device", self.options.device, *threads]
+    def write_spec(self) -> None:
+        """The cell's resolved spec, where command() reads it for a cell that has not begun."""
         self.spec_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.spec_path, yaml.safe_dump(self.document, sort_keys=False, allow_unicode=True).encode())
-        return [*run, str(self.spec_path), "--run-dir", str(self.folder), *where_flags(self.options)]
+
+    def has_begun(self) -> bool:
+        return (self.folder / "config.yaml").is_file()
+
+    def command(self, begun: bool) -> list[str]:
+        """The cell's `fmnist run`: one that has begun resumes or restarts in its folder; a new one starts there,
+        from its resolved spec (write_spec())."""
+        run = [sys.executable, "-m", "fmnist", *(word for plugin in self.plugins for word in ("--plugin", plugin)), "run"]
+        if begun:
+            threads = ["--threads", str(self.options.threads)] if self.options.threads else []
+            return [*run, "--resume", str(self.folder), "--device", self.options.device, *threads]
+        return [*run, str(self.spec_path), "--run-dir", str(self.folder), *self.options.to_argv()]
 
 
-def where_flags(options: RunOptions) -> list[str]:
-    """The run options that are not spec settings (device, data, speed levers), as `fmnist run` flags."""
-    flags = ["--device", options.device, "--precision", options.precision, "--fast" if options.fast else "--plain"]
-    if isinstance(options.data, str):
-        flags += ["--data", options.data]
-    if options.data_dir:
-        flags += ["--data-dir", str(options.data_dir)]
-    if options.train_limit is not None:
-        flags += ["--train-limit", str(options.train_limit)]
-    if options.threads:
-        flags += ["--threads", str(options.threads)]
-    if options.log:
-        flags += ["--log", options.log]
-    return flags
-
-
-def make_cells(specs: list[tuple[str, dict, dict]], augments: list[bool], losses: list[str], out: Path,
-               options: RunOptions) -> list[Cell]:
+def make_cells(specs: list[tuple[str, dict, TrainConfig]], augments: list[bool], losses: list[str], out: Path,
+               options: RunOptions, plugins: tuple[str, ...] = ()) -> list[Cell]:
     """specs: (file, the spec's plain data, its resolved settings) in table order; each cell gets them with its
     augmentation and loss written into its spec's `train:`."""
     cells = []
@@ -102,5 +91,5 @@ def make_cells(specs: list[tuple[str, dict, dict]], augments: list[bool], losses
                 train = {key: value for key, value in {**hparams.as_dict(), "augment": augment, "loss": loss}.items()
                          if value is not None}  # unset (dropout as written) stays unset
                 cells.append(Cell(spec_file, document["name"], augment, loss, out / name, {**document, "train": train},
-                                  options))
+                                  options, plugins=plugins))
     return cells

@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ... import choices, interrupts
 from ...invocation import typed_command
@@ -30,72 +32,104 @@ def finish_cell(cell: Cell, keep: str) -> None:
         (cell.folder / name).unlink(missing_ok=True)
 
 
-def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all") -> dict[str, str]:
-    """Run the unfinished cells, `jobs` at a time, each in its own process; Ctrl-C stops them all and the queue.
+@dataclass
+class Running:
+    """A cell's process, the claim it holds, and when it started."""
 
-    A cell another grid is running (same --out) is left to it; this grid waits for it at the end, so either grid's
-    table is complete. Returns {cell name: error line} for the cells that failed.
-    """
-    log_dir, claims = out / "logs", out / CELL_LOCKS
-    log_dir.mkdir(parents=True, exist_ok=True)
-    claims.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    failures = {cell.name: "damaged summary.json (delete the cell's folder to run it again)" for cell in cells if cell.damaged}
-    todo = [cell for cell in cells if cell.summary is None and not cell.damaged]
-    running: dict[str, tuple[Cell, subprocess.Popen, object, float]] = {}
-    elsewhere: list[Cell] = []
-    done = len(cells) - len(todo)
+    cell: Cell
+    process: subprocess.Popen
+    claim: IO
+    started: float
 
-    def finished(cell: Cell, code: int, seconds: float) -> None:
-        nonlocal done
-        done += 1
-        if code == 0 and cell.summary:
-            finish_cell(cell, keep)
-            report(f"[{done}/{len(cells)}] {cell.name}: test {100 * cell.summary['test_acc']:.2f}% ({seconds:.0f} s)")
+
+class CellPool:
+    """This machine's share of a grid: up to `jobs` cells at a time, each in its own process, each claimed first (so
+    two grids on one --out share the work); Ctrl-C stops them all and the queue."""
+
+    def __init__(self, cells: list[Cell], jobs: int, out: Path, report, keep: str = "all"):
+        self.cells, self.jobs, self.report, self.keep = cells, jobs, report, keep
+        self.log_dir, self.claims = out / "logs", out / CELL_LOCKS
+        self.failures = {cell.name: "damaged summary.json (delete the cell's folder to run it again)"
+                         for cell in cells if cell.is_damaged()}
+        self.todo = [cell for cell in cells if cell.read_summary() is None and cell.name not in self.failures]
+        self.running: dict[str, Running] = {}
+        self.elsewhere: list[Cell] = []  # claimed by another grid on the same --out
+        self.done = len(cells) - len(self.todo)
+
+    def run(self) -> dict[str, str]:
+        """Run the unfinished cells; a cell another grid holds is waited for at the end, so either grid's table is
+        complete. Returns {cell name: error line} of the cells that failed."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.claims.mkdir(parents=True, exist_ok=True)
+        try:
+            while self.todo or self.running or self.elsewhere:
+                if not self.todo and not self.running:
+                    self.wait_for_elsewhere()
+                    continue
+                interrupts.check()  # a signal swallowed where it landed still stops the grid
+                while self.todo and len(self.running) < self.jobs:
+                    self.start(self.todo.pop(0))
+                self.reap()
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            _stop(list(self.running.values()))
+            raise GridInterrupted.of(self.cells) from None
+        return self.failures
+
+    def start(self, cell: Cell) -> None:
+        """Claim the cell and start its process, or leave it to the grid that holds it."""
+        held = claim(self.claims / f"{cell.name}.lock")
+        if held is None:
+            self.elsewhere.append(cell)
             return
-        lines = (log_dir / f"{cell.name}.log").read_text(errors="replace").strip().splitlines()
-        failures[cell.name] = lines[-1] if lines else f"exit {code}"
-        report(f"[{done}/{len(cells)}] {cell.name}: FAILED (exit {code}): {failures[cell.name]}")
+        if cell.read_summary() is not None:  # another grid finished it meanwhile
+            held.close()
+            self.done += 1
+            return
+        begun = cell.has_begun()
+        if not begun:
+            cell.write_spec()
+        with open(self.log_dir / f"{cell.name}.log", "w") as log:
+            # its own session: Ctrl-C reaches the grid, which stops each cell once; the claim goes with the cell, so a
+            # cell outliving its grid is still claimed and a second grid waits for it
+            process = subprocess.Popen(cell.command(begun), stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                                       pass_fds=(held.fileno(),), preexec_fn=_stop_with_parent(os.getpid()))
+        self.running[cell.name] = Running(cell, process, held, time.perf_counter())
 
-    try:
-        while todo or running or elsewhere:
-            if not todo and not running:  # only cells another process holds are left: wait for each, then look again
-                for cell in elsewhere:
-                    report(f"{cell.name}: being run by another grid on {out}; waiting for it")
-                    wait_for(claims / f"{cell.name}.lock").close()
-                # a holder that stopped before the cell was done (a grid stopped, a cell outliving its grid): run it here
-                done += sum(cell.summary is not None or cell.damaged for cell in elsewhere)
-                todo, elsewhere = [cell for cell in elsewhere if cell.summary is None and not cell.damaged], []
+    def reap(self) -> None:
+        """The cells whose processes have ended: finished (result file, checkpoints thinned) or failed (its log's
+        last line)."""
+        for name, entry in list(self.running.items()):
+            if entry.process.poll() is None:
                 continue
-            interrupts.check()  # a signal swallowed where it landed still stops the grid
-            while todo and len(running) < jobs:
-                cell = todo.pop(0)
-                held = claim(claims / f"{cell.name}.lock")
-                if held is None:
-                    elsewhere.append(cell)
-                    continue
-                if cell.summary is not None:  # another grid finished it meanwhile
-                    held.close()
-                    done += 1
-                    continue
-                with open(log_dir / f"{cell.name}.log", "w") as log:
-                    # its own session: Ctrl-C reaches the grid, which stops each cell once; the claim goes with the
-                    # cell, so a cell outliving its grid is still claimed and a second grid waits for it
-                    process = subprocess.Popen(cell.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                               start_new_session=True, pass_fds=(held.fileno(),),
-                                               preexec_fn=_stop_with_parent(os.getpid()))
-                running[cell.name] = (cell, process, held, time.perf_counter())
-            for name, (cell, process, held, started) in list(running.items()):
-                if process.poll() is not None:
-                    del running[name]
-                    held.close()
-                    finished(cell, process.returncode, time.perf_counter() - started)
-            time.sleep(POLL_S)
-    except KeyboardInterrupt:
-        _stop(running)
-        raise GridInterrupted([c.name for c in cells if c.summary is not None],
-                              [c.name for c in cells if c.summary is None]) from None
-    return failures
+            del self.running[name]
+            entry.claim.close()
+            self.done += 1
+            code, seconds, summary = entry.process.returncode, time.perf_counter() - entry.started, entry.cell.read_summary()
+            progress = f"[{self.done}/{len(self.cells)}] {name}"
+            if code == 0 and summary:
+                finish_cell(entry.cell, self.keep)
+                self.report(f"{progress}: test {100 * summary['test_acc']:.2f}% ({seconds:.0f} s)")
+                continue
+            lines = (self.log_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
+            self.failures[name] = lines[-1] if lines else f"exit {code}"
+            self.report(f"{progress}: FAILED (exit {code}): {self.failures[name]}")
+
+    def wait_for_elsewhere(self) -> None:
+        """Only cells another process holds are left: wait for each; one its holder left unfinished (a grid stopped,
+        a cell outliving its grid) is run here."""
+        for cell in self.elsewhere:
+            self.report(f"{cell.name}: being run by another grid on {self.claims.parent}; waiting for it")
+            wait_for(self.claims / f"{cell.name}.lock").close()
+        left = [cell for cell in self.elsewhere if cell.read_summary() is None and not cell.is_damaged()]
+        self.done += len(self.elsewhere) - len(left)
+        self.todo, self.elsewhere = left, []
+
+
+def run_cells(cells: list[Cell], jobs: int, out: Path, report, keep: str = "all") -> dict[str, str]:
+    """Run the unfinished cells, `jobs` at a time (CellPool); returns {cell name: error line} of those that failed."""
+    return CellPool(cells, jobs, out, report, keep).run()
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
@@ -116,19 +150,19 @@ def _stop_with_parent(grid: int):
     return arm
 
 
-def _stop(running: dict) -> None:
+def _stop(running: list[Running]) -> None:
     """Ask every running cell to stop as Ctrl-C does (it saves its epoch), then kill what has not exited in time."""
-    for _, process, _, _ in running.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+    for entry in running:
+        if entry.process.poll() is None:
+            entry.process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + STOP_GRACE_S
-    for _, process, held, _ in running.values():
+    for entry in running:
         try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            entry.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        held.close()
+            entry.process.kill()
+            entry.process.wait()
+        entry.claim.close()
 
 
 class GridInterrupted(Exception):
@@ -137,3 +171,9 @@ class GridInterrupted(Exception):
     def __init__(self, finished: list[str], unfinished: list[str]):
         super().__init__("grid interrupted")
         self.finished, self.unfinished = finished, unfinished
+
+    @classmethod
+    def of(cls, cells: list[Cell]) -> "GridInterrupted":
+        results = {cell.name: cell.read_summary() for cell in cells}
+        return cls([name for name, result in results.items() if result is not None],
+                   [name for name, result in results.items() if result is None])

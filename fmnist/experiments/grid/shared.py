@@ -63,12 +63,13 @@ def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -
         name = trial.suggest_categorical("cell", list(by_name))
         tried.add(name)
         cell = by_name[name]
-        if cell.summary is None:
+        if cell.read_summary() is None:
             failures.update(run_cells([cell], 1, out, report, keep))
-        if cell.summary is None:
+        summary = cell.read_summary()
+        if summary is None:
             raise CellFailed(name)
-        trial.set_user_attr("result", _result_of(cell.summary))
-        return cell.summary["test_acc"]
+        trial.set_user_attr("result", _result_of(summary))
+        return summary["test_acc"]
 
     waited = False
     try:
@@ -90,9 +91,8 @@ def run_shared(cells: list[Cell], study, out: Path, report, keep: str = "all") -
                 study.enqueue_trial({"cell": todo[0]})
             study.optimize(objective, n_trials=1, catch=(CellFailed,))
     except KeyboardInterrupt:
-        raise GridInterrupted([c.name for c in cells if c.summary is not None],
-                              [c.name for c in cells if c.summary is None]) from None
+        raise GridInterrupted.of(cells) from None
     for name, (state, result) in _cell_states(study).items():
-        if name in by_name and by_name[name].summary is None and state == "COMPLETE":
+        if name in by_name and by_name[name].read_summary() is None and state == "COMPLETE":
             by_name[name].remote = result  # run on another machine: its figures come from the study
     return failures

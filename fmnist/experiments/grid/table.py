@@ -13,10 +13,10 @@ from .cells import COLUMNS, Cell
 def _machines(cells: list[Cell]) -> dict[str, int]:
     """How many of the finished cells ran on each kind of machine (known for cells with a result file)."""
     counts: dict[str, int] = {}
-    for cell in cells:
-        machine = (cell.summary or {}).get("machine")
+    for summary in filter(None, (cell.read_summary() for cell in cells)):
+        machine = summary.get("machine")
         if isinstance(machine, dict):
-            device = (cell.summary or {}).get("device", "cpu")
+            device = summary.get("device", "cpu")
             label = f"{machine.get('cpu', machine.get('processor', '?'))} ({machine.get('cpu_class', '?')}), " \
                     f"{machine.get('threads', '?')} threads" if str(device).startswith("cpu") else str(device)
             counts[label] = counts.get(label, 0) + 1
@@ -28,7 +28,7 @@ def table(cells: list[Cell]) -> tuple[str, str]:
     columns = [(title, augment, loss) for title, augment, loss in COLUMNS
                if any(c.augment == augment and c.loss == loss for c in cells)]
     models = list(dict.fromkeys(c.model for c in cells))
-    found = {(c.model, c.augment, c.loss): c.summary for c in cells}
+    found = {(c.model, c.augment, c.loss): c.read_summary() for c in cells}
     best = {}
     for title, augment, loss in columns:
         scores = [s["test_acc"] for m in models if (s := found.get((m, augment, loss)))]
@@ -53,9 +53,9 @@ def table(cells: list[Cell]) -> tuple[str, str]:
     machines = _machines(cells)
     if machines:
         md += ["", "Ran on: " + "; ".join(f"{label} ({count} cell{'s' * (count > 1)})" for label, count in machines.items())]
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(rows)
-    return "\n".join(md) + "\n", text.getvalue()
+    written = io.StringIO()
+    csv.writer(written, lineterminator="\n").writerows(rows)
+    return "\n".join(md) + "\n", written.getvalue()
 
 
 def write_table(cells: list[Cell], out: Path) -> str:

@@ -47,7 +47,7 @@ def test_eval_tests_with_or_without_the_flip_average_as_asked(cli, tiny_run, rea
     model, _ = run.best_model(cpu)
     arrays = read_dataset(real_data)
     images, labels = torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1), torch.from_numpy(arrays["test_labels"].copy()).long()
-    levers = eval_levers(run.config()["speed"], cpu)
+    levers = eval_levers(run.config().speed, cpu)
     for flags, tta in (((), False), (("--tta",), True), (("--no-tta",), False)):  # the run itself trained without
         code, out, err = cli("eval", tiny_run, *flags, "--json")
         assert (code, err) == (0, "")

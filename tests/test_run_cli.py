@@ -175,7 +175,8 @@ def _wait_for_epochs(run_parent: Path, epochs: int, process, limit_s=120):
     return found[0]
 
 
-RESUMABLE = ("--train-limit", "2000", "--num-epochs", "3", "--seed", "3", "--augment")
+RESUMABLE = ("--train-limit", "2000", "--num-epochs", "3", "--seed", "3", "--augment", "--threads", "2")  # the same
+# thread count in the killed process and in this one: it changes the arithmetic, so the epochs would not match
 
 
 def test_kill_9_then_resume_loses_nothing_and_matches_an_uninterrupted_run(cli, real_data, tmp_path):

@@ -32,7 +32,7 @@ def run_options(command: str, declaration: type[RunOptions] = RunOptions):
     def decorate(function):
         @functools.wraps(function)
         def with_options(**flags):
-            return function(options=declaration.from_flags(flags), **flags)
+            return function(options=declaration.from_flags(flags, command), **flags)
 
         for item in reversed(declared):
             with_options = _click_option(item)(with_options)

@@ -74,9 +74,9 @@ class RunOptions:
                 if "option" in item.metadata and (command is None or command in item.metadata["option"].commands)]
 
     @classmethod
-    def from_flags(cls, flags: dict[str, Any]) -> "RunOptions":
-        """The options among a command's parsed flags, taken out of `flags` (what is left: the command's own)."""
-        return cls(**{item.name: flags.pop(item.name) for item in cls.declared() if item.name in flags})
+    def from_flags(cls, flags: dict[str, Any], command: str = "run") -> "RunOptions":
+        """The options `command` takes among its parsed flags, taken out of `flags` (what is left: its own)."""
+        return cls(**{item.name: flags.pop(item.name) for item in cls.declared(command) if item.name in flags})
 
     def to_argv(self) -> list[str]:
         """These options as `fmnist run` flags for a grid cell's child process: those declared to_cells, where they

@@ -98,7 +98,21 @@ def main(argv: list[str] | None = None) -> int:
             interrupts.ignore_from_now()
         else:  # called in-process (tests, the Python API): leave the caller's handlers as they were
             interrupts.restore(previous)
+    if argv is None:
+        _exit_now(code)
     return code
+
+
+def _exit_now(code: int) -> None:
+    """End the console script with `code` once its output is flushed, skipping the interpreter's finalisation: every
+    file fmnist writes is complete and closed by now, and a C library's thread torn down during finalisation (seen
+    after a SIGTERM mid-training) can abort the process (SIGABRT), turning a finished exit 130 into -6."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            pass
+    os._exit(code)
 
 
 TORCH_FREE = {"validate": "; 'validate --no-expect' checks syntax and shapes without it",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +91,8 @@ def test_a_missing_named_dataset_says_where_to_put_it_and_a_failed_download_leav
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    started = time.monotonic()
     err = one_line_error(*cli("data", "--data", "kmnist", "--data-dir", empty, "--download")[::2])
-    assert "torchvision's download failed" in err and time.monotonic() - started < 60
+    assert "torchvision's download failed" in err
     assert "Tried" not in err and ", )" not in err  # torchvision's list of mirrors without a reason stays out
     assert list(empty.iterdir()) == []
 
@@ -168,13 +166,13 @@ def test_a_spec_for_cifar_refuses_other_data_and_converts_when_asked(cli, write_
                                                                                       "resize": [32, 32], "channels": 3}
 
 
+@pytest.mark.timeout(120)  # a hang (a download, a decode of 240 GB) is a failure, not a slow pass
 def test_a_dataset_too_large_for_memory_is_refused_before_it_is_read(cli, write_spec, tmp_path):
     spec = write_spec("name: huge\ninput: [3, 4096, 4096]\nclasses: 100\ndata: {name: cifar100, resize: 4096}\n"
                       "layers: [gap, fc 100]\n")
-    started = time.monotonic()
     err = one_line_error(*cli("run", spec, "--data-dir", tmp_path, "--out", tmp_path / "runs")[::2])
     assert "cifar100: 60,000 images of 3x4096x4096 need" in err and "may take at most 50% of it" in err
-    assert time.monotonic() - started < 10 and not (tmp_path / "runs").exists()
+    assert [path.name for path in tmp_path.iterdir()] == ["spec.yaml"]  # refused from its size: nothing fetched or made
 
 
 # --- a folder of images ----------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+
+import pytest
 
 from fmnist.runner.catalog import _is_locked
 from tests.conftest import TINY_SPEC, spawn, wait_until
@@ -90,6 +91,7 @@ def test_a_home_matplotlib_cannot_write_prints_no_warning(tmp_path, real_data):
     assert (next((tmp_path / "r").glob("*/accuracy.png"))).is_file()
 
 
+@pytest.mark.timeout(600)  # the grid run again must end (its orphaned cell let go of its claim)
 def test_a_grid_killed_with_9_takes_its_cells_with_it_and_runs_again_cleanly(cli, write_spec, tmp_path, real_data):
     spec = write_spec(TINY_SPEC)
     out = tmp_path / "grid"
@@ -102,11 +104,10 @@ def test_a_grid_killed_with_9_takes_its_cells_with_it_and_runs_again_cleanly(cli
     grid.communicate(timeout=30)
     wait_until(lambda: not _is_locked(cell), limit_s=10, what="the orphaned cell stopping")  # it would train on
     assert 1 <= len((cell / "metrics.csv").read_text().splitlines()) - 1 < 40 and (cell / "last.pt").is_file()
-    started = time.monotonic()
     code, out_text, err = cli("grid", spec, *flags, "--out", out)
     assert (code, err) == (0, ""), out_text + err
     log = (out / "logs" / "tiny-noaug-softmax.log").read_text()
-    assert "FAILED" not in out_text and (cell / "summary.json").is_file() and time.monotonic() - started < 300, log
+    assert "FAILED" not in out_text and (cell / "summary.json").is_file(), log
 
 
 def test_a_closed_terminal_stops_a_run_as_ctrl_c_does(write_spec, tmp_path, real_data):

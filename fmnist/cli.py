@@ -43,6 +43,14 @@ def _say(text: str) -> None:
     print(f"fmnist: {' '.join(str(text).split())}", file=sys.stderr)  # one line, whatever the message holds
 
 
+def _say_interrupted() -> None:
+    """'interrupted', from one process: rank 0 of a data-parallel run says it for all of them."""
+    from .world import world_from_environment
+
+    if world_from_environment().is_writer:
+        _say("interrupted")
+
+
 QUICK_ONLY = {"--help", "-h", "--version"}  # these need no torch: start-up stays well under a second
 NO_TORCH_UP_FRONT = {"validate", "schema", "draw"}  # they check specs without torch, importing it only if they must count
 
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
         if code == 0 and interrupts.received():  # a signal Python swallowed where it landed: still an interruption
-            _say("interrupted")
+            _say_interrupted()
             code = EXIT_INTERRUPTED
     finally:
         if argv is None:  # the console script: a signal from here to the process's end cannot undo finished work
@@ -179,7 +187,7 @@ def _main(argv: list[str] | None) -> int:
         _say(f"error: {_needs_torch(words, error)}")
         return 2
     if group is None:
-        _say("interrupted")
+        _say_interrupted()
         return EXIT_INTERRUPTED
     try:
         # make_context + invoke rather than group.main(): main() prints a blank line of its own on Ctrl-C
@@ -199,10 +207,10 @@ def _main(argv: list[str] | None) -> int:
         _say(f"error: {masked(error.format_message())}")
         return error.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        _say("interrupted")
+        _say_interrupted()
         return EXIT_INTERRUPTED
     except FmnistError as error:
-        for each in error.all():
+        for each in error.all() if not error.quiet else ():
             _say(f"error: {masked(each)}")
         return error.exit_code
     except BrokenPipeError:
@@ -221,7 +229,7 @@ def _main(argv: list[str] | None) -> int:
         return 2
     except Exception as error:  # a bug in fmnist, not the user's input: one line, the traceback on request
         if raised_by_interrupt(error):
-            _say("interrupted")
+            _say_interrupted()
             return EXIT_INTERRUPTED
         if os.environ.get(SHOW_TRACEBACK):
             raise

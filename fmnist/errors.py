@@ -17,6 +17,7 @@ class FmnistError(Exception):
     text: str | None = None
     more: list["FmnistError"] = field(default_factory=list)  # further problems found in the same pass
     exit_code = 2  # what the CLI exits with (a class attribute, not a field)
+    quiet = False  # said by another process (rank 0 of a data-parallel run): this one exits with the code, silently
 
     def __str__(self) -> str:
         where = ":".join(str(part) for part in (self.file, self.line) if part is not None)

@@ -97,6 +97,10 @@ class TrainConfig:
                         "mirror")
     seed: int = setting(0, _integer(0, MAX_SEED),
                         "seed for initialisation, shuffling, dropout and augmentation (the split is fixed)")
+    sync_bn: bool = setting(True, {"type": "boolean"},
+                            "with several processes (torchrun, --nproc): batch norm over the global batch, as one "
+                            "process computes it; off: over each rank's share (less communication, the statistics "
+                            "of a smaller batch, so results change with the process count)")
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain data (config.yaml, summary.json, checkpoints)."""

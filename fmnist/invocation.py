@@ -12,6 +12,11 @@ def remember(words: list[str]) -> None:
     _words = list(words)
 
 
+def words() -> list[str]:
+    """The words after `fmnist`, unmasked: what a launcher passes on to the processes it starts."""
+    return list(sys.argv[1:] if _words is None else _words)
+
+
 def typed_command() -> str:
     """'fmnist grid specs/cnn_2.yaml --storage postgresql://me:***@db/x ...'"""
     from .redact import masked

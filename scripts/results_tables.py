@@ -8,7 +8,8 @@ results/table1/, seeds 1-4 in results/cnn4-seeds/seedN/), sigmoid (the two readi
 CNN_4, over seeds), readings (both readings, every model, seed 0), tuned (the study's tuned CNN_2,
 results/cnn2-tuned.json), search (our search, results/cnn2-search/), shared_search (two workers on PostgreSQL,
 results/cnn2-pg/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/), best (specs/fmnist_best.yaml,
-results/fmnist_best.json) and best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json).
+results/fmnist_best.json), best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json),
+checks (results/spec_checks.json), distributed and scaling (results/distributed_speed.json).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ STUDY_TUNED = 92.91
 STUDY_TUNED_PARAMS = {"batch_size": 64, "lr": 3.593e-4, "rs": 3.593e-4, "num_epochs": 10}  # its best, as published
 
 
-DOCUMENTS = (ROOT / "README.md", *(ROOT / "docs" / name for name in ("results.md", "experiments.md", "zoo.md")))
+DOCUMENTS = (ROOT / "README.md", *(ROOT / "docs" / name for name in ("results.md", "experiments.md", "zoo.md",
+                                                                      "performance.md")))
 
 
 def read(path: Path) -> dict | None:
@@ -266,6 +268,37 @@ def checks(path: Path) -> str:
     return "\n".join(rows)
 
 
+def distributed(path: Path) -> str:
+    """One process against two on this machine (results/distributed_speed.json, benchmarks/distributed_speed.py)."""
+    if not path.is_file():
+        return not_run(path)
+    result = json.loads(path.read_text())
+    machine = result["machine"]
+    rows = [f"| spec, images ({machine['cpu']} ({machine['cpu_class']}), {machine['cores']} cores, torch "
+            f"{machine['torch']}) | 1 process x 2 threads | 2 processes x 1 thread | ratio | gradient | gloo all-reduce "
+            f"| share of a step |", "|---|---|---|---|---|---|---|"]
+    rows += [f"| {row['spec']}, {row['images']:,} | {row['one_process_two_threads_s']:.2f} s | "
+             f"{row['two_processes_one_thread_s']:.2f} s | {row['ratio']:.2f} | {row['gradient_mb']} MB | "
+             f"{row['all_reduce_ms']:.2f} ms ({row['gloo_gbps']} GB/s) | {100 * row['all_reduce_share']:.1f}% of "
+             f"{row['step_ms']:.1f} ms |" for row in result["measured"]]
+    return "\n".join(rows)
+
+
+def scaling(path: Path) -> str:
+    """The expected scaling on 8 GPUs and 2 nodes, on paper (the same file's on_paper and assumed)."""
+    if not path.is_file():
+        return not_run(path)
+    result = json.loads(path.read_text())
+    rows = ["| model | params | gradient | compute / step | 8 GPUs: all-reduce, efficiency | 2 nodes x 8: all-reduce, "
+            "efficiency |", "|---|---|---|---|---|---|"]
+    for row in result["on_paper"]:
+        cells = [f"{row[f'{where}_all_reduce_ms']:.2f} ms, {100 * row[f'{where}_efficiency_no_overlap']:.0f}–"
+                 f"{100 * row[f'{where}_efficiency_overlapped']:.0f}%" for where in ("node_8", "nodes_2x8")]
+        rows.append(f"| {row['model']} | {row['params']:,} | {row['gradient_mb']} MB | {row['compute_ms']:.2f} ms | "
+                    f"{cells[0]} | {cells[1]} |")
+    return "\n".join(rows)
+
+
 def headline(results: Path) -> str:
     """The README's results: the study's best beside ours, each with its result file."""
     def link(path: Path) -> str:
@@ -306,7 +339,9 @@ def tables() -> dict[str, str]:
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
             "shared_search": shared_search(results / "cnn2-pg", results / "cnn2-study-seeds"),
             "best": best_spec(results / "fmnist_best.json"), "best95": best95(results),
-            "headline": headline(results), "checks": checks(results / "spec_checks.json")}
+            "headline": headline(results), "checks": checks(results / "spec_checks.json"),
+            "distributed": distributed(results / "distributed_speed.json"),
+            "scaling": scaling(results / "distributed_speed.json")}
 
 
 def write(path: Path, made: dict[str, str]) -> None:

@@ -291,19 +291,20 @@ def test_random_erasing_fills_one_rectangle_of_random_pixels_in_chosen_images():
 
 
 def test_mixup_and_cutmix_blend_the_batch_and_say_in_what_share():
-    torch.manual_seed(0)
-    inputs, labels = torch.rand(16, 1, 12, 12), torch.arange(16)
-    mixed = mix_batch(inputs, labels, {"mixup": 0.4})
+    generator = torch.Generator().manual_seed(0)
+    inputs, labels = torch.rand(16, 1, 12, 12, generator=generator), torch.arange(16)
+    mixed = mix_batch(inputs, labels, {"mixup": 0.4}, generator)
     partner = mixed.partner_labels  # labels are 0..15, so the partner's label is its index
     assert 0 < mixed.share < 1
     assert torch.allclose(mixed.inputs, inputs * mixed.share + inputs[partner] * (1 - mixed.share))
-    cut = mix_batch(inputs, labels, {"cutmix": 1.0})
+    cut = mix_batch(inputs, labels, {"cutmix": 1.0}, generator)
     from_partner = (cut.inputs == inputs[cut.partner_labels]) & (cut.inputs != inputs)
     kept = 1 - from_partner[[n for n in range(16) if cut.partner_labels[n] != n][0]].float().mean().item()
     assert cut.share == pytest.approx(kept, abs=1e-6)  # the share is the area actually kept
     others = [n for n in range(16) if cut.partner_labels[n] != n]  # an image may draw itself as its partner
     assert all(torch.equal(from_partner[others[0]], from_partner[n]) for n in others)  # one rectangle for the batch
-    both = {mix_batch(inputs, labels, {"mixup": 0.4, "cutmix": 1.0}).inputs.eq(inputs).any().item() for _ in range(20)}
+    both = {mix_batch(inputs, labels, {"mixup": 0.4, "cutmix": 1.0}, generator).inputs.eq(inputs).any().item()
+            for _ in range(20)}
     assert both == {True, False}  # cutmix keeps some pixels, mixup none: each batch uses one of them
 
 

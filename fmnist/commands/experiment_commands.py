@@ -30,6 +30,16 @@ def _secret_url(_context, _parameter, url: str | None) -> str | None:
     return url
 
 
+def single_process(command: str) -> None:
+    """Grid cells and search trials are single processes that scale out through the database, not data-parallel."""
+    from ..world import world_from_environment
+
+    if world_from_environment().launched:
+        raise UsageError(f"fmnist {command} runs its {'cells' if command == 'grid' else 'trials'} as single processes "
+                         f"and scales out through --storage (several machines, one database); start it without "
+                         f"torchrun (docs/distributed.md says how to combine them)")
+
+
 def _distinct(paths: tuple[str, ...], overrides: tuple[str, ...] = ()) -> list:
     """The specs once each (the same file twice is one), refusing two files that share a name: they would share cells."""
     from ..builder.spec import load_spec
@@ -78,6 +88,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
     from ..runner.preflight import prepare
     from ..runner.session import RunInterrupted
 
+    single_process("grid")
     console = make_console()
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
@@ -154,6 +165,7 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     from ..experiments import search as searching
     from ..runner.preflight import prepare
 
+    single_process("search")
     if not 1 <= trials <= MAX_TRIALS:
         raise UsageError(f"--trials {trials}: must be from 1 to {MAX_TRIALS:,}")
     if not 1 <= retrain_seeds <= MAX_SEEDS:

@@ -82,7 +82,13 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, options: Run
     """
     from ..builder.spec import load_spec
     from ..runner.session import resume, start
+    from ..world import world_from_environment
 
+    if options.nproc is not None and not world_from_environment().launched:  # the launcher: it trains nothing itself
+        from ..invocation import words
+        from ..runner.launch import launch
+
+        return launch(words(), options)
     console = make_console()
     chosen = [given for given in (spec, model, resume_path) if given]
     if len(chosen) != 1:
@@ -92,7 +98,7 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, options: Run
         if changed:
             raise UsageError(f"--resume continues a run with the settings it started with; {', '.join(changed)} cannot "
                              f"change it (start a new run for other settings)")
-        resume(resume_path, options.device, console, options.threads)
+        resume(resume_path, options.device, console, options.threads, options)
         return 0
     check_out_folder(options.out)
     if options.init_fresh_head and options.init is None:

@@ -1,13 +1,14 @@
 """Mixup and CutMix: each training batch blended with a shuffled copy of itself, the loss blended in the same share.
 
 Mixup (Zhang et al. 2018) blends whole images; CutMix (Yun et al. 2019) pastes a rectangle of the other image. The
-share λ is drawn from Beta(α, α) per batch on torch's global generator, which a checkpoint keeps, so a resumed run
-draws what an uninterrupted one would. With both set, each batch uses one of them, chosen with equal odds.
+share λ is drawn from Beta(α, α) per batch, from the run's own generator, which a checkpoint keeps (so a resumed run
+draws what an uninterrupted one would) and every rank of a data-parallel run shares (so each mixes the same pairs). With both set, each batch uses one of them, chosen with equal odds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -20,16 +21,17 @@ class Mixed:
     share: float
 
 
-def _mixup(inputs: torch.Tensor, partner: torch.Tensor, share: float) -> tuple[torch.Tensor, float]:
+def _mixup(inputs: torch.Tensor, partner: torch.Tensor, share: float, _centre: torch.Tensor) -> tuple[torch.Tensor, float]:
     return inputs * share + inputs[partner] * (1 - share), share
 
 
-def _cutmix(inputs: torch.Tensor, partner: torch.Tensor, share: float) -> tuple[torch.Tensor, float]:
-    """A rectangle of 1 - λ of the area, at a random centre, cut from the partner; λ becomes the share actually kept."""
+def _cutmix(inputs: torch.Tensor, partner: torch.Tensor, share: float, centre: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """A rectangle of 1 - λ of the area, at a random centre (`centre`: two numbers in [0, 1)), cut from the partner;
+    λ becomes the share actually kept."""
     height, width = inputs.shape[-2:]
     cut = (1 - share) ** 0.5
     h, w = round(height * cut), round(width * cut)
-    cy, cx = (int(torch.randint(size, (1,))) for size in (height, width))
+    cy, cx = int(centre[0] * height), int(centre[1] * width)
     top, bottom = max(cy - h // 2, 0), min(cy + h - h // 2, height)
     left, right = max(cx - w // 2, 0), min(cx + w - w // 2, width)
     mixed = inputs.clone()
@@ -45,12 +47,13 @@ def mixing_alphas(hparams) -> dict[str, float]:
     return {name: getattr(hparams, name) for name in MIXERS if getattr(hparams, name) is not None}
 
 
-def mix_batch(inputs: torch.Tensor, labels: torch.Tensor, alphas: dict[str, float]) -> Mixed:
-    """`inputs` (float, N first) mixed by one of the mixers with an α in `alphas` (name -> α > 0)."""
+def mix_batch(inputs: torch.Tensor, labels: torch.Tensor, alphas: dict[str, float], generator: torch.Generator) -> Mixed:
+    """`inputs` (float, N first) mixed by one of the mixers with an α in `alphas` (name -> α > 0); every draw comes
+    from `generator` (the run's, which a checkpoint keeps and every rank of a data-parallel run shares)."""
     names = sorted(alphas)
-    name = names[int(torch.randint(len(names), (1,)))] if len(names) > 1 else names[0]
-    alpha = torch.tensor(float(alphas[name]))
-    share = float(torch.distributions.Beta(alpha, alpha).sample())
-    partner = torch.randperm(len(labels)).to(labels.device)
-    mixed, share = MIXERS[name](inputs, partner, share)
+    draws = torch.rand(4, generator=generator, device=generator.device).cpu()
+    name = names[int(draws[0] * len(names))] if len(names) > 1 else names[0]
+    share = float(np.random.default_rng(int(draws[1] * 2**31)).beta(alphas[name], alphas[name]))  # Beta(α, α)
+    partner = torch.randperm(len(labels), generator=generator, device=generator.device).to(labels.device)
+    mixed, share = MIXERS[name](inputs, partner, share, draws[2:])
     return Mixed(mixed, labels[partner], share)

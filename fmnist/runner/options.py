@@ -66,6 +66,16 @@ class RunOptions:
                "classes) as initialised, instead of refusing.", commands=("run",), to_cells=False, is_flag=True)
     dry_run: bool = option(False, "Print the resolved settings and stop.", commands=("run",), to_cells=False,
                            is_flag=True)
+    nproc: int | None = option(None, "Train data-parallel in N processes on this machine, started by torch's elastic "
+                                     "launcher (as torchrun --nproc-per-node N); the spec's batch is split among them.",
+                               type=int, commands=("run",), to_cells=False, on_resume=True)
+    nnodes: int = option(1, "With --nproc: machines in the run, each starting its own --nproc processes (they meet "
+                            "at --rdzv-endpoint).", type=int, commands=("run",), to_cells=False, on_resume=True)
+    rdzv_endpoint: str | None = option(None, "With --nproc: HOST:PORT where the machines meet (the first machine's "
+                                             "address; a free local port on one machine).", commands=("run",),
+                                       to_cells=False, on_resume=True, metavar="HOST:PORT")
+    rdzv_timeout: int = option(120, "With --nproc: seconds to wait for every machine to join.", type=int,
+                               commands=("run",), to_cells=False, on_resume=True, show_default=True)
 
     @classmethod
     def declared(cls, command: str | None = None) -> list[dataclasses.Field]:

@@ -5,6 +5,7 @@ uninterrupted one would have (same seed, same RNG states).
 """
 from __future__ import annotations
 
+import os
 import platform
 import time
 from datetime import datetime
@@ -16,10 +17,18 @@ from rich.console import Console
 
 from .. import STARTED, __version__
 from ..builder.spec import Spec
-from ..errors import FmnistError, UsageError, raised_by_interrupt
+from ..datasets.loading import check_unchanged, load_data, split_sizes
+from ..errors import (
+    FmnistError,
+    TrainingError,
+    UsageError,
+    one_line,
+    raised_by_interrupt,
+)
 from ..hparams import TrainConfig
 from ..invocation import typed_command
-from ..datasets.loading import check_unchanged, load_data, split_sizes
+from ..world import World, world_from_environment
+from . import distributed
 from .callbacks import callbacks_for
 from .catalog import ERROR_FILE, read_summary
 from .checkpoint import Checkpoint
@@ -28,12 +37,12 @@ from .fit import Callback, FitState, fit
 from .initial_weights import InitialWeights, initial_weights
 from .mixing import mixing_alphas
 from .models import load_weights, make_model
-from .plots import plot_curves
 from .options import RunOptions
+from .plots import plot_curves
 from .preflight import Prepared, cpu_threads, prepare
 from .progress import epoch_progress
-from .rundir import RunDir
 from .run_config import RunConfig, RunData
+from .rundir import RunDir
 from .trainer import Trainer
 
 __all__ = ["RunInterrupted", "RunOptions", "make_model", "resume", "start"]
@@ -47,27 +56,69 @@ class RunInterrupted(FmnistError):
 
 def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startup_from: float = STARTED) -> RunDir | None:
     """A new run of `spec`: settings are flags > spec `train:` > the study's defaults. Its start-up time is counted
-    from `startup_from` (time.monotonic): the process's start, or a search's retrain's own."""
-    ready = prepare(spec, flags, options, find_data=not options.dry_run)
-    if options.dry_run:
-        console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "data": ready.data.choice.as_mapping(),
-                                      "hparams": ready.hparams.as_dict(),
-                                      "device": str(ready.device), "train_limit": options.train_limit,
-                                      "speed": ready.speed}, sort_keys=False).rstrip())
-        return None
-    weights = initial_weights(spec, options.init, options.init_fresh_head)  # a bad --init: one line, before any folder
-    splits = load_data(ready.data, options.train_limit)
-    run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
+    from `startup_from` (time.monotonic): the process's start, or a search's retrain's own.
+
+    In a data-parallel run (torchrun, --nproc) every rank comes here; a problem on any of them stops all of them
+    before anything is written, and only rank 0 writes the run folder and prints."""
+    world = joined_world(options)
+    console = console if world.is_writer else quiet_console()
+    run = None
+    with distributed.agreeing(world):
+        check_batch(flags.get("batch_size") or spec.train.get("batch_size"), world)
+        ready = prepare(spec, flags, options.replace(device=distributed.worker_device(world, options.device)),
+                        find_data=not options.dry_run)
+        check_batch(ready.hparams.batch_size, world)
+        if options.dry_run:
+            console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "data": ready.data.choice.as_mapping(),
+                                          "hparams": ready.hparams.as_dict(), "device": str(ready.device),
+                                          "train_limit": options.train_limit, "speed": ready.speed,
+                                          "processes": world.size}, sort_keys=False).rstrip())
+            return None
+        weights = initial_weights(spec, options.init, options.init_fresh_head)  # a bad --init: one line, before any folder
+        splits = load_data(ready.data, options.train_limit)
+        if world.is_writer:
+            run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     try:
-        with cpu_threads(options.threads):
-            run.write_config(_config(ready, options, splits))
-            _train(run, ready, splits, console, startup_from=startup_from, weights=weights)
+        with cpu_threads(threads_per_rank(options.threads, world)):
+            if run is not None:
+                run.write_config(_config(ready, options, splits, world))
+            _train(run, ready, splits, console, startup_from=startup_from, weights=weights, world=world)
     finally:
-        run.unlock()
+        if run is not None:
+            run.unlock()
     return run
 
 
-def _config(ready: Prepared, options: RunOptions, splits) -> RunConfig:
+def joined_world(options: RunOptions) -> World:
+    """This process's place in a data-parallel run (one process: 0 of 1), its process group joined."""
+    world = world_from_environment()
+    if world.launched and options.nproc is not None:
+        raise UsageError("--nproc: this process was started by torch's launcher already (torchrun); leave --nproc out")
+    distributed.start_group(world, options.device)
+    return world
+
+
+def check_batch(batch_size, world: World) -> None:
+    """The spec's batch is the global batch: it must split evenly among the ranks."""
+    if isinstance(batch_size, int) and world.size > 1 and batch_size % world.size:
+        raise UsageError(f"--batch-size {batch_size}: the global batch does not split evenly among {world.size} "
+                         f"processes; use a multiple of {world.size}")
+
+
+def threads_per_rank(threads: int | None, world: World) -> int | None:
+    """--threads wins; else a rank of a data-parallel run takes its share of this machine's cores (all of them, in
+    one process: torch's default)."""
+    if threads is not None or not world.distributed:
+        return threads
+    return max(1, (os.cpu_count() or 1) // world.local_size)
+
+
+def quiet_console() -> Console:
+    """The console of a rank other than 0: it prints nothing (its errors still reach stderr, one line each)."""
+    return Console(quiet=True)
+
+
+def _config(ready: Prepared, options: RunOptions, splits, world: World) -> RunConfig:
     """What config.yaml records of a new run: the one place it is written."""
     data = ready.data
     return RunConfig(
@@ -82,95 +133,121 @@ def _config(ready: Prepared, options: RunOptions, splits) -> RunConfig:
         versions={"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                  "threads": torch.get_num_threads()},
-        command=typed_command(), created=datetime.now().isoformat(timespec="seconds"))
+        command=typed_command(), created=datetime.now().isoformat(timespec="seconds"), world_size=world.size)
 
 
-def resume(path: str | Path, device_name: str, console: Console, threads: int | None = None) -> RunDir:
+def resume(path: str | Path, device_name: str, console: Console, threads: int | None = None,
+           options: RunOptions = RunOptions()) -> RunDir:
     """Continue a run from its last finished epoch; a run killed before its first save starts over in its folder.
 
-    The run's own thread count is used again (it changes the arithmetic, so the resumed epochs would drift from an
-    uninterrupted run's); a --threads that differs is obeyed, and the loss of exactness is said."""
-    run = RunDir.existing(path)
-    if read_summary(run.path)[0] is not None:  # a damaged summary.json is written anew: the best epoch is tested again
-        raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
+    The run's own thread count and process count are used again where they can be (they change the arithmetic, so
+    the resumed epochs would drift from an uninterrupted run's); others are obeyed, and the loss of exactness said."""
+    world = joined_world(options)
+    console = console if world.is_writer else quiet_console()
+    with distributed.agreeing(world):
+        run = RunDir.existing(path)
+        if read_summary(run.path)[0] is not None:  # a damaged summary.json is written anew: the best epoch is tested again
+            raise UsageError(f"this run has finished (summary.json is there); see 'fmnist eval {run.path}'", str(run.path))
+        if world.is_writer:
+            run.lock()
     recorded = run.config().threads
     if threads is not None and recorded is not None and threads != recorded:
         console.print(f"note: --threads {threads} differs from the run's own {recorded}: the resumed epochs will not "
                       f"match an uninterrupted run exactly")
-    run.lock()
+    if run.config().world_size != world.size:
+        console.print(f"note: {world.size} process(es), not the run's own {run.config().world_size}: the resumed epochs "
+                      f"will not match an uninterrupted run exactly")
     try:
-        with cpu_threads(threads or recorded):
-            _resume_locked(run, device_name, console, threads or recorded)
+        chosen = threads or (recorded if world.size == run.config().world_size else None)
+        with cpu_threads(threads_per_rank(chosen, world)):
+            _resume_locked(run, distributed.worker_device(world, device_name), console, threads_per_rank(chosen, world),
+                           world)
     finally:
         run.unlock()
     return run
 
 
-def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int | None) -> None:
+def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int | None, world: World) -> None:
     config, spec = run.config(), run.spec()
     options = RunOptions(device=device_name, data_dir=config.data.data_dir, data=config.data.choice,
                          train_limit=config.data.train_limit, threads=threads, log=config.log,
                          **{key: value for key, value in config.speed.items() if key in ("fast", "precision")})
-    ready = prepare(spec, config.hparams, options)  # a run folder from an older fmnist gets today's defaults for new settings
+    with distributed.agreeing(world):
+        ready = prepare(spec, config.hparams, options)  # an older fmnist's run folder gets today's defaults for new settings
+        check_batch(ready.hparams.batch_size, world)
+        checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
+        if checkpoint is not None and checkpoint.spec != config.spec:
+            raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)",
+                             str(run.file("last.pt")))
+        splits = load_data(ready.data, options.train_limit)
+        check_unchanged(config.data.as_mapping(), ready.data, splits, str(run.file("config.yaml")))
     if config.device and str(ready.device) != config.device:
         console.print(f"note: resuming on {ready.device}, not the run's own {config.device}: the resumed epochs will "
                       f"not match an uninterrupted run exactly")
-    checkpoint = run.load_checkpoint("last.pt") if run.file("last.pt").is_file() else None
-    if checkpoint is not None and checkpoint.spec != config.spec:
-        raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)", str(run.file("last.pt")))
     if checkpoint is None:
         console.print(f"{run.path}: no epoch was saved before it stopped; starting it over with its own settings")
-    splits = load_data(ready.data, options.train_limit)
-    check_unchanged(config.data.as_mapping(), ready.data, splits, str(run.file("config.yaml")))
-    _train(run, ready, splits, console, checkpoint)
+    _train(run if world.is_writer else None, ready, splits, console, checkpoint, world=world, folder=run.path)
 
 
 def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _train(run: RunDir, ready: Prepared, splits, console: Console, checkpoint: Checkpoint | None = None,
-           startup_from: float = STARTED, weights: InitialWeights | None = None) -> dict:
+def _train(run: RunDir | None, ready: Prepared, splits, console: Console, checkpoint: Checkpoint | None = None,
+           startup_from: float = STARTED, weights: InitialWeights | None = None, world: World = World(),
+           folder: Path | None = None) -> dict | None:
+    """Train and test; `run` is the run folder where this process writes it (rank 0), None on the other ranks."""
     spec, hparams, device = ready.spec, ready.hparams, ready.device
     model = make_model(spec, hparams, splits.normalization)
     if weights is not None:  # before the trainer takes the weights (channels-last copies, EMA)
         console.print(weights.load_into(model[-1] if splits.normalization else model))
     model = model.to(device)
     splits = splits.to(device)
-    trainer = Trainer(model, splits, hparams, device, **ready.speed)
+    trainer = Trainer(model, splits, hparams, device, **ready.speed, world=world)
+    folder = run.path if run is not None else folder
 
-    run.file(ERROR_FILE).unlink(missing_ok=True)  # a resumed run is no longer the failure it was
-
+    if run is not None:
+        run.file(ERROR_FILE).unlink(missing_ok=True)  # a resumed run is no longer the failure it was
     # where to begin: a fresh run saves its epoch 0 at once, so a kill from here on can always be resumed
     if checkpoint is not None:
-        load_weights(trainer, checkpoint.trainer, run.file("last.pt"))
+        load_weights(trainer, checkpoint.trainer, Path(folder or ".") / "last.pt")
         state = FitState.from_checkpoint(checkpoint)
-        console.print(f"Resuming {run.path} after epoch {state.saved} of {hparams.num_epochs}")
+        console.print(f"Resuming {folder} after epoch {state.saved} of {hparams.num_epochs}")
     else:
         state = FitState()
-        _last(trainer, state, spec, hparams).save(run.file("last.pt"))
+        if run is not None:
+            _last(trainer, state, spec, hparams).save(run.file("last.pt"))
     startup = round(time.monotonic() - startup_from, 2)
-    report_start(console, run, ready, trainer, splits, startup)
+    if run is not None:
+        report_start(console, run, ready, trainer, splits, startup, world)
 
     # the folder's files first: an epoch is on disk before a later callback may end the run
-    callbacks = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), hparams.num_epochs),
-                 *callbacks_for({**hparams.as_dict(), "log": ready.log}, run.file("tensorboard"), trainer)]
+    writer = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), hparams.num_epochs)] \
+        if run is not None else []
+    callbacks = [*writer, *callbacks_for({**hparams.as_dict(), "log": ready.log if run is not None else None},
+                                         run.file("tensorboard") if run is not None else None, trainer)]
     try:
         fit(trainer, splits, callbacks, state,
             progress=lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps))
     except KeyboardInterrupt:
-        raise _interrupted(run, state) from None
+        raise _interrupted(run, state, world, folder) from None
     except FmnistError as error:
-        _record_failure(run, error)
+        if run is not None:
+            _record_failure(run, error)
         kept = f"best checkpoint (epoch {state.best['epoch']}, val {_percent(state.best['val_acc'])}) kept in " \
-               f"{run.file('best.pt')}" if state.best["epoch"] and run.file("best.pt").is_file() else \
-            "no epoch finished, so there is no best checkpoint"
+               f"{Path(folder or '.') / 'best.pt'}" if state.best["epoch"] and (Path(folder or ".") / "best.pt").is_file() \
+            else "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
+        error.quiet = not world.is_writer
         raise
     except Exception as error:
         if raised_by_interrupt(error):
-            raise _interrupted(run, state) from None
+            raise _interrupted(run, state, world, folder) from None
+        if world.distributed and distributed.is_peer_lost(error):
+            raise _peer_lost(error, state, world, folder) from None
         raise
+    if run is None:  # the test of the best epoch, and its report, are rank 0's
+        return None
     return finish(run, trainer, ready, splits, state, console, startup)
 
 
@@ -207,10 +284,30 @@ class EpochLine(Callback):
             self.console.print(state.stopped)
 
 
-def _interrupted(run: RunDir, state: FitState) -> RunInterrupted:
+def _interrupted(run: RunDir | None, state: FitState, world: World, folder: Path | None) -> RunInterrupted:
     where = f"after epoch {state.saved}" if state.saved >= state.epoch else f"in epoch {state.epoch}"
-    return RunInterrupted(f"interrupted {where}; {state.saved} finished epoch(s) are saved in {run.file('last.pt')}; "
-                          f"resume with: fmnist run --resume {run.path}")
+    interrupted = RunInterrupted(f"interrupted {where}; {state.saved} finished epoch(s) are saved in "
+                                 f"{Path(folder or '.') / 'last.pt'}; resume with: {resume_command(folder, world)}")
+    interrupted.quiet = run is None
+    return interrupted
+
+
+class PeerLost(TrainingError):
+    """Another process of a data-parallel run went away (killed, its machine lost) or stopped answering."""
+
+
+def _peer_lost(error: BaseException, state: FitState, world: World, folder: Path | None) -> PeerLost:
+    lost = PeerLost(f"another process of the run stopped ({one_line(error, 100)}); {state.saved} finished epoch(s) are "
+                    f"saved in {Path(folder or '.') / 'last.pt'}; resume with: {resume_command(folder, world)}")
+    lost.quiet = not world.is_writer
+    return lost
+
+
+def resume_command(folder: Path | None, world: World) -> str:
+    """How the user continues this run: with the same process count it was started with."""
+    processes = f" --nproc {world.local_size}" if world.distributed and world.size == world.local_size else \
+        " (under torchrun, as it was started)" if world.distributed else ""
+    return f"fmnist run --resume {folder}{processes}"
 
 
 def _record_failure(run: RunDir, error: FmnistError) -> None:
@@ -254,10 +351,12 @@ def _completed(epochs: int) -> str:
     return f"completed all {epochs} epochs" if epochs > 1 else "completed its one epoch"
 
 
-def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Trainer, splits, startup: float) -> None:
+def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Trainer, splits, startup: float,
+                 world: World = World()) -> None:
     h = ready.hparams
     params = sum(p.numel() for p in trainer.model.parameters())
-    console.print(f"{ready.spec.name} · {params:,} params · {ready.device} · {len(splits.train_y):,} train / "
+    processes = f" · {world.size} processes ({'gloo' if ready.device.type != 'cuda' else 'NCCL'})" if world.distributed else ""
+    console.print(f"{ready.spec.name} · {params:,} params · {ready.device}{processes} · {len(splits.train_y):,} train / "
                   f"{len(splits.val_y):,} val / {len(splits.test_y):,} test images · loss {h.loss} · "
                   f"augment {_augment_text(h)} · batch {h.batch_size} · lr {h.lr:g} · rs {h.rs:g} · seed {h.seed}")
     path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"

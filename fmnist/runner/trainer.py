@@ -10,8 +10,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import interrupts
+from ..world import World
 from ..errors import TrainingError
-from . import speedups
+from . import distributed, speedups
 from .augment import crop_and_flip, random_erase
 from ..datasets.splits import Splits
 from ..hparams import TrainConfig
@@ -22,6 +23,7 @@ from .mixing import mix_batch, mixing_alphas
 from .optim import make_optimizer, make_schedule
 
 PROGRESS_EVERY_S = 0.25  # reading the running loss syncs with the device, so only a few times a second
+CHECK_EVERY_STEPS = 50  # with several ranks, they look for a NaN loss together, at the same steps
 
 
 class NonFiniteLoss(TrainingError):
@@ -32,16 +34,22 @@ class Trainer:
     """The chosen optimizer (the study's: Adam with L2 weight decay), schedule and loss; resumable through state_dict()."""
 
     def __init__(self, model: nn.Module, splits: Splits, hparams: TrainConfig, device: torch.device,
-                 fast: bool = True, precision: str = "fp32"):
+                 fast: bool = True, precision: str = "fp32", world: World = World()):
         self.splits = splits
         self.hparams = hparams
         self.device = device
         self.fast = fast
+        self.world = world
         self.precision = speedups.check_precision(precision, device)
         self.channels_last = fast and speedups.use_channels_last(device)
         if fast and device.type == "cpu":
             speedups.tune_cpu_allocator()
-        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
+        model = model.to(memory_format=torch.channels_last) if self.channels_last else model
+        if world.distributed and hparams.sync_bn:
+            model = distributed.sync_batch_norm(model, device)
+        self.model = model  # the weights: saved, evaluated, averaged (EMA)
+        # the module a step runs: with several processes, DDP around the same weights (gradients averaged in backward)
+        self.stepped = distributed.data_parallel(model, device) if world.distributed else model
         self.loss_fn = LOSSES[hparams.loss]
         self.optimizer = make_optimizer(model, hparams, fused=fast and speedups.fused_optimizer(device))
         self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch())
@@ -56,29 +64,42 @@ class Trainer:
         """The weights a run judges, saves as best.pt and tests: the average with --ema, else the trained ones."""
         return self.ema.module if self.ema is not None else self.model
 
-    def _forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, loss) of a training step, with --mixup/--cutmix blending the batch and the loss; the loss is
-        always computed in fp32."""
-        inputs = model_input(images, self.channels_last)
-        mixed = mix_batch(inputs, labels, self.mix_alphas) if self.mix_alphas else None
+    def _forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, loss, labels) of this rank's share of a training step's global batch, with --mixup/--cutmix
+        blending the whole batch and the loss; the loss is always computed in fp32."""
+        share = self._share(len(labels))
+        if self.mix_alphas:  # the partners are drawn from the whole global batch, as one process draws them
+            mixed = mix_batch(model_input(images, self.channels_last), labels, self.mix_alphas, self.generator)
+            inputs, labels, partners = mixed.inputs[share], labels[share], mixed.partner_labels[share]
+        else:
+            inputs, labels, partners, mixed = model_input(images[share], self.channels_last), labels[share], None, None
         with speedups.autocast(self.device, self.precision):
-            logits = self.model(mixed.inputs if mixed else inputs)
+            logits = self.stepped(inputs)
         scores = logits.float()
         loss = self.loss_fn(scores, labels, self.hparams.label_smoothing)
-        if mixed:
-            partner_loss = self.loss_fn(scores, mixed.partner_labels, self.hparams.label_smoothing)
+        if mixed is not None:
+            partner_loss = self.loss_fn(scores, partners, self.hparams.label_smoothing)
             loss = mixed.share * loss + (1 - mixed.share) * partner_loss
-        return logits, loss
+        return logits, loss, labels
+
+    def _share(self, batch: int) -> slice:
+        """This rank's slice of a global batch of `batch` images (all of it, in one process)."""
+        if not self.world.distributed:
+            return slice(None)
+        bounds = [len(part) for part in torch.arange(batch).tensor_split(self.world.size)]
+        start = sum(bounds[:self.world.rank])
+        return slice(start, start + bounds[self.world.rank])
 
     def steps_per_epoch(self) -> int:
         size, batch = len(self.splits.train_y), self.hparams.batch_size
-        return size // batch + (1 if size % batch >= 2 else 0)  # a last batch of one image would break batch norm
+        # a last batch of one image would break batch norm; with several ranks, each needs one image of it
+        return size // batch + (1 if size % batch >= max(2, self.world.size) else 0)
 
     def train_epoch(self, epoch: int, on_progress: Callable[[int, float, float], None] | None = None) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, accuracy). Raises NonFiniteLoss."""
         model, batch = self.model, self.hparams.batch_size
         images, labels = self.splits.train_x, self.splits.train_y
-        model.train()
+        self.stepped.train()
         order = torch.randperm(len(labels), generator=self.generator, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
         self._losses = torch.zeros(self.steps_per_epoch(), device=self.device)  # per step, read once at the end
@@ -88,14 +109,15 @@ class Trainer:
         for step in range(self.steps_per_epoch()):
             interrupts.check()  # a Ctrl-C that Python swallowed (it landed in a GC callback) stops here
             index = order[step * batch:(step + 1) * batch]
-            x, y = images[index], labels[index]
+            x, y = images[index], labels[index]  # the global batch: every rank draws its augmentation, then its share
             if self.hparams.augment:
                 x = crop_and_flip(x, self.generator, self.hparams.crop_pad, self.hparams.flip)
             if self.hparams.erase:
                 x = random_erase(x, self.generator, self.hparams.erase)
-            logits, loss = self._forward(x, y)
+            logits, loss, y = self._forward(x, y)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # a share of the batch weighs as much as its images: DDP's mean over ranks is then the batch's mean
+            (loss * (self.world.size * len(y) / len(index)) if self.world.distributed else loss).backward()
             if self.hparams.clip_grad is not None:  # on the device, no host sync
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams.clip_grad)
             self.optimizer.step()
@@ -109,15 +131,22 @@ class Trainer:
                 # remember the first bad step without a host sync
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step + 1, first_bad)
             seen += len(y)
-            if on_progress and time.perf_counter() - reported >= PROGRESS_EVERY_S:
+            if self.world.distributed and (step + 1) % CHECK_EVERY_STEPS == 0:  # every rank checks at the same step
                 self._stop_if_bad(epoch, first_bad)
-                on_progress(step + 1, float(loss_sum) / seen, seen / (time.perf_counter() - started))
+            if on_progress and time.perf_counter() - reported >= PROGRESS_EVERY_S:
+                if not self.world.distributed:
+                    self._stop_if_bad(epoch, first_bad)
+                on_progress(step + 1, float(loss_sum) / seen, self.world.size * seen / (time.perf_counter() - started))
                 reported = time.perf_counter()
         self._stop_if_bad(epoch, first_bad)
-        return float(loss_sum) / seen, int(correct) / seen
+        totals = distributed.all_sum(torch.stack([loss_sum.double(), correct.double(),
+                                                  torch.tensor(float(seen), device=self.device, dtype=torch.float64)]))
+        return float(totals[0] / totals[2]), float(totals[1] / totals[2])
 
     def _stop_if_bad(self, epoch: int, first_bad: torch.Tensor) -> None:
-        step = int(first_bad)
+        """NonFiniteLoss if the loss has been NaN/inf at some step; with several ranks, every rank asks at the same
+        steps and all of them stop when any one saw it (its NaN reaches the others' weights through the gradients)."""
+        step = distributed.first_bad_step(first_bad) if self.world.distributed else int(first_bad)
         if step >= 0:
             raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch}, step {step} of {self.steps_per_epoch()} "
                                 f"(try a lower --lr)")
@@ -136,8 +165,12 @@ class Trainer:
         return EvalSettings(self.hparams.loss, self.device, self.precision, self.channels_last, self.hparams.tta)
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
-        """The current model on a whole split, with this trainer's loss and speed levers."""
-        return evaluate(self.eval_model, images, labels, self.eval_settings)
+        """The current model on a whole split, with this trainer's loss and speed levers; with several ranks, each
+        evaluates its part of the split and the figures are summed, so every rank has the whole split's."""
+        if not self.world.distributed:
+            return evaluate(self.eval_model, images, labels, self.eval_settings)
+        part = torch.arange(len(labels)).tensor_split(self.world.size)[self.world.rank].to(labels.device)
+        return distributed.summed(evaluate(self.eval_model, images[part], labels[part], self.eval_settings), len(labels))
 
     def validate(self, epoch: int, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """evaluate() after an epoch; a NaN/inf validation loss (an update after the last finite training loss

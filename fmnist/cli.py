@@ -66,11 +66,21 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
+def _quiet_torch_internals(argv: list[str]) -> None:
+    """A data-parallel run's processes (and its launcher) lose connections on purpose when one stops: torch's C++ side
+    would print each lost connection with a stack trace. Only its errors are kept; read as torch is imported."""
+    from .world import world_from_environment
+
+    if world_from_environment().launched or "--nproc" in argv or any(word.startswith("--nproc=") for word in argv):
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
+
 def _import_commands(argv: list[str]):
     """The group, and torch unless only help or the version is asked for, with Ctrl-C held back while they load:
     a KeyboardInterrupt inside torch's native start-up aborts the process (SIGABRT), and one inside a library's
     import can be swallowed by it. None when Ctrl-C came meanwhile."""
     def load():
+        _quiet_torch_internals(argv)
         group = make_cli()
         if argv and not QUICK_ONLY & set(argv) and _command_name(argv) not in NO_TORCH_UP_FRONT:
             import torch  # noqa: F401  (loaded here, while signals wait)

@@ -275,10 +275,12 @@ def distributed(path: Path) -> str:
     result = json.loads(path.read_text())
     machine = result["machine"]
     rows = [f"| spec, images ({machine['cpu']} ({machine['cpu_class']}), {machine['cores']} cores, torch "
-            f"{machine['torch']}) | 1 process x 2 threads | 2 processes x 1 thread | ratio | gradient | gloo all-reduce "
-            f"| share of a step |", "|---|---|---|---|---|---|---|"]
+            f"{machine['torch']}) | 1 process x 2 threads | 2 processes x 1 thread | ratio | 2 x 1, batch norm not "
+            f"synchronised | gradient | gloo all-reduce | share of a step |", "|---|---|---|---|---|---|---|---|"]
     rows += [f"| {row['spec']}, {row['images']:,} | {row['one_process_two_threads_s']:.2f} s | "
-             f"{row['two_processes_one_thread_s']:.2f} s | {row['ratio']:.2f} | {row['gradient_mb']} MB | "
+             f"{row['two_processes_one_thread_s']:.2f} s | {row['ratio']:.2f} | "
+             f"{'–' if row.get('two_processes_no_sync_bn_s') is None else format(row['two_processes_no_sync_bn_s'], '.2f') + ' s'} | "
+             f"{row['gradient_mb']} MB | "
              f"{row['all_reduce_ms']:.2f} ms ({row['gloo_gbps']} GB/s) | {100 * row['all_reduce_share']:.1f}% of "
              f"{row['step_ms']:.1f} ms |" for row in result["measured"]]
     return "\n".join(rows)
@@ -292,7 +294,7 @@ def scaling(path: Path) -> str:
     rows = ["| model | params | gradient | compute / step | 8 GPUs: all-reduce, efficiency | 2 nodes x 8: all-reduce, "
             "efficiency |", "|---|---|---|---|---|---|"]
     for row in result["on_paper"]:
-        cells = [f"{row[f'{where}_all_reduce_ms']:.2f} ms, {100 * row[f'{where}_efficiency_no_overlap']:.0f}–"
+        cells = [f"{row[f'{where}_all_reduce_ms']:.3f} ms, {100 * row[f'{where}_efficiency_no_overlap']:.0f}–"
                  f"{100 * row[f'{where}_efficiency_overlapped']:.0f}%" for where in ("node_8", "nodes_2x8")]
         rows.append(f"| {row['model']} | {row['params']:,} | {row['gradient_mb']} MB | {row['compute_ms']:.2f} ms | "
                     f"{cells[0]} | {cells[1]} |")

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -59,7 +58,7 @@ def test_two_processes_train_exactly_what_one_process_trains(spec, tmp_path, rea
                              capture_output=True, text=True, timeout=300)
         assert two.returncode == 0 and "fmnist:" not in two.stderr, two.stderr
     assert one.returncode == 0, one.stderr
-    assert two.stdout.count("epoch 1/3") == 1 and " · 2 processes (gloo) · " in two.stdout  # rank 0 alone prints
+    assert two.stdout.count("/3  train loss") == 3 and " · 2 processes (gloo) · " in two.stdout  # rank 0 alone prints
     for single, double in zip(epochs_of(tmp_path / "one"), epochs_of(tmp_path / "two"), strict=True):
         assert abs(single["train_loss"] - double["train_loss"]) <= LOSS_WITHIN, (single, double)
         assert abs(single["val_loss"] - double["val_loss"]) <= VAL_LOSS_WITHIN * single["val_loss"], (single, double)
@@ -98,9 +97,7 @@ def test_a_rank_killed_with_sigkill_stops_the_others_and_the_run_resumes(tmp_pat
     ranks = _ranks(launcher)
     assert sorted(ranks) == [0, 1]
     os.kill(ranks[1], signal.SIGKILL)
-    killed_at = time.monotonic()
-    out, err = launcher.communicate(timeout=STOP_WITHIN_S + 30)
-    assert time.monotonic() - killed_at < STOP_WITHIN_S
+    out, err = launcher.communicate(timeout=STOP_WITHIN_S)  # the stated time: past it, TimeoutExpired fails the test
     assert launcher.returncode != 0, (out, err)
     assert "fmnist: error: process 1 of the run was killed by SIGKILL" in err
     assert not any(pid_alive(pid) for pid in ranks.values())  # no rank left waiting
@@ -176,10 +173,22 @@ def test_two_machines_meet_and_an_error_on_one_of_them_is_said_once(tmp_path, re
     assert not (tmp_path / "runs").exists()
 
 
-def test_machines_that_never_meet_are_one_line_within_the_rendezvous_timeout(tmp_path):
-    lonely = fmnist("run", SPECS / "cnn_4.yaml", "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint",
-                    f"127.0.0.1:{_free_port()}", "--rdzv-timeout", "5", "--out", tmp_path / "runs", cwd=tmp_path,
-                    timeout=120)
+@pytest.mark.parametrize("endpoint", ["unanswered", "taken"])
+def test_machines_that_never_meet_are_one_line_within_the_rendezvous_timeout(tmp_path, endpoint):
+    """Unanswered: the second machine never comes. Taken: another program holds the port, accepting connections and
+    never answering (torch's store client would wait for it for ever)."""
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    if endpoint == "taken":
+        squatter.listen(8)
+    port = squatter.getsockname()[1]
+    if endpoint == "unanswered":
+        squatter.close()
+    try:  # subprocess's timeout is the hang guard: torch's own rendezvous default is 15 minutes
+        lonely = fmnist("run", SPECS / "cnn_4.yaml", "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint",
+                        f"127.0.0.1:{port}", "--rdzv-timeout", "5", "--out", tmp_path / "runs", cwd=tmp_path, timeout=120)
+    finally:
+        squatter.close()
     assert lonely.returncode == 2 and lonely.stderr.count("\n") == 1, lonely.stderr
     assert "the machines did not meet" in lonely.stderr and "started within 5 s" in lonely.stderr
 

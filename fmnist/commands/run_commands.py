@@ -80,8 +80,8 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, options: Run
 
     Settings: flag > the spec's `train:` section > the study's recipe. Writes runs/<name>-<time>/.
     """
-    from ..builder.spec import load_spec
-    from ..runner.session import resume, start
+    from ..runner import distributed
+    from ..runner.session import joined_world, quiet_console, resume, start
     from ..world import world_from_environment
 
     if options.nproc is not None and not world_from_environment().launched:  # the launcher: it trains nothing itself
@@ -89,7 +89,26 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, options: Run
         from ..runner.launch import launch
 
         return launch(words(), options)
-    console = make_console()
+    world = joined_world(options)  # one process: 0 of 1; a launched one joins its process group before any check
+    console = make_console() if world.is_writer else quiet_console()
+    with distributed.agreeing(world):  # a problem on any process is said once, and stops them all
+        loaded = _checked(spec, model, resume_path, augment, augment_data, loss_type, options, overrides, flags)
+    if resume_path:
+        resume(resume_path, options.device, console, options.threads, options)
+    elif print_config:
+        if world.is_writer:
+            click.echo(resolved_spec_yaml(loaded, flags, options.data), nl=False)
+    else:
+        start(loaded, flags, options, console)
+    return 0
+
+
+def _checked(spec, model, resume_path, augment, augment_data, loss_type, options: RunOptions, overrides,
+             flags: dict):
+    """The spec to train (None for --resume), every option checked against the others; `flags` gets the study's
+    spellings resolved."""
+    from ..builder.spec import load_spec
+
     chosen = [given for given in (spec, model, resume_path) if given]
     if len(chosen) != 1:
         raise UsageError("give one of: a spec file, --model NAME, or --resume RUN_FOLDER")
@@ -98,8 +117,7 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, options: Run
         if changed:
             raise UsageError(f"--resume continues a run with the settings it started with; {', '.join(changed)} cannot "
                              f"change it (start a new run for other settings)")
-        resume(resume_path, options.device, console, options.threads, options)
-        return 0
+        return None
     check_out_folder(options.out)
     if options.init_fresh_head and options.init is None:
         raise UsageError("--init-fresh-head goes with --init FILE")
@@ -110,9 +128,4 @@ def run(spec, model, resume_path, augment, augment_data, loss_type, options: Run
         if flags["loss"] is not None and flags["loss"] != STUDY_LOSSES[loss_type]:
             raise UsageError(f"--loss {flags['loss']} and --loss_type {loss_type} (= {STUDY_LOSSES[loss_type]}) disagree")
         flags["loss"] = STUDY_LOSSES[loss_type]
-    loaded = load_spec(spec or spec_for_model(model), overrides)
-    if print_config:
-        click.echo(resolved_spec_yaml(loaded, flags, options.data), nl=False)
-        return 0
-    start(loaded, flags, options, console)
-    return 0
+    return load_spec(spec or spec_for_model(model), overrides)

@@ -146,6 +146,17 @@ def is_peer_lost(error: BaseException) -> bool:
         "NCCL communicator was aborted"))
 
 
+_statistics_group: list = []  # a process group of its own for batch norm's statistics, made once by every rank
+
+
+def _statistics() -> object:
+    """Batch norm's all-reduces go through a group of their own: in DDP's group they would queue behind the gradient
+    all-reduces DDP starts during the backward pass, and every synchronised layer's backward would wait for them."""
+    if not _statistics_group:
+        _statistics_group.append(dist.new_group(backend=dist.get_backend()))
+    return _statistics_group[0]
+
+
 class _SumOverRanks(torch.autograd.Function):
     """A tensor summed over the ranks, differentiably: every rank's loss depends on the sum, so the gradient that
     flows back into each rank's part is the sum of the ranks' gradients (as torch's SyncBatchNorm does)."""
@@ -153,13 +164,13 @@ class _SumOverRanks(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
         summed = tensor.clone()
-        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=_statistics())
         return summed
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         summed = grad.clone()
-        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=_statistics())
         return summed
 
 
@@ -176,27 +187,34 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(input)
         axes = [0, 2, 3] if input.dim() == 4 else [0]
         shape = [1, -1, 1, 1] if input.dim() == 4 else [1, -1]
-        values = input.double()  # sums of squares of a global batch: float64, as one process's two-pass variance
-        local = torch.cat([values.sum(axes), (values * values).sum(axes),
-                           values.new_tensor([input.numel() / input.shape[1]])])
-        total = _SumOverRanks.apply(local)
-        channels = input.shape[1]
-        count = total[-1]
-        mean = total[:channels] / count
-        variance = (total[channels:2 * channels] / count - mean * mean).clamp(min=0)
-        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
-            with torch.no_grad():
-                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
-                unbiased = variance * count / (count - 1).clamp(min=1)
-                self.running_mean.mul_(1 - momentum).add_(momentum * mean.to(self.running_mean.dtype))
-                self.running_var.mul_(1 - momentum).add_(momentum * unbiased.to(self.running_var.dtype))
-                if self.num_batches_tracked is not None:
-                    self.num_batches_tracked.add_(1)
-        scale = torch.rsqrt(variance + self.eps).float().view(shape)
-        out = ((input.float() - mean.float().view(shape)) * scale).to(input.dtype)
+        values = input.float()
+        variance, mean = torch.var_mean(values, dim=axes, correction=0)  # this rank's, in one stable pass
+        count = values.new_tensor([input.numel() / input.shape[1]], dtype=torch.float64)
+        mean, variance = mean.double(), variance.double()  # combined in float64: no cancellation across ranks
+        total = _SumOverRanks.apply(torch.cat([mean * count, (variance + mean * mean) * count, count]))
+        channels, everyone = input.shape[1], total[-1]
+        mean = total[:channels] / everyone
+        variance = (total[channels:2 * channels] / everyone - mean * mean).clamp(min=0)
+        self._update_running(mean, variance, everyone)
+        scale = torch.rsqrt(variance + self.eps).float()
+        shift = -mean.float() * scale
         if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            scale, shift = scale * self.weight, shift * self.weight + self.bias
+        return (values * scale.view(shape) + shift.view(shape)).to(input.dtype)  # one multiply-add over the batch
+
+    def _update_running(self, mean: torch.Tensor, variance: torch.Tensor, count: torch.Tensor) -> None:
+        """The running statistics, updated as torch's batch norm updates them (the variance unbiased)."""
+        if not self.track_running_stats or self.running_mean is None or self.running_var is None:
+            return
+        with torch.no_grad():
+            tracked = self.num_batches_tracked
+            if tracked is not None:
+                tracked.add_(1)
+            # momentum None: a cumulative average, as torch's batch norm keeps it
+            momentum = self.momentum if self.momentum is not None else 1.0 / float(tracked if tracked is not None else 1)
+            unbiased = variance * count / (count - 1).clamp(min=1)
+            self.running_mean.mul_(1 - momentum).add_(momentum * mean.to(self.running_mean.dtype))
+            self.running_var.mul_(1 - momentum).add_(momentum * unbiased.to(self.running_var.dtype))
 
 
 def sync_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
@@ -204,6 +222,8 @@ def sync_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
     CPU; the same parameters and running statistics, so checkpoints load either way."""
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if dist.is_initialized():
+        _statistics()  # every rank makes the group now, in the same order (new_group is itself collective)
     return _convert(model)
 
 

@@ -8,9 +8,12 @@ machines that never met).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 import uuid
+from pathlib import Path
 
 from ..errors import UsageError, one_line
 from .options import RunOptions
@@ -18,6 +21,7 @@ from .options import RunOptions
 LAUNCHER_FLAGS = ("--nproc", "--nnodes", "--rdzv-endpoint", "--rdzv-timeout")  # each takes one value
 MAX_PROCESSES = 1024
 EXIT_INTERRUPTED = 130
+RENDEZVOUS_GRACE_S = 5  # past --rdzv-timeout, before the launcher gives up on a rendezvous that never answers
 
 
 def worker_words(words: list[str]) -> list[str]:
@@ -65,6 +69,9 @@ def launch(words: list[str], options: RunOptions) -> int:
                           rdzv_configs={"timeout": options.rdzv_timeout, "read_timeout": options.rdzv_timeout,
                                         "join_timeout": options.rdzv_timeout},
                           max_restarts=0, monitor_interval=0.2, start_method="spawn")
+    watchdog = threading.Timer(options.rdzv_timeout + RENDEZVOUS_GRACE_S, _never_met, (endpoint, options.rdzv_timeout))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         elastic_launch(config, sys.executable)("-m", "fmnist", *worker_words(words))
     except ChildFailedError as failed:
@@ -75,7 +82,25 @@ def launch(words: list[str], options: RunOptions) -> int:
         raise UsageError(f"--rdzv-endpoint {endpoint}: the machines did not meet ({type(error).__name__}: "
                          f"{one_line(error.__cause__ or error, 120)}); check the address and that every machine "
                          f"started within {options.rdzv_timeout} s") from None
+    finally:
+        watchdog.cancel()
     return 0
+
+
+def _started_processes() -> bool:
+    """Whether the launcher has started its processes (they are its children; Linux lists them per thread)."""
+    return any(path.read_text().split() for path in Path("/proc/self/task").glob("*/children"))
+
+
+def _never_met(endpoint: str, timeout: int) -> None:
+    """Past the rendezvous timeout with no process started: torch's store client can wait for ever on an endpoint
+    that accepts connections and never answers (a port another program holds), so the launcher ends itself."""
+    if not Path("/proc/self/task").is_dir() or _started_processes():
+        return
+    print(f"fmnist: error: --rdzv-endpoint {endpoint}: the machines did not meet within {timeout} s (nothing there "
+          f"answered as a rendezvous: a port another program holds?); check the address and that every machine "
+          f"started within {timeout} s", file=sys.stderr, flush=True)
+    os._exit(2)
 
 
 def _exit_code(failed) -> int:

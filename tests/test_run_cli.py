@@ -15,7 +15,7 @@ from tests.conftest import PNG_SIGNATURE, SPECS, only_run, spawn, wait_until, wr
 
 RECIPE_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "nesterov": False, "schedule": "constant", "warmup_epochs": 0,
                    "label_smoothing": 0.0, "crop_pad": 1, "flip": True, "patience": None, "ema": None, "clip_grad": None,
-                   "tta": False, "erase": 0.0, "mixup": None, "cutmix": None}
+                   "tta": False, "erase": 0.0, "mixup": None, "cutmix": None, "sync_bn": True}
 QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
 
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed import ProcessGroup
 
 from ..errors import FmnistError, UsageError
 from ..world import World
@@ -146,14 +147,16 @@ def is_peer_lost(error: BaseException) -> bool:
         "NCCL communicator was aborted"))
 
 
-_statistics_group: list = []  # a process group of its own for batch norm's statistics, made once by every rank
+_statistics_group: list[ProcessGroup] = []  # a process group of its own for batch norm's statistics, made once
 
 
-def _statistics() -> object:
+def _statistics() -> ProcessGroup:
     """Batch norm's all-reduces go through a group of their own: in DDP's group they would queue behind the gradient
     all-reduces DDP starts during the backward pass, and every synchronised layer's backward would wait for them."""
     if not _statistics_group:
-        _statistics_group.append(dist.new_group(backend=dist.get_backend()))
+        group = dist.new_group(backend=dist.get_backend())
+        assert isinstance(group, ProcessGroup)  # every rank is in it (a rank outside would get a placeholder)
+        _statistics_group.append(group)
     return _statistics_group[0]
 
 

@@ -9,7 +9,8 @@ CNN_4, over seeds), readings (both readings, every model, seed 0), tuned (the st
 results/cnn2-tuned.json), search (our search, results/cnn2-search/), shared_search (two workers on PostgreSQL,
 results/cnn2-pg/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/), best (specs/fmnist_best.yaml,
 results/fmnist_best.json), best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json),
-checks (results/spec_checks.json), distributed and scaling (results/distributed_speed.json).
+checks (results/spec_checks.json), distributed and scaling (results/distributed_speed.json), data_scan and data_epochs
+(results/data_speed.json).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ STUDY_TUNED_PARAMS = {"batch_size": 64, "lr": 3.593e-4, "rs": 3.593e-4, "num_epo
 
 
 DOCUMENTS = (ROOT / "README.md", *(ROOT / "docs" / name for name in ("results.md", "experiments.md", "zoo.md",
-                                                                      "performance.md")))
+                                                                      "performance.md", "data.md")))
 
 
 def read(path: Path) -> dict | None:
@@ -301,6 +302,46 @@ def scaling(path: Path) -> str:
     return "\n".join(rows)
 
 
+def _machine_words(machine: dict) -> str:
+    return f"{machine['cpu']} ({machine['cpu_class']}), {machine['cores']} cores, torch {machine['torch']}"
+
+
+def data_scan(path: Path) -> str:
+    """Scanning, checking and decoding a folder (results/data_speed.json, benchmarks/data_speed.py)."""
+    if not path.is_file():
+        return not_run(path)
+    result = json.loads(path.read_text())
+    scan = result["scan"]
+    rows = [f"| step ({_machine_words(result['machine'])}) | figure |", "|---|---|",
+            f"| list {scan['images']:,} small images | {scan['list_s']:.1f} s |",
+            f"| check them (every image's header) | {scan['check_headers_s']:.1f} s |",
+            f"| peak memory of both | {scan['peak_mb']:,} MB |"]
+    names = {"png28": "28-px PNG", "jpeg256": "256-px JPEG"}
+    rows += [f"| decode {names[row['images']]}, {row['processes']} process(es) | {row['per_process_per_s']:,.0f} images/s "
+             f"per process |" for row in result["decode"]]
+    return "\n".join(rows)
+
+
+def data_epochs(path: Path) -> str:
+    """An epoch from RAM, read from the cache file by index, and through a memory map of it (the same file); and
+    random batches under a memory limit, read by index and through the map."""
+    if not path.is_file():
+        return not_run(path)
+    result = json.loads(path.read_text())
+    rows = [f"| spec, training images ({_machine_words(result['machine'])}) | from RAM | read by index | ratio | "
+            f"memory map | ratio |", "|---|---|---|---|---|---|"]
+    rows += [f"| {row['spec']}, {row['images']:,} | {row['ram_s']:.2f} s | {row['disk_s']:.2f} s | {row['disk_ratio']:.3f} "
+             f"| {row['map_s']:.2f} s | {row['map_ratio']:.3f} |" for row in result["epochs"] if row]
+    limited = result.get("under_a_limit")
+    if limited:
+        rows += ["", f"| under a {limited['limit_mb']} MB memory limit, a {limited['cache_gb']} GB cache of 3x256x256 "
+                     f"images | random batches of 64 |", "|---|---|",
+                 f"| read by index (what training does) | {limited['disk_images_per_s']:,} images/s |",
+                 f"| through a memory map | {limited['map_images_per_s']:,} images/s |",
+                 f"| ratio | {limited['ratio']:.1f}x |"]
+    return "\n".join(rows)
+
+
 def headline(results: Path) -> str:
     """The README's results: the study's best beside ours, each with its result file."""
     def link(path: Path) -> str:
@@ -343,7 +384,8 @@ def tables() -> dict[str, str]:
             "best": best_spec(results / "fmnist_best.json"), "best95": best95(results),
             "headline": headline(results), "checks": checks(results / "spec_checks.json"),
             "distributed": distributed(results / "distributed_speed.json"),
-            "scaling": scaling(results / "distributed_speed.json")}
+            "scaling": scaling(results / "distributed_speed.json"),
+            "data_scan": data_scan(results / "data_speed.json"), "data_epochs": data_epochs(results / "data_speed.json")}
 
 
 def write(path: Path, made: dict[str, str]) -> None:

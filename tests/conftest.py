@@ -88,8 +88,9 @@ def only_run(parent: Path) -> Path:
     return run
 
 
-def spawn(*args, cwd, env=None):
-    """`python -m fmnist ARGS` as a separate process (for signals, kills and two processes at once)."""
+def spawn(*args, cwd, env=None, preexec=None):
+    """`python -m fmnist ARGS` as a separate process (for signals, kills and two processes at once); `preexec` runs in
+    the child first (e.g. joining a cgroup)."""
     import os
     import subprocess
     import sys
@@ -100,7 +101,7 @@ def spawn(*args, cwd, env=None):
     # a suite started in the background (`cmd &`, nohup) passes SIGINT on as ignored: give the child Ctrl-C back
     return subprocess.Popen([sys.executable, "-m", "fmnist", *map(str, args)], cwd=cwd, env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), preexec and preexec()))
 
 
 def wait_until(condition, process=None, limit_s: float = 120, what: str = "the condition"):

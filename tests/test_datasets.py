@@ -204,7 +204,7 @@ def test_an_image_folder_is_split_named_by_its_folders_and_cached(cli, tmp_path,
     assert (code, err) == (0, "")
     report = json.loads(out)
     assert report["classes"] == ["bag", "boot", "shirt"] and report["input"] == [1, 28, 28] and report["split"] == sizes
-    assert report["notes"][0].startswith(f"decoded {sum(sizes.values())} images; cached in")
+    assert report["notes"][0].startswith(f"decoded {sum(sizes.values())} images with 1 process into the cache ")
     code, out, err = cli("data", "--data", root, "--json")
     assert json.loads(out)["notes"][0].startswith("decoded images from the cache")
 
@@ -266,16 +266,16 @@ def resize_and_truncate(path: Path) -> None:
     (lambda r: (save_images(r / "a", 3), (r / "b").mkdir()), "class folder 'b' holds no images"),
     (lambda r: save_images(r / "a", 3), "only one class folder ('a'): a classifier needs at least 2"),
     (lambda r: r.mkdir(), "no class folders in"),
-    (lambda r: (save_images(r / "a", 3), save_images(r / "b", 3), (r / "b" / "bad.png").write_bytes(b"not a png")),
+    (lambda r: (save_images(r / "a", 10), save_images(r / "b", 10), (r / "b" / "bad.png").write_bytes(b"not a png")),
      "b/bad.png: not an image this tool can read"),
-    (lambda r: (save_images(r / "a", 3), save_images(r / "b", 3, size=(32, 32))),
+    (lambda r: (save_images(r / "a", 10), save_images(r / "b", 10, size=(32, 32))),
      "images differ in size: a/000.png is 28x28, b/000.png is 32x32; add data: {resize: N}"),
-    (lambda r: (save_images(r / "a", 3), save_images(r / "b", 3, mode="RGB")),
+    (lambda r: (save_images(r / "a", 10), save_images(r / "b", 10, mode="RGB")),
      "images differ in channels: a/000.png is grey, b/000.png is colour; add data: {channels: 3 (or 1)}"),
     (lambda r: (save_images(r / "train" / "a", 3), save_images(r / "train" / "b", 3), save_images(r / "test" / "c", 3)),
      "class folder 'c' is not among train/'s classes (a, b)"),
     (lambda r: (save_images(r / "val" / "a", 3),), "has val/ but no train/ folder"),
-    (lambda r: (save_images(r / "a", 3), save_images(r / "b", 3, size=(64, 64)), resize_and_truncate(r / "b" / "001.png")),
+    (lambda r: (save_images(r / "a", 10), save_images(r / "b", 10, size=(64, 64)), resize_and_truncate(r / "b" / "001.png")),
      "b/001.png: not an image this tool can read"),  # its header reads; its pixels do not
 ])
 def test_a_bad_folder_is_one_line_and_no_run_folder(cli, write_spec, tmp_path, build, message):
@@ -296,7 +296,7 @@ def test_mixed_folders_train_once_converted(cli, write_spec, tmp_path):
     spec = write_spec("name: t\nclasses: 2\ninput: [3, 32, 32]\ndata: {resize: 32, channels: 3}\nlayers: [gap, fc 2]\n")
     code, out, err = cli("run", spec, "--data", root, *QUICK, "--out", tmp_path / "runs")
     assert (code, err) == (0, ""), err
-    assert "decoded 24 images; cached in" in out
+    assert "decoded 24 images with 1 process into the cache" in out
 
 
 @pytest.mark.parametrize("data, message", [
@@ -356,7 +356,7 @@ def test_a_cache_that_cannot_be_written_costs_time_not_the_run(cli, write_spec, 
     spec = write_spec("name: t\nclasses: 3\nlayers: [gap, fc 3]\n")
     code, out, err = cli("run", spec, "--data", root, *QUICK, "--out", tmp_path / "runs")
     assert (code, err) == (0, ""), err
-    assert "decoded 60 images; not cached (" in out
+    assert "decoded 60 images into memory: the cache folder" in out and "cannot be written (" in out
 
 
 
@@ -368,7 +368,7 @@ def test_a_damaged_cache_is_decoded_again_and_a_link_loop_is_not_followed(cli, t
     (images,) = (tmp_path / "cache").rglob("images.npy")
     images.write_bytes(images.read_bytes()[:1000])  # as if killed mid-write, or the disk went bad
     code, out, err = cli("data", "--data", root, "--json")
-    assert code == 0 and json.loads(out)["notes"][0].startswith("decoded 60 images; cached in")
+    assert code == 0 and json.loads(out)["notes"][0].startswith("decoded 60 images with 1 process into the cache")
     code, out, err = cli("data", "--data", root, "--json")
     assert json.loads(out)["notes"][0].startswith("decoded images from the cache")
 

@@ -13,7 +13,7 @@ def test_the_published_tables_are_made_from_the_result_files():
                              check=True).stdout
     made = dict(re.findall(r"<!-- (\w+) -->\n(.*?)\n\n(?=<!-- |\Z)", printed, flags=re.S))
     assert set(made) == {"table1", "noise", "sigmoid", "readings", "tuned", "search", "shared_search", "best", "best95", "headline", "checks",
-                         "distributed", "scaling"}
+                         "distributed", "scaling", "data_scan", "data_epochs"}
     shown = set()
     for document in (ROOT / "README.md", *(ROOT / "docs").glob("*.md")):
         blocks = dict(re.findall(r"<!-- (\w+):begin -->\n(.*?)\n<!-- \1:end -->", document.read_text(), flags=re.S))

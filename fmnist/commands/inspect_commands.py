@@ -42,7 +42,8 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     splits = splits.to(torch_device)
     settings = run.config().settings()
     tta = settings.tta if tta is None else tta
-    how = EvalSettings(settings.loss, torch_device, **eval_levers(run.config().speed, torch_device), tta=tta)
+    how = EvalSettings(settings.loss, torch_device, **eval_levers(run.config().speed, torch_device), tta=tta,
+                       view=planned.view)
     report = test_report(model, splits, how)
     report = {"run": str(run.path), "name": spec.name, "epoch": checkpoint.epoch, "data": planned.label, "tta": tta,
               **report}
@@ -113,7 +114,9 @@ def predict(run_path: str, images: tuple[str, ...], device: str, as_json: bool) 
     spec = run.spec()
     names = checkpoint.class_names or list(CLASS_NAMES)
     light_on_black = run.config().data.light_on_black
-    batch = torch.stack([load_image(path, spec.input, light_on_black) for path in images]).to(torch_device)
+    choice = run.config().data.choice
+    stored = choice.get("store") if isinstance(choice, dict) else None
+    batch = torch.stack([load_image(path, spec.input, light_on_black, stored) for path in images]).to(torch_device)
     with torch.inference_mode():
         settings = run.config().settings()
         probabilities = PROBABILITIES[settings.loss](logits_of(model, model_input(batch), settings.tta))

@@ -10,6 +10,7 @@ DEFAULT_DATA = "fashion-mnist"
 NAMES = ("fashion-mnist", "mnist", "kmnist", "cifar10", "cifar100")  # named.py registers one reader for each, in order
 MAX_SIDE = 4096  # the spec's input allows sides up to this
 HOLD_OUT = 0.1  # a folder without val/ or test/ gives this share of each class to each missing split
+READS = ("auto", "memory", "disk")  # a folder's decoded images: in memory where they fit (auto), or read from disk
 
 _SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}
 _SHARE = {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5}
@@ -22,12 +23,14 @@ DATA_SCHEMA = {
         "folder": {"type": "string", "minLength": 1},
         "resize": {**_SIDE, "type": ["integer", "array"], "items": _SIDE, "minItems": 2, "maxItems": 2},
         "channels": {"enum": [1, 3]},
+        "store": _SIDE,
+        "read": {"enum": list(READS)},
         "normalize": {"type": "boolean"},
         "val": _SHARE,
         "test": _SHARE,
     },
 }
-CONVERSIONS = ("resize", "channels", "normalize", "val", "test")
+CONVERSIONS = ("resize", "channels", "store", "read", "normalize", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class DataChoice:
     folder: str | None = None  # absolute path of an image folder (then name is None)
     resize: tuple[int, int] | None = None  # (H, W)
     channels: int | None = None  # 1 = grey, 3 = RGB; None: as the data comes
+    store: int | None = None  # a folder's images kept at this side (short side resized, centre cropped square), cropped
+    # to the model's input as they train (random-resized crop) and are judged (resize and centre crop)
+    read: str = "auto"  # a folder's decoded images held in memory where they fit, else read from the cache by index
     normalize: bool = False  # per-channel mean/std of the training split, else pixels in [0, 1] (the study's)
     val: float = HOLD_OUT
     test: float = HOLD_OUT
@@ -51,11 +57,13 @@ class DataChoice:
         mapping: dict[str, object] = {"name": self.name} if self.name else {"folder": self.folder}
         if self.resize:
             mapping["resize"] = list(self.resize)
-        for key in ("channels", "normalize"):
+        for key in ("channels", "store", "normalize"):
             if getattr(self, key):
                 mapping[key] = getattr(self, key)
         if self.folder:
             mapping.update(val=self.val, test=self.test)
+        if self.read != "auto":
+            mapping["read"] = self.read
         return mapping
 
 
@@ -90,11 +98,21 @@ def choose_data(spec_data, flag: str | dict | None = None, spec_file: str | None
         if flag is not None:
             mapping = {key: value for key, value in mapping.items() if key in CONVERSIONS}
             mapping.update(_source(flag, "--data"))
+    if mapping.get("store") is not None and "folder" not in mapping:
+        raise UsageError("data: store keeps a folder's images at a size: a named dataset is kept as it comes (use "
+                         "resize)", spec_file)
+    if mapping.get("store") is not None and mapping.get("resize") is not None:
+        raise UsageError("data: give resize (every image to that size) or store (kept at that side, cropped to the "
+                         "input as it trains), not both", spec_file)
+    if mapping.get("read", "auto") != "auto" and "folder" not in mapping:
+        raise UsageError("data: read says where a folder's decoded images are read from: a named dataset is held in "
+                         "memory", spec_file)
     resize = mapping.get("resize")
     if isinstance(resize, int):
         resize = (resize, resize)
     if "folder" not in mapping:
         mapping.setdefault("name", DEFAULT_DATA)
     return DataChoice(name=mapping.get("name"), folder=mapping.get("folder"), resize=tuple(resize) if resize else None,
-                      channels=mapping.get("channels"), normalize=bool(mapping.get("normalize", False)),
+                      channels=mapping.get("channels"), store=mapping.get("store"), read=mapping.get("read", "auto"),
+                      normalize=bool(mapping.get("normalize", False)),
                       val=mapping.get("val", HOLD_OUT), test=mapping.get("test", HOLD_OUT))

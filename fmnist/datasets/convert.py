@@ -1,12 +1,25 @@
 """Explicit conversions of uint8 (N, C, H, W) images: size and channels; and the optional normalisation layer."""
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from .splits import Images
+
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, what Pillow's convert("L") uses
 CHUNK = 4096  # images converted at a time: a float copy of the whole set would double its memory
+CHUNK_VALUES = 2**23  # and at most this many pixel values: a chunk of large images stays tens of MB as floats
+
+
+def chunk_length(images: Images, most: int = CHUNK, values: int = CHUNK_VALUES) -> int:
+    """Images per chunk of a pass over `images`: `most`, fewer where each is large (a 3x256x256 image is 250 MNISTs)."""
+    per_image = math.prod(images.shape[1:])
+    return max(1, min(most, values // max(1, per_image)))
 
 
 def convert_images(images: torch.Tensor, channels: int | None, size: tuple[int, int] | None) -> torch.Tensor:
@@ -15,7 +28,8 @@ def convert_images(images: torch.Tensor, channels: int | None, size: tuple[int, 
     same_size = size is None or tuple(size) == tuple(images.shape[2:])
     if same_channels and same_size:
         return images
-    parts = [_convert_chunk(images[start:start + CHUNK], channels, size) for start in range(0, len(images), CHUNK)]
+    step = chunk_length(images)
+    parts = [_convert_chunk(images[start:start + step], channels, size) for start in range(0, len(images), step)]
     return torch.cat(parts) if parts else images
 
 
@@ -31,13 +45,14 @@ def _convert_chunk(images: torch.Tensor, channels: int | None, size: tuple[int, 
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
+def channel_statistics(images: Images) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images scaled to [0, 1], in float64 sums (no overflow)."""
     channels = images.shape[1]
     total = torch.zeros(channels, dtype=torch.float64)
     squares = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, len(images), CHUNK):
-        x = images[start:start + CHUNK].double().div_(255)
+    step = chunk_length(images)
+    for start in range(0, len(images), step):
+        x = images[start:start + step].double().div_(255)
         total += x.sum((0, 2, 3))
         squares += x.pow(2).sum((0, 2, 3))
     count = images.shape[0] * images.shape[2] * images.shape[3]

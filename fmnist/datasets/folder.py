@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UsageError
-from .images import READ_ERRORS, fit_image, open_image, unreadable
+from .images import READ_ERRORS, fit_image, fit_stored, open_image, unreadable
 
 SPLITS = ("train", "val", "test")
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # one channel; every other mode is RGB
@@ -148,15 +148,16 @@ def _same(what: str, first: dict, path: str, value, show, fix: str) -> None:
                          f"add data: {{{fix}}} to the spec (or --set data.{fix.split(':')[0]}=...) to convert them")
 
 
-def decode(scan: FolderScan, shape: tuple[int, int, int], progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """All images as one uint8 (N, C, H, W) array in scan order, and their labels; `progress(done)` as it goes."""
+def decode(scan: FolderScan, shape: tuple[int, int, int], progress=None, stored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """All images as one uint8 (N, C, H, W) array in memory, in scan order, and their labels, in this process;
+    `progress(done)` as it goes. (The cache decodes with every core: datasets/decoding.py.)"""
     channels, height, width = shape
     images = np.empty((len(scan.files), height, width, channels), dtype=np.uint8)
     for index, item in enumerate(scan.files):
         path = scan.root / item.path
         try:
             with open_image(path) as opened:
-                images[index] = fit_image(opened, shape)
+                images[index] = fit_stored(opened, channels, height) if stored else fit_image(opened, shape)
         except READ_ERRORS as error:
             raise unreadable(path, error) from None
         if progress:

@@ -61,3 +61,16 @@ def fit_image(image: Image.Image, shape) -> np.ndarray:
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(image).reshape(height, width, channels)
+
+
+def fit_stored(image: Image.Image, channels: int, side: int) -> np.ndarray:
+    """A decoded picture as uint8 (side, side, channels): its short side resized to `side` (Pillow's resampling
+    averages when it shrinks), then its centre cropped square. How a folder of photos is stored (data: {store: N})."""
+    image = eight_bit(image).convert("L" if channels == 1 else "RGB")
+    scale = side / min(image.size)
+    width, height = max(side, round(image.width * scale)), max(side, round(image.height * scale))
+    if (width, height) != image.size:
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    left, top = (width - side) // 2, (height - side) // 2
+    return np.asarray(image.crop((left, top, left + side, top + side))).reshape(side, side, channels)
+

@@ -2,6 +2,7 @@
 load it through the one fast path: uint8 (N, C, H, W) tensors, split by index with a fixed seed."""
 from __future__ import annotations
 
+import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from .splits import SPLIT_SEED, Splits, stratified_split
 from . import cache
 from .choice import DataChoice
 from .convert import channel_statistics, convert_images
+from .decoding import Bar, Layout
+from .disk_images import DiskImages, read_whole
 from .folder import FolderScan, decode, native_shape, scan_folder
-from .memory import check_room
+from .memory import DATA_SHARE, _gib, check_room, free_cpu_memory
 from .named import DATASETS, NamedDataset
 
 DECODE_PROGRESS_FROM = 2_000  # images: fewer decode in about a second, without a bar
@@ -36,6 +39,8 @@ class DataPlan:
     scan: FolderScan | None = None
     download: bool = True  # a named dataset missing when it is read is fetched by torchvision
     notes: list[str] = field(default_factory=list)  # what loading did (the cache), for the run's start lines
+    view: tuple[int, int] | None = None  # stored images are cropped to the spec's (H, W): check_fits sets it
+    device: torch.device = torch.device("cpu")  # where training runs: a set that fits there is moved there whole
 
     @property
     def label(self) -> str:
@@ -51,8 +56,10 @@ class DataPlan:
 
 
 def _conversion(choice: DataChoice) -> dict:
-    """What a folder's cached images were converted with: part of the cache's key."""
-    return {"resize": list(choice.resize) if choice.resize else None, "channels": choice.channels}
+    """What a folder's cached images were converted with, and how they are ordered (the split's shares): the cache's
+    key."""
+    return {"resize": list(choice.resize) if choice.resize else None, "channels": choice.channels,
+            "store": choice.store, "val": choice.val, "test": choice.test}
 
 
 def plan_data(choice: DataChoice, data_dir: str | None, device: torch.device, find: bool = True,
@@ -76,19 +83,29 @@ def _plan_folder(choice: DataChoice, root: Path, data_dir: str | None, device: t
     if not root.is_dir():
         raise UsageError("no such folder of images", str(root))
     scan = scan_folder(root)
-    manifest = cache.peek(root, _conversion(choice), scan.fingerprint())
-    shape = tuple(manifest["shape"][1:]) if manifest else native_shape(scan, choice.channels, choice.resize)
-    check_room(str(root), len(scan.files), shape, device)
+    ordered, _ = ordered_scan(scan, choice)
+    manifest = cache.peek(root, _conversion(choice), ordered.fingerprint())
+    stored = (choice.store, choice.store) if choice.store else choice.resize
+    shape = tuple(manifest["shape"][1:]) if manifest else native_shape(scan, choice.channels, stored)
+    if choice.read == "memory":  # asked to hold it all: refused now if it cannot be (auto and disk read by index)
+        check_room(f"{root} (data: {{read: memory}})", len(scan.files), shape, device)
     layout = "/".join(scan.splits) + " folders" if scan.splits else "one folder per class"
     return DataPlan(choice, data_dir, shape, len(scan.class_names), False,
                     f"image folder {root} ({len(scan.files):,} images, {len(scan.class_names)} classes, {layout})",
-                    "every image decoded by Pillow", scan=scan)
+                    "every image decoded by Pillow", scan=scan, device=device)
 
 
 def check_fits(data: DataPlan, spec) -> None:
-    """The spec's input and classes against the data, with the conversion that would make them agree."""
+    """The spec's input and classes against the data, with the conversion that would make them agree; images stored
+    larger (data: {store: N}) are cropped to the input, which sets the plan's view."""
     wanted = tuple(spec.input)
-    if wanted != data.shape:
+    if data.choice.store:
+        if wanted[0] != data.shape[0] or max(wanted[1:]) > data.choice.store:
+            raise UsageError(f"spec wants input {wanted}; {data.label} is stored at {data.shape}, cropped to the input: "
+                             f"write input: [{data.shape[0]}, H, W] with H and W at most {data.choice.store}, or store "
+                             f"larger", spec.file)
+        data.view = (wanted[1], wanted[2])
+    elif wanted != data.shape:
         fix = {}
         if wanted[1:] != data.shape[1:]:
             fix["resize"] = wanted[1] if wanted[1] == wanted[2] else list(wanted[1:])
@@ -133,8 +150,10 @@ def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
         splits = _load_named(data, data.dataset)
     else:
         raise UsageError(f"{data.label}: neither a named dataset nor a folder")
-    if train_limit is not None:
-        splits.train_x, splits.train_y = splits.train_x[:train_limit], splits.train_y[:train_limit]
+    splits.view = data.view
+    if train_limit is not None:  # a view: nothing is read
+        kept = min(train_limit, len(splits.train_y))
+        splits.train_x, splits.train_y = splits.train_x.narrow(0, 0, kept), splits.train_y.narrow(0, 0, kept)
     if data.choice.normalize:
         mean, std = channel_statistics(splits.train_x)
         splits.normalization = {"mean": mean, "std": std}
@@ -152,37 +171,88 @@ def _load_named(data: DataPlan, dataset: NamedDataset) -> Splits:
 
 
 def _load_folder(data: DataPlan, scan: FolderScan) -> Splits:
+    """The folder's splits, decoded into the cache first where they are not there yet: stored in split order, so each
+    split is a range of the file; held in memory where they fit, else read from the file by index as training goes."""
+    ordered, (train, val, test) = ordered_scan(scan, data.choice)
     root, conversion = scan.root, data.conversion()
-    cached = cache.load(root, conversion, scan.fingerprint())
+    cached = cache.load(root, conversion, ordered.fingerprint())
     if cached:
-        decoded, decoded_labels, manifest = cached
-        data.notes.append(f"decoded images from the cache ({cache.cache_dir(root, conversion)}, made {manifest['created']})")
+        layout, _, manifest = cached
+        data.notes.append(f"decoded images from the cache ({cache.cache_dir(root, conversion)}, made "
+                          f"{manifest['created']})")
+        images = _resident(data, layout)
     else:
-        with _progress(len(scan.files)) as advance:
-            decoded, decoded_labels = decode(scan, data.shape, advance)
-        try:
-            where = cache.save(root, conversion, scan, decoded, decoded_labels)
-            data.notes.append(f"decoded {len(decoded_labels):,} images; cached in {where} for the next run")
-        except (OSError, StorageError) as error:  # no cache is slower next time, never a failed run
-            data.notes.append(f"decoded {len(decoded_labels):,} images; not cached ({error})")
-    images, labels = torch.from_numpy(decoded), torch.from_numpy(decoded_labels)
+        decoded = _decode(data, ordered, root, conversion)
+        images = decoded if isinstance(decoded, torch.Tensor) else _resident(data, decoded)
+    labels = torch.tensor([item.label for item in ordered.files], dtype=torch.long)
+    train_x, val_x, test_x = images.narrow(0, 0, train), images.narrow(0, train, val), images.narrow(0, train + val, test)
+    train_y, val_y, test_y = labels.narrow(0, 0, train), labels.narrow(0, train, val), labels.narrow(0, train + val, test)
+    return Splits(train_x, train_y, val_x, val_y, test_x, test_y, class_names=scan.class_names)
+
+
+def _resident(data: DataPlan, layout: Layout) -> torch.Tensor | DiskImages:
+    """The cached images read into memory where they fit there (data: {read: auto}) or are asked to be (read:
+    memory), else a reader that takes them from the file by index (read: disk, or too big)."""
+    need = int(math.prod(layout.shape))
+    free = free_cpu_memory()
+    fits = free is None or need <= DATA_SHARE * free
+    if data.device.type == "cuda":  # the whole set goes to the GPU with it, or batches go there as they are read
+        fits = fits and need <= DATA_SHARE * torch.cuda.mem_get_info(data.device)[0]
+    if data.choice.read == "memory" or data.choice.read == "auto" and fits:
+        return torch.from_numpy(read_whole(layout.path, layout.offset, layout.shape))
+    why = "as asked (data: {read: disk})" if data.choice.read == "disk" else \
+        f"they need {_gib(need)} and {_gib(int(free or 0))} is free"
+    data.notes.append(f"decoded images read from the cache by index as training goes, not held in memory: {why}")
+    return DiskImages(str(layout.path), layout.offset, layout.shape[1:], 0, layout.shape[0])
+
+
+def _decode(data: DataPlan, ordered: FolderScan, root: Path, conversion: dict) -> Layout | torch.Tensor:
+    """Decode the folder into the cache, with every core (where it is in the file); where the cache folder cannot be
+    written, into memory (if it fits there: it says so either way)."""
+    folder = cache.cache_dir(root, conversion)
+    problem = cache.writable(folder)
+    if problem is None:
+        title = f"decoding {len(ordered.files):,} images (once: then read from the cache)"
+        with Bar(title) as bar:
+            kept, workers = cache.decode(root, conversion, ordered, data.shape,
+                                   bar if len(ordered.files) >= DECODE_PROGRESS_FROM else None)
+        loaded = cache.load(root, conversion, ordered.fingerprint())
+        if loaded is None:
+            raise StorageError(f"the cache just written in {folder} cannot be read back", str(root))
+        earlier = f" ({kept:,} of them kept from an interrupted decode)" if kept else ""
+        data.notes.append(f"decoded {len(ordered.files):,} images{earlier} with {workers} process{'es' * (workers != 1)} "
+                          f"into the cache {folder}")
+        return loaded[0]
+    check_room(f"{root} (the cache folder {folder} cannot be written: {problem}; so in memory)", len(ordered.files),
+               data.shape, torch.device("cpu"))
+    with _progress(len(ordered.files)) as advance:
+        images, _ = decode(ordered, data.shape, advance, stored=data.choice.store is not None)
+    data.notes.append(f"decoded {len(ordered.files):,} images into memory: the cache folder {folder} cannot be written "
+                      f"({problem}; $FMNIST_CACHE sets another)")
+    return torch.from_numpy(images)
+
+
+def ordered_scan(scan: FolderScan, choice: DataChoice) -> tuple[FolderScan, tuple[int, int, int]]:
+    """The folder's files in split order (train, shuffled with the fixed seed; validation; test), with each split's
+    size: validation and test are held out of train/ by their shares, per class, where their folders are missing."""
+    labels = torch.tensor([item.label for item in scan.files], dtype=torch.long)
     parts = {split: torch.tensor([i for i, f in enumerate(scan.files) if f.split == split], dtype=torch.long)
              for split in ("", "train", "val", "test")}
     pool = torch.cat([parts[""], parts["train"]])  # what validation and test are held out of, when missing
     val, test = parts["val"], parts["test"]
-    shares = [("test", data.choice.test) if not len(test) else None, ("val", data.choice.val) if not len(val) else None]
-    held = _hold_out(labels, pool, [s for s in shares if s], len(scan.class_names), root)
+    shares = [("test", choice.test) if not len(test) else None, ("val", choice.val) if not len(val) else None]
+    held = _hold_out(labels, pool, [s for s in shares if s], len(scan.class_names), scan.root)
     train = held.pop("train")
     test, val = held.get("test", test), held.get("val", val)
     trained = torch.bincount(labels[train], minlength=len(scan.class_names))
     if (trained == 0).any():
         name = scan.class_names[int((trained == 0).nonzero()[0])]
         raise UsageError(f"class '{name}' has no training image (all of its images went to validation or test); add "
-                         f"images of it or hold out smaller shares (data: {{val: ..., test: ...}})", str(root))
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    train = train[order]  # shuffled once, so --train-limit takes a mix of all classes
-    return Splits(images[train], labels[train], images[val], labels[val], images[test], labels[test],
-                  class_names=scan.class_names)
+                         f"images of it or hold out smaller shares (data: {{val: ..., test: ...}})", str(scan.root))
+    train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))]  # for --train-limit
+    order = torch.cat([train, val, test]).tolist()
+    return FolderScan(scan.root, [scan.files[i] for i in order], scan.class_names, scan.splits), (len(train), len(val),
+                                                                                                 len(test))
 
 
 def _hold_out(labels: torch.Tensor, pool: torch.Tensor, shares: list[tuple[str, float]], classes: int, root: Path) -> dict:

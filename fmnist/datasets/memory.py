@@ -12,15 +12,61 @@ from ..errors import UsageError
 DATA_SHARE = 0.5  # the data may take half the free memory: the model, its activations and a float batch need the rest
 
 
-def _cgroup_free() -> int | None:
-    """What a container's memory limit leaves, where there is one (cgroup v2)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+NO_LIMIT = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def _cgroup_paths() -> list[tuple[Path, str, str]]:
+    """(folder, limit file, usage file) of this process's memory cgroup and of each above it, cgroup v1 (the memory
+    controller's own hierarchy) or v2 (the unified one), from /proc/self/cgroup."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):  # v1
+            base, files = CGROUP_ROOT / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        elif controllers == "" and (CGROUP_ROOT / "cgroup.controllers").is_file():  # v2, mounted as the root
+            base, files = CGROUP_ROOT, ("memory.max", "memory.current")
+        else:
+            continue
+        folder = base / path.lstrip("/")
+        while True:  # a limit anywhere above binds too
+            found.append((folder, *files))
+            if folder == base:
+                break
+            folder = folder.parent
+    return found
+
+
+def _cgroup_free() -> int | None:
+    """What the tightest memory limit of the container (cgroup v1 or v2) this process is in leaves, or None."""
+    free = None
+    for folder, limit_file, usage_file in _cgroup_paths():
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            usage = int((folder / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or not limit.isdigit() or int(limit) >= NO_LIMIT:
+            continue
+        left = int(limit) - (usage - _inactive_files(folder))  # page cache not in use is given back on demand
+        free = min(free, left) if free is not None else left
+    return free
+
+
+def _inactive_files(folder: Path) -> int:
+    """Bytes of the cgroup's page cache not recently used (memory.stat), which the kernel reclaims before it refuses."""
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in ("total_inactive_file", "inactive_file"):  # v1 (with its children), v2
+                return int(value)
     except (OSError, ValueError):
-        return None
+        pass
+    return 0
 
 
 def free_cpu_memory() -> int | None:
@@ -43,10 +89,12 @@ def _gib(size: int) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
-def check_room(label: str, images: int, shape: tuple[int, ...], device: torch.device, native: tuple[int, ...] | None = None) -> None:
-    """Refuse a dataset whose uint8 images (and, while converting, their native copy) would not fit."""
+def check_room(label: str, images: int, shape: tuple[int, ...], device: torch.device, native: tuple[int, ...] | None = None,
+               host: bool = True) -> None:
+    """Refuse a dataset whose uint8 images (and, while converting, their native copy) would not fit: in this machine's
+    memory where they are held there (`host`), and on a GPU the run trains on."""
     need = images * (math.prod(shape) + (math.prod(native) if native and tuple(native) != tuple(shape) else 0))
-    places = [("this machine", free_cpu_memory())]
+    places = [("this machine", free_cpu_memory())] if host else []
     if device.type == "cuda":
         places.append((str(device), torch.cuda.mem_get_info(device)[0]))
     for where, free in places:

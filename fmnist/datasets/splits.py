@@ -1,10 +1,16 @@
-"""The trainer's only view of data: train, validation and test images as uint8 (N, C, H, W) tensors with int64
-labels, and the fixed-seed stratified split that holds validation images out of the training split."""
+"""The trainer's only view of data: train, validation and test images as uint8 (N, C, H, W) tensors (or read from
+disk by index, for a folder too big for memory) with int64 labels, and the fixed-seed stratified split that holds
+validation images out of the training split."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import torch
+
+from .disk_images import DiskImages
+
+Images = Union[torch.Tensor, DiskImages]  # indexing either gives a tensor; narrow() gives a view of either
 
 SPLIT_SEED = 0  # fixed, so every run, grid cell and search trial is judged on the same validation images
 VALIDATION_SHARE_CAP = 6  # validation takes at most 1/6 of each class
@@ -12,20 +18,21 @@ VALIDATION_SHARE_CAP = 6  # validation takes at most 1/6 of each class
 
 @dataclass
 class Splits:
-    """Images as uint8 (N, C, H, W) tensors and labels as int64, per split; the trainer's only view of data."""
+    """Images as uint8 (N, C, H, W) and labels as int64, per split; the trainer's only view of data."""
 
-    train_x: torch.Tensor
+    train_x: Images
     train_y: torch.Tensor
-    val_x: torch.Tensor
+    val_x: Images
     val_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
     class_names: tuple[str, ...]
     normalization: dict | None = None  # {"mean": [...], "std": [...]} per channel of the training split, when asked for
+    view: tuple[int, int] | None = None  # images stored larger than the model's input: the (H, W) it is cropped to
 
     def to(self, device: torch.device) -> "Splits":
         moved = {name: getattr(self, name).to(device) for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return Splits(**moved, class_names=self.class_names, normalization=self.normalization)
+        return Splits(**moved, class_names=self.class_names, normalization=self.normalization, view=self.view)
 
 
 def stratified_split(labels: torch.Tensor, per_class: int, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..datasets.convert import chunk_length
 from . import speedups
+from .augment import centre_view
 from .inputs import model_input
 from .losses import LOSSES
 
@@ -23,6 +25,7 @@ class EvalSettings:
     precision: str = "fp32"
     channels_last: bool = False
     tta: bool = False
+    view: tuple[int, int] | None = None  # images stored larger than the input: each is resized and centre-cropped to it
 
 
 @dataclass
@@ -51,10 +54,13 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     loss_sum = torch.zeros((), device=how.device)
     hits: dict[int, torch.Tensor] = {}
     predictions = []
-    for start in range(0, len(labels), EVAL_BATCH):
-        y = labels[start:start + EVAL_BATCH]
+    size = chunk_length(images, EVAL_BATCH)
+    for start in range(0, len(labels), size):
+        y = labels[start:start + size]
+        batch = images[start:start + size]
+        batch = centre_view(batch, how.view) if how.view is not None else batch
         with speedups.autocast(how.device, how.precision):
-            logits = logits_of(model, model_input(images[start:start + EVAL_BATCH], how.channels_last), how.tta)
+            logits = logits_of(model, model_input(batch, how.channels_last), how.tta)
         loss_sum += loss_fn(logits.float(), y) * len(y)  # the loss always in fp32
         predictions.append(logits.argmax(1))
         ranked = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices == y[:, None]

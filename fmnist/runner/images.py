@@ -9,15 +9,22 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..datasets.images import READ_ERRORS, eight_bit, fit_image, open_image, unreadable
+from ..datasets.images import READ_ERRORS, eight_bit, fit_image, fit_stored, open_image, unreadable
 from ..errors import UsageError
 
 SIZE = 28
 
 
-def load_image(path: str | Path, shape=(1, SIZE, SIZE), light_on_black: bool = True) -> torch.Tensor:
-    """(C, H, W) uint8 for a model with input `shape`."""
+def load_image(path: str | Path, shape=(1, SIZE, SIZE), light_on_black: bool = True,
+               stored: int | None = None) -> torch.Tensor:
+    """(C, H, W) uint8 for a model with input `shape`; `stored`: the run's images were stored at that side and
+    judged by their centre view, so this one is too."""
     image = _read(path)
+    if stored is not None:
+        from .augment import centre_view
+
+        square = torch.from_numpy(fit_stored(image, shape[0], stored).copy()).permute(2, 0, 1)[None]
+        return centre_view(square, (shape[1], shape[2]))[0].contiguous()
     if not light_on_black:
         return torch.from_numpy(fit_image(image, shape).copy()).permute(2, 0, 1).contiguous()
     from ..datasets.convert import convert_images

@@ -13,7 +13,7 @@ from .. import interrupts
 from ..world import World
 from ..errors import TrainingError
 from . import distributed, speedups
-from .augment import crop_and_flip, random_erase
+from .augment import Share, centre_view, crop_and_flip, random_erase, random_resized_crop
 from ..datasets.splits import Splits
 from ..hparams import TrainConfig
 from .evaluation import EvalSettings, Evaluation, evaluate
@@ -64,15 +64,15 @@ class Trainer:
         """The weights a run judges, saves as best.pt and tests: the average with --ema, else the trained ones."""
         return self.ema.module if self.ema is not None else self.model
 
-    def _forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, loss, labels) of this rank's share of a training step's global batch, with --mixup/--cutmix
-        blending the whole batch and the loss; the loss is always computed in fp32."""
-        share = self._share(len(labels))
-        if self.mix_alphas:  # the partners are drawn from the whole global batch, as one process draws them
+    def _forward(self, images: torch.Tensor, labels: torch.Tensor, mine: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, loss, labels) of this process's images of a training step; with --mixup/--cutmix, `images` is the
+        whole global batch (partners are drawn from all of it, as one process draws them) and `mine` this process's
+        slice of it. The loss is always computed in fp32."""
+        if self.mix_alphas:
             mixed = mix_batch(model_input(images, self.channels_last), labels, self.mix_alphas, self.generator)
-            inputs, labels, partners = mixed.inputs[share], labels[share], mixed.partner_labels[share]
+            inputs, labels, partners = mixed.inputs[mine], labels[mine], mixed.partner_labels[mine]
         else:
-            inputs, labels, partners, mixed = model_input(images[share], self.channels_last), labels[share], None, None
+            inputs, partners, mixed = model_input(images, self.channels_last), None, None
         with speedups.autocast(self.device, self.precision):
             logits = self.stepped(inputs)
         scores = logits.float()
@@ -81,6 +81,20 @@ class Trainer:
             partner_loss = self.loss_fn(scores, partners, self.hparams.label_smoothing)
             loss = mixed.share * loss + (1 - mixed.share) * partner_loss
         return logits, loss, labels
+
+    def _augment(self, images: torch.Tensor, share: Share | None) -> torch.Tensor:
+        """The training transforms, drawn for the global batch: for images stored larger than the model's input, a
+        random-resized crop and flip (the ImageNet recipe), or the centre view without --augment; else the study's
+        crop and flip; then erasing."""
+        hparams, view = self.hparams, self.splits.view
+        if view is not None:
+            images = random_resized_crop(images, self.generator, view, hparams.flip, share) if hparams.augment \
+                else centre_view(images, view)
+        elif hparams.augment:
+            images = crop_and_flip(images, self.generator, hparams.crop_pad, hparams.flip, share)
+        if hparams.erase:
+            images = random_erase(images, self.generator, hparams.erase, share)
+        return images
 
     def _share(self, batch: int) -> slice:
         """This rank's slice of a global batch of `batch` images (all of it, in one process)."""
@@ -108,13 +122,15 @@ class Trainer:
         seen, started, reported = 0, time.perf_counter(), time.perf_counter()
         for step in range(self.steps_per_epoch()):
             interrupts.check()  # a Ctrl-C that Python swallowed (it landed in a GC callback) stops here
-            index = order[step * batch:(step + 1) * batch]
-            x, y = images[index], labels[index]  # the global batch: every rank draws its augmentation, then its share
-            if self.hparams.augment:
-                x = crop_and_flip(x, self.generator, self.hparams.crop_pad, self.hparams.flip)
-            if self.hparams.erase:
-                x = random_erase(x, self.generator, self.hparams.erase)
-            logits, loss, y = self._forward(x, y)
+            index = order[step * batch:(step + 1) * batch]  # the global batch
+            mine = self._share(len(index))
+            share = (mine, len(index)) if self.world.distributed else None
+            if self.mix_alphas:  # mixing pairs images from anywhere in the batch: every process reads all of it
+                x, y = self._augment(images[index], None), labels[index]
+            else:  # a process reads only its share, augmented as one process would augment it
+                x, y = self._augment(images[index[mine]], share), labels[index[mine]]
+                mine = slice(None)
+            logits, loss, y = self._forward(x, y, mine)
             self.optimizer.zero_grad(set_to_none=True)
             # a share of the batch weighs as much as its images: DDP's mean over ranks is then the batch's mean
             (loss * (self.world.size * len(y) / len(index)) if self.world.distributed else loss).backward()
@@ -162,15 +178,18 @@ class Trainer:
     @property
     def eval_settings(self) -> EvalSettings:
         """How this trainer's models are judged: its loss, device, speed levers and test-time flip."""
-        return EvalSettings(self.hparams.loss, self.device, self.precision, self.channels_last, self.hparams.tta)
+        return EvalSettings(self.hparams.loss, self.device, self.precision, self.channels_last, self.hparams.tta,
+                            self.splits.view)
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers; with several ranks, each
         evaluates its part of the split and the figures are summed, so every rank has the whole split's."""
         if not self.world.distributed:
             return evaluate(self.eval_model, images, labels, self.eval_settings)
-        part = torch.arange(len(labels)).tensor_split(self.world.size)[self.world.rank].to(labels.device)
-        return distributed.summed(evaluate(self.eval_model, images[part], labels[part], self.eval_settings), len(labels))
+        part = torch.arange(len(labels)).tensor_split(self.world.size)[self.world.rank]
+        start, size = (int(part[0]), len(part)) if len(part) else (0, 0)  # a view of its rows: read as evaluated
+        return distributed.summed(evaluate(self.eval_model, images.narrow(0, start, size), labels.narrow(0, start, size),
+                                           self.eval_settings), len(labels))
 
     def validate(self, epoch: int, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         """evaluate() after an epoch; a NaN/inf validation loss (an update after the last finite training loss

@@ -42,6 +42,7 @@ def one_line_error(code, err, exit_code=2):
     ("--cutmix", "1000", "--cutmix 1000.0: 1000.0 is greater than the maximum of 100"),
     ("--train-limit", "0", "--train-limit 0: needs at least 2 images"),
     ("--train-limit", "-1", "--train-limit -1: needs at least 2 images"),
+    ("--val-limit", "0", "--val-limit 0: needs at least 1 image"),
 ])
 def test_bad_setting_is_refused_before_any_run_folder(cli, tmp_path, flag, value, message):
     code, _, err = cli("run", SPECS / "cnn_4.yaml", flag, value, "--out", tmp_path / "runs")
@@ -103,6 +104,7 @@ def test_spec_that_does_not_fit_the_data_is_refused_before_any_folder(cli, write
     (["--space", "epochs=1:3"], "expected NAME=LOW:HIGH or NAME=A,B,C"),
     (["--train-limit", "0"], "--train-limit 0: needs at least 2 images"),
     (["--train-limit", "-1"], "--train-limit -1: needs at least 2 images"),
+    (["--val-limit", "-3"], "--val-limit -3: needs at least 1 image"),
     (["--trials", "0"], "--trials 0: must be from 1 to 100,000"),
     (["--trials", "100000000000000000000000"], "must be from 1 to 100,000"),
     (["--minutes", "0"], "--minutes 0: must be more than 0 and at most 10,080 (a week)"),

@@ -12,7 +12,7 @@ from tests.conftest import PNG_SIGNATURE, only_run
 
 TINY_A = "name: tiny_a\nlayers: [conv 3x3x4, relu, pool 2x2, fc 10]\n"
 TINY_B = "name: tiny_b\nlayers: [pool 2x2, fc 10]\n"
-QUICK = ("--num-epochs", "1", "--train-limit", "300")
+QUICK = ("--num-epochs", "1", "--train-limit", "300", "--val-limit", "500")
 
 
 def test_grid_prints_the_study_layout_and_resume_skips_finished_cells(cli, write_spec, real_data, tmp_path):
@@ -65,7 +65,7 @@ def test_a_cell_runs_its_resolved_spec_so_set_reaches_it(cli, write_spec, real_d
 
 def test_search_resumes_from_its_sqlite_file_and_retrains_the_best(cli, write_spec, real_data, tmp_path):
     spec = write_spec(TINY_A, "a.yaml")
-    args = ("search", spec, "--train-limit", "300", "--space", "num_epochs=1:2", "--out", tmp_path)
+    args = ("search", spec, "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=1:2", "--out", tmp_path)
     code, out, err = cli(*args, "--trials", "2", "--no-retrain")
     assert (code, err) == (0, "")
     assert "0 of 2 trials finished" in out and "trial 1:" in out
@@ -90,7 +90,7 @@ def test_a_trial_honours_the_runs_callbacks_early_stopping_and_tensorboard(cli, 
     import optuna
 
     spec = write_spec(TINY_A, "a.yaml")  # a learning rate of 1e-30 never improves on epoch 1: patience 1 stops at 2
-    code, out, err = cli("search", spec, "--train-limit", "300", "--space", "num_epochs=6:6", "--space", "lr=1e-30:1e-30",
+    code, out, err = cli("search", spec, "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=6:6", "--space", "lr=1e-30:1e-30",
                          "--patience", "1", "--log", "tensorboard", "--trials", "1", "--no-retrain", "--out", tmp_path)
     assert (code, err) == (0, "")
     assert "trial 0: best val" in out and "(early stop after epoch 2: no validation improvement for 1 epoch(s)" in out
@@ -104,7 +104,7 @@ def test_a_multi_fidelity_pruner_stops_the_weak_trials_after_their_first_epochs(
     import optuna
 
     spec = write_spec(TINY_A, "a.yaml")
-    code, out, err = cli("search", spec, "--train-limit", "300", "--space", "num_epochs=3:3", "--trials", "6",
+    code, out, err = cli("search", spec, "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=3:3", "--trials", "6",
                          "--pruner", "halving", "--no-retrain", "--out", tmp_path)
     assert (code, err) == (0, "")
     assert json.loads((tmp_path / "search.json").read_text())["pruner"] == "halving"
@@ -157,7 +157,7 @@ def test_two_workers_share_one_study_on_postgresql(postgres, write_spec, real_da
     spec = write_spec(TINY_A, "a.yaml")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen([sys.executable, "-m", "fmnist.cli", "search", str(spec), "--trials", "6", "--storage", postgres,
-                                 "--study", "shared", "--train-limit", "300", "--space", "num_epochs=1:2", "--no-retrain",
+                                 "--study", "shared", "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=1:2", "--no-retrain",
                                  "--out", str(tmp_path / f"worker{i}")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for i in range(2)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
@@ -229,7 +229,7 @@ def test_a_diverging_trial_fails_alone_and_a_search_of_only_those_says_so(cli, w
 
 def test_a_time_budget_ends_the_search_then_the_best_is_retrained(cli, write_spec, real_data, tmp_path):
     spec = write_spec(TINY_A, "a.yaml")
-    args = ("search", spec, "--train-limit", "300", "--space", "num_epochs=2:2", "--trials", "500", "--out", tmp_path)
+    args = ("search", spec, "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=2:2", "--trials", "500", "--out", tmp_path)
     code, out, err = cli(*args, "--minutes", "0.1", "--results", tmp_path / "kept")
     assert (code, err) == (0, ""), err
     result = json.loads((tmp_path / "search.json").read_text())
@@ -242,7 +242,7 @@ def test_a_time_budget_ends_the_search_then_the_best_is_retrained(cli, write_spe
 
 def test_a_trial_still_running_when_the_budget_is_spent_stops_at_its_next_epoch(cli, write_spec, real_data, tmp_path):
     spec = write_spec(TINY_A, "a.yaml")
-    code, out, err = cli("search", spec, "--train-limit", "300", "--space", "num_epochs=5:5", "--trials", "3",
+    code, out, err = cli("search", spec, "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=5:5", "--trials", "3",
                          "--minutes", "0.0001", "--out", tmp_path)
     assert code == 1 and len(err.splitlines()) == 1
     assert "no trial finished within the time budget (0.0001 min)" in err

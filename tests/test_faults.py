@@ -32,7 +32,7 @@ from tests.conftest import (
     write_idx,
 )
 
-TINY_RUN = ("--train-limit", "300", "--num-epochs", "1")
+TINY_RUN = ("--train-limit", "300", "--val-limit", "500", "--num-epochs", "1")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def one_line(err: str) -> bool:
 
 def test_ctrl_c_stops_the_whole_grid_and_says_what_finished(write_spec, real_data, tmp_path):
     spec = write_spec(TINY_SPEC)
-    grid = spawn("grid", spec, "--train-limit", "3000", "--num-epochs", "200", "--out", tmp_path / "g", cwd=tmp_path)
+    grid = spawn("grid", spec, "--train-limit", "3000", "--val-limit", "500", "--num-epochs", "200", "--out", tmp_path / "g", cwd=tmp_path)
     first = tmp_path / "g" / "tiny-noaug-softmax"
     wait_until(lambda: (first / "metrics.csv").is_file(), grid, what="the first cell finished an epoch")
     grid.send_signal(signal.SIGINT)
@@ -137,7 +137,7 @@ def test_full_disk_is_one_line_and_keeps_finished_epochs(write_spec, real_data, 
     mount_or_skip(disk, "-t", "tmpfs", "-o", "size=600k", "tmpfs")
     try:
         spec = write_spec("name: wide\nlayers: [conv 3x3x16, relu, pool 2x2, fc 10]\n")  # ~27k params: a few epochs fit
-        result = subprocess.run([sys.executable, "-m", "fmnist", "run", str(spec), "--train-limit", "300", "--num-epochs", "40",
+        result = subprocess.run([sys.executable, "-m", "fmnist", "run", str(spec), "--train-limit", "300", "--val-limit", "500", "--num-epochs", "40",
                                  "--out", str(disk)], capture_output=True, text=True)
         assert result.returncode == 1 and one_line(result.stderr), result.stderr
         assert "No space left on device" in result.stderr
@@ -323,7 +323,7 @@ def test_second_writer_of_a_run_folder_is_refused(cli, write_spec, real_data, tm
 
 def test_two_grids_on_one_out_split_the_cells(write_spec, real_data, tmp_path):
     spec = write_spec(TINY_SPEC)
-    args = ("grid", spec, "--train-limit", "1000", "--num-epochs", "2", "--out", tmp_path / "g")
+    args = ("grid", spec, "--train-limit", "1000", "--val-limit", "500", "--num-epochs", "2", "--out", tmp_path / "g")
     grids = [spawn(*args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"}) for _ in range(2)]
     outputs = [grid.communicate(timeout=300) for grid in grids]
     assert [grid.returncode for grid in grids] == [0, 0], outputs

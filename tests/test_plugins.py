@@ -50,7 +50,7 @@ def test_a_plugin_file_adds_a_kind_to_summary_run_and_grid(real_data, tmp_path):
     assert summary.returncode == 0, summary.stderr
     rows = json.loads(summary.stdout)["layers"]
     assert rows[0]["macs"] == 28 * 28 * 8 * 1 * 3 * 3 and rows[0]["params"] == 8 * 9 + 8  # counted by torch
-    quick = ("--train-limit", "300", "--num-epochs", "1")
+    quick = ("--train-limit", "300", "--val-limit", "500", "--num-epochs", "1")
     trained = fmnist("--plugin", "layers.py", "run", "mine.yaml", *quick, "--out", "runs", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert json.loads((only_run(tmp_path / "runs") / "summary.json").read_text())["test_acc"] > 0.1

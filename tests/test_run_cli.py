@@ -16,7 +16,7 @@ from tests.conftest import PNG_SIGNATURE, SPECS, only_run, spawn, wait_until, wr
 RECIPE_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "nesterov": False, "schedule": "constant", "warmup_epochs": 0,
                    "label_smoothing": 0.0, "crop_pad": 1, "flip": True, "patience": None, "ema": None, "clip_grad": None,
                    "tta": False, "erase": 0.0, "mixup": None, "cutmix": None, "sync_bn": True}
-QUICK = ("--train-limit", "1000", "--num-epochs", "2", "--seed", "1")
+QUICK = ("--train-limit", "1000", "--val-limit", "700", "--num-epochs", "2", "--seed", "1")
 
 
 def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path):
@@ -27,6 +27,7 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "best.pt", "last.pt", "loss.png",
                                                "accuracy.png", "summary.json"}
     assert "epoch  1/2  train loss" in out and "epoch  2/2" in out and "test accuracy" in out
+    assert " · 1,000 train / 700 val / 10,000 test images · " in out  # --val-limit: the test split stays whole
     summary = json.loads((run / "summary.json").read_text())
     assert 0.5 < summary["test_acc"] < 1 and summary["best_epoch"] in (1, 2)
     assert summary["best_val_acc"] == max(e["val_acc"] for e in summary["epochs"])
@@ -40,6 +41,7 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     assert config["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 2, "dropout": None,
                                  "loss": "softmax", "augment": False, **RECIPE_DEFAULTS, "seed": 1}
     assert config["spec"]["name"] == "CNN_4" and config["device"] == "cpu" and config["data"]["train"] == 1000
+    assert config["data"]["val_limit"] == 700 and config["data"]["validation"] == 700
     assert config["versions"]["torch"] == str(torch.__version__)
     best = torch.load(run / "best.pt", weights_only=True)
     assert best["epoch"] == summary["best_epoch"] and {"model", "optimizer", "spec", "hparams", "class_names"} <= set(best)
@@ -175,7 +177,7 @@ def _wait_for_epochs(run_parent: Path, epochs: int, process, limit_s=120):
     return found[0]
 
 
-RESUMABLE = ("--train-limit", "2000", "--num-epochs", "3", "--seed", "3", "--augment", "--threads", "2")  # the same
+RESUMABLE = ("--train-limit", "2000", "--val-limit", "1000", "--num-epochs", "3", "--seed", "3", "--augment", "--threads", "2")  # the same
 # thread count in the killed process and in this one: it changes the arithmetic, so the epochs would not match
 
 

@@ -11,7 +11,7 @@ from fmnist.runner.rundir import RunDir
 from tests.conftest import TINY_SPEC, only_run
 from tests.test_datasets import one_line_error
 
-QUICK = ("--train-limit", "300", "--num-epochs", "2", "--threads", "1")
+QUICK = ("--train-limit", "300", "--val-limit", "500", "--num-epochs", "2", "--threads", "1")
 
 
 def finished_run(cli, write_spec, out, *flags):
@@ -136,7 +136,7 @@ def test_a_resume_uses_the_runs_own_thread_count_and_matches_an_uninterrupted_ru
 
     from tests.conftest import SPECS, spawn, wait_until
 
-    flags = ("--train-limit", "2000", "--num-epochs", "3", "--seed", "3", "--augment", "--threads", "1")
+    flags = ("--train-limit", "2000", "--val-limit", "1000", "--num-epochs", "3", "--seed", "3", "--augment", "--threads", "1")
     child = spawn("run", SPECS / "cnn_4.yaml", *flags, "--out", tmp_path / "killed", cwd=tmp_path)
     wait_until(lambda: any(len((p / "metrics.csv").read_text().splitlines()) >= 2
                            for p in (tmp_path / "killed").glob("*/") if (p / "metrics.csv").is_file()), child,

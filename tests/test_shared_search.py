@@ -36,7 +36,7 @@ def _running(url, name):
 
 def test_workers_share_the_retrain_seeds_and_every_trial_is_kept_as_a_file(postgres, write_spec, real_data, tmp_path):
     spec = write_spec(TINY, "a.yaml")
-    args = ("--trials", "3", "--train-limit", "300", "--space", "num_epochs=1:1", "--seeds", "3",
+    args = ("--trials", "3", "--train-limit", "300", "--val-limit", "500", "--space", "num_epochs=1:1", "--seeds", "3",
             "--results", str(tmp_path / "kept"))
     workers = [_worker(spec, postgres, "seeds", tmp_path / f"w{i}", *args) for i in range(2)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
@@ -76,7 +76,7 @@ def _beats(url, trial) -> int:
 def test_a_killed_workers_trial_is_failed_and_its_point_tried_again(postgres, write_spec, real_data, tmp_path):
     spec = write_spec(TINY, "a.yaml")
     # 40 epochs: a trial outlives its first beat, whatever the machine's speed
-    args = ("--trials", "2", "--train-limit", "1000", "--space", "num_epochs=40:40", "--pruner", "none", "--no-retrain")
+    args = ("--trials", "2", "--train-limit", "1000", "--val-limit", "500", "--space", "num_epochs=40:40", "--pruner", "none", "--no-retrain")
     killed = _worker(spec, postgres, "killed", tmp_path / "w0", *args)
     wait_until(lambda: _running(postgres, "killed"), killed, what="a running trial")
     (lost,) = _running(postgres, "killed")
@@ -95,7 +95,7 @@ def test_a_killed_workers_trial_is_failed_and_its_point_tried_again(postgres, wr
 
 def test_the_server_restarted_mid_trial_is_waited_for(postgres_server, write_spec, real_data, tmp_path):
     spec = write_spec(TINY, "a.yaml")
-    args = ("--trials", "2", "--train-limit", "3000", "--space", "num_epochs=6:6", "--pruner", "none", "--no-retrain")
+    args = ("--trials", "2", "--train-limit", "3000", "--val-limit", "500", "--space", "num_epochs=6:6", "--pruner", "none", "--no-retrain")
     worker = _worker(spec, postgres_server.url, "restart", tmp_path / "w", *args)
     wait_until(lambda: _running(postgres_server.url, "restart"), worker, what="a running trial")
     postgres_server.restart()  # fast: the server cuts every client off, then comes back
@@ -111,7 +111,7 @@ def test_a_grid_whose_database_stays_away_ends_in_one_line_and_keeps_its_finishe
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "FMNIST_HEARTBEAT_S": BEAT_S,
            "FMNIST_RECONNECT_S": "2"}
     command = [sys.executable, "-m", "fmnist", "grid", str(spec), "--augment", "off", "--loss", "softmax",
-               "--num-epochs", "30", "--train-limit", "2000", "--threads", "1", "--storage", postgres_server.url,
+               "--num-epochs", "30", "--train-limit", "2000", "--val-limit", "500", "--threads", "1", "--storage", postgres_server.url,
                "--study", "away", "--out", str(tmp_path / "g")]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # a cell past its first epoch (a server gone before the cell took its grid point would end it with nothing run)

@@ -36,7 +36,7 @@ def evaluate(run_path: str, device: str, data: str | None, data_dir: str | None,
     choice = choose_data(spec.data, data if data is not None else recorded.choice, spec.file)
     planned = plan_data(choice, data_dir or recorded.data_dir, torch_device)
     check_fits(planned, spec)
-    splits = load_data(planned, recorded.train_limit)
+    splits = load_data(planned, recorded.train_limit, recorded.val_limit)
     if data is None:  # the run's own data: the test split must be the one the run was tested on
         check_unchanged(recorded.as_mapping(), planned, splits, str(run.file("config.yaml")))
     splits = splits.to(torch_device)

@@ -142,7 +142,7 @@ def check_unchanged(recorded: dict, data: DataPlan, splits: Splits, where: str) 
                      f"start a new run", where)
 
 
-def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
+def load_data(data: DataPlan, train_limit: int | None = None, val_limit: int | None = None) -> Splits:
     """The three splits as uint8 tensors on the CPU, converted, with the normalisation statistics if asked for."""
     if data.scan is not None:
         splits = _load_folder(data, data.scan)
@@ -154,6 +154,9 @@ def load_data(data: DataPlan, train_limit: int | None = None) -> Splits:
     if train_limit is not None:  # a view: nothing is read
         kept = min(train_limit, len(splits.train_y))
         splits.train_x, splits.train_y = splits.train_x.narrow(0, 0, kept), splits.train_y.narrow(0, 0, kept)
+    if val_limit is not None:
+        kept = min(val_limit, len(splits.val_y))
+        splits.val_x, splits.val_y = splits.val_x.narrow(0, 0, kept), splits.val_y.narrow(0, 0, kept)
     if data.choice.normalize:
         mean, std = channel_statistics(splits.train_x)
         splits.normalization = {"mean": mean, "std": std}

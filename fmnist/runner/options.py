@@ -47,6 +47,8 @@ class RunOptions:
     data_dir: str | None = option(None, "Folder of the named datasets' files, in torchvision's layout (else "
                                         "$FMNIST_DATA, ./data; Fashion-MNIST also Debian's package).")
     train_limit: int | None = option(None, "Train on only the first N training images (quick looks).", type=int)
+    val_limit: int | None = option(None, "Validate on only the first N validation images (quick looks; the test split "
+                                         "stays whole).", type=int)
     fast: bool = option(True, "The measured speed levers, or the plain eager fp32 loop. [fast]", flag="--fast/--plain")
     threads: int | None = option(None, "CPU threads of this process (torch's intra-op threads) [all cores].", type=int,
                                  on_resume=True)

@@ -59,9 +59,12 @@ def cpu_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def check_train_limit(train_limit: int | None) -> None:
-    if train_limit is not None and train_limit < 2:
-        raise UsageError(f"--train-limit {train_limit}: needs at least 2 images")
+def check_limits(options) -> None:
+    """--train-limit and --val-limit: enough images to train a batch and to judge it."""
+    if options.train_limit is not None and options.train_limit < 2:
+        raise UsageError(f"--train-limit {options.train_limit}: needs at least 2 images")
+    if options.val_limit is not None and options.val_limit < 1:
+        raise UsageError(f"--val-limit {options.val_limit}: needs at least 1 image")
 
 
 def check_fits(built: Plan, hparams: TrainConfig, data: DataPlan) -> None:
@@ -79,7 +82,7 @@ def check_fits(built: Plan, hparams: TrainConfig, data: DataPlan) -> None:
 def prepare(spec: Spec, flags: dict, options: RunOptions, find_data: bool = True) -> Prepared:
     """Plan the spec, resolve its settings (flag > spec > defaults), check both against the data and the machine."""
     built = plan(spec)  # shape or size problems surface before any data is read
-    check_train_limit(options.train_limit)
+    check_limits(options)
     check_threads(options.threads)
     check_logger(options.log)
     device = resolve_device(options.device)

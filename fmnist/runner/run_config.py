@@ -28,6 +28,7 @@ class RunData:
     check: str | None = None
     data_dir: str | None = None
     train_limit: int | None = None
+    val_limit: int | None = None
     train: int | None = None
     validation: int | None = None
     test: int | None = None

@@ -71,11 +71,12 @@ def start(spec: Spec, flags: dict, options: RunOptions, console: Console, startu
         if options.dry_run:
             console.print(yaml.safe_dump({"spec": spec.file, "model": spec.name, "data": ready.data.choice.as_mapping(),
                                           "hparams": ready.hparams.as_dict(), "device": str(ready.device),
-                                          "train_limit": options.train_limit, "speed": ready.speed,
+                                          "train_limit": options.train_limit, "val_limit": options.val_limit,
+                                          "speed": ready.speed,
                                           "processes": world.size}, sort_keys=False).rstrip())
             return None
         weights = initial_weights(spec, options.init, options.init_fresh_head)  # a bad --init: one line, before any folder
-        splits = load_data(ready.data, options.train_limit)
+        splits = load_data(ready.data, options.train_limit, options.val_limit)
         if world.is_writer:
             run = RunDir.create_at(options.run_dir) if options.run_dir else RunDir.create(options.out, spec.name)
     try:
@@ -127,7 +128,8 @@ def _config(ready: Prepared, options: RunOptions, splits, world: World) -> RunCo
         init={"weights": options.init, "fresh_head": options.init_fresh_head} if options.init else None,
         device=str(ready.device), speed=ready.speed, log=ready.log,
         data=RunData(dataset=data.label, choice=data.choice.as_mapping(), source=data.how, verified=True, check=data.check,
-                     data_dir=options.data_dir, train_limit=options.train_limit, **split_sizes(splits),
+                     data_dir=options.data_dir, train_limit=options.train_limit, val_limit=options.val_limit,
+                     **split_sizes(splits),
                      contents=data.scan.contents() if data.scan else None, input=list(data.shape),
                      light_on_black=data.light_on_black, normalization=splits.normalization),
         versions={"fmnist": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
@@ -170,7 +172,8 @@ def resume(path: str | Path, device_name: str, console: Console, threads: int | 
 def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int | None, world: World) -> None:
     config, spec = run.config(), run.spec()
     options = RunOptions(device=device_name, data_dir=config.data.data_dir, data=config.data.choice,
-                         train_limit=config.data.train_limit, threads=threads, log=config.log,
+                         train_limit=config.data.train_limit, val_limit=config.data.val_limit, threads=threads,
+                         log=config.log,
                          **{key: value for key, value in config.speed.items() if key in ("fast", "precision")})
     with distributed.agreeing(world):
         ready = prepare(spec, config.hparams, options)  # an older fmnist's run folder gets today's defaults for new settings
@@ -179,7 +182,7 @@ def _resume_locked(run: RunDir, device_name: str, console: Console, threads: int
         if checkpoint is not None and checkpoint.spec != config.spec:
             raise UsageError("last.pt belongs to another spec than config.yaml (copied from another run?)",
                              str(run.file("last.pt")))
-        splits = load_data(ready.data, options.train_limit)
+        splits = load_data(ready.data, options.train_limit, options.val_limit)
         check_unchanged(config.data.as_mapping(), ready.data, splits, str(run.file("config.yaml")))
     if config.device and str(ready.device) != config.device:
         console.print(f"note: resuming on {ready.device}, not the run's own {config.device}: the resumed epochs will "

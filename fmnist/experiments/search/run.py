@@ -87,7 +87,7 @@ def run_trials(study, ready: Prepared, space: dict, settings: SearchSettings, op
     from ...runner.preflight import cpu_threads
     from ...runner.session import RunInterrupted
 
-    splits = load_data(ready.data, options.train_limit).to(ready.device)
+    splits = load_data(ready.data, options.train_limit, options.val_limit).to(ready.device)
     seconds = settings.minutes * 60 if settings.minutes else None
     deadline = time.monotonic() + seconds if seconds else None
     objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console, deadline,

@@ -85,7 +85,12 @@ def test_every_shipped_spec_passes_the_schema():
     ("layers: [{parallel: [[fc 4], [fc 4]]}, fc 10]",
      "branch 1 gives (4,), a flat vector: concatenated branches must give (C, H, W) maps"),
     ("layers: [{add: [[relu], {conv: {kernel: 1, filters: 4}}]}, fc 10]",
-     "branch 2 is a mapping, not a list of layers: each branch is a list, e.g. [[conv 1x1x8], [{conv: ...}]]"),
+     "branch 2 is a mapping ({conv: ...}), not a list of layers: every branch is a list, so write "
+     "{add: [[relu], [{conv: ...}]]}"),
+    ("layers: [{add: [[relu], relu]}, fc 10]",
+     "branch 2 is one layer ('relu'), not a list of layers: every branch is a list, so write {add: [[relu], [relu]]}"),
+    ("layers: [{add: {a: [relu], b: [identity]}}, fc 10]",
+     "add takes a list of branches, not a mapping: write {add: [[relu], [identity]]}"),
     ("layers: [{residual: {shortcut: identity, layers: [relu]}}, fc 10]",
      "unknown key 'layers' for residual: its layers go under 'body'"),
     ("layers: [global_avgpool, fc 10]", "unknown layer kind 'global_avgpool' (global average pooling is 'gap' here)"),

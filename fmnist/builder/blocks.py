@@ -50,7 +50,9 @@ def reindexed(entries: list, old: str, new: str) -> list:
             children = getattr(layer, layer.children_field)
             nested = [reindexed(branch, old, new) for branch in children] if layer.children_field == "branches" \
                 else reindexed(children, old, new)
-            layer = replace(layer, **{layer.children_field: nested})
+            more = {name: reindexed(getattr(layer, name), old, new) for name in layer.more_lists
+                    if isinstance(getattr(layer, name), list)}
+            layer = replace(layer, **{layer.children_field: nested}, **more)
         copies.append(replace(entry, index=new + index[len(old):] if index.startswith(old) else index, layer=layer))
     return copies
 
@@ -61,6 +63,7 @@ class Block(Layer):
 
     children_key: ClassVar[str | None] = None  # mapping form {kind: [...]} holds layer lists (else settings)
     children_field: ClassVar[str | None] = None  # the field that holds parsed layer lists, if any
+    more_lists: ClassVar[tuple[str, ...]] = ()  # settings that may hold a layer list too (a residual's shortcut)
 
     @classmethod
     def from_mapping(cls, value, parse_list: ParseList, path: list, index: str, defaults: dict | None = None) -> "Block":
@@ -71,6 +74,10 @@ class Block(Layer):
         settings = {**{key: item for key, item in (defaults or {}).items() if key not in written}, **settings}
         lists = settings.pop(cls.children_key, None)
         list_path = [*path, cls.children_key] if isinstance(value, dict) else path
+        if lists is None and isinstance(value, dict) and cls.children_key == "branches" and value and \
+                all(isinstance(item, list) for item in value.values()):  # {add: {a: [...], b: [...]}}
+            raise LayerProblem(f"{cls.kind} takes a list of branches, not a mapping: write {{{cls.kind}: "
+                               f"{flow_text(list(value.values()), 120)}}}")
         if lists is None and isinstance(value, dict):  # {residual: {layers: [...]}}: name the key that is wrong
             from ..errors import did_you_mean
 
@@ -106,12 +113,16 @@ class Block(Layer):
         return None
 
 
-def branch_example(branch) -> str:
-    """How a branch written as one layer reads as a list of it, for the message that says so."""
-    if isinstance(branch, dict) and len(branch) == 1:
-        ((key, value),) = branch.items()
-        return f"{{{key}: ...}}" if isinstance(value, (dict, list)) else f"{key} {value}"
-    return "layers..."
+def flow_text(item, limit: int = 40) -> str:
+    """A layer, list or mapping as a flow-style YAML text, for a message that shows how to write it."""
+    if isinstance(item, list):
+        text = "[" + ", ".join(flow_text(part, limit) for part in item) + "]"
+    elif isinstance(item, dict):
+        text = "{" + ", ".join(f"{key}: {flow_text(value, limit) if not isinstance(value, (dict, list)) else '...'}"
+                               for key, value in item.items()) + "}"
+    else:
+        text = str(item)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def projection_stride(length: int, out: int) -> int | None:
@@ -126,19 +137,42 @@ SHORTCUTS = ("project", "identity", "none")
 @dataclass
 class Residual(Block):
     body: list = field(default_factory=list)
-    shortcut: str = "project"
+    shortcut: str | list = "project"  # a rule, or the shortcut's own layers
     drop_path: float = 0.0
-    usage: ClassVar[str] = ("{residual: [layers...]} or {residual: {body: [...], shortcut: project|identity|none, "
-                            "drop_path: P}}: the body's output is added to its input")
+    _shortcut_first: bool = False  # the shortcut's layers written before the body: made and run first
+    usage: ClassVar[str] = ("{residual: [layers...]} or {residual: {body: [...], shortcut: project|identity|none|"
+                            "[layers...], drop_path: P}}: the body's output is added to its input (or to the "
+                            "shortcut's)")
     children_key: ClassVar[str | None] = "body"
     children_field: ClassVar[str | None] = "body"
+    more_lists: ClassVar[tuple[str, ...]] = ("shortcut",)
     converters: ClassVar[dict[str, Callable]] = {
-        "shortcut": lambda v, what: choice(v, what, SHORTCUTS),
+        "shortcut": lambda v, what: v if isinstance(v, list) else choice(v, what, SHORTCUTS),
         "drop_path": lambda v, what: probability(v, "drop_path"),
     }
     aliases: ClassVar[dict[str, str]] = {"stochastic_depth": "drop_path", "droppath": "drop_path"}
 
+    @classmethod
+    def from_mapping(cls, value, parse_list, path, index, defaults=None):
+        """A shortcut written as a list of layers is parsed as one (numbered N.shortcut.k); written before the body,
+        its layers are made and run first (torchvision's MaxViT registers its projection first)."""
+        if isinstance(value, dict) and isinstance(value.get("shortcut"), list):
+            written = value["shortcut"]
+            if not written:
+                raise LayerProblem(f"shortcut is an empty list: give its layers, or a rule; expected {cls.usage}")
+            keys = [cls.aliases.get(str(key), str(key)) for key in value]
+            first = "body" in keys and keys.index("shortcut") < keys.index("body")
+            rest = {key: item for key, item in value.items() if key != "shortcut"}
+            block = super().from_mapping(rest, parse_list, path, index, defaults)
+            assert isinstance(block, Residual)
+            block.shortcut = parse_list(written, [*path, "shortcut"], f"{index}.shortcut")
+            block._shortcut_first = first
+            return block
+        return super().from_mapping(value, parse_list, path, index, defaults)
+
     def expand(self, shape, context, entry):
+        if isinstance(self.shortcut, list):
+            return self._written_shortcut(shape, context)
         out = context.walk(self.body, shape)
         # the skip this use of the block gets: 'project' makes a projection when the shape changes; 'identity' adds
         # the input only where the shape is kept (MobileNet's rule); 'none' is the body alone
@@ -160,6 +194,17 @@ class Residual(Block):
         context.walk(projection, shape)
         return out
 
+    def _written_shortcut(self, shape: Shape, context: Expansion) -> Shape:
+        """The body and the shortcut's own layers, walked in the order they are written; their outputs are added."""
+        self.skip = "written"
+        lists = [self.shortcut, self.body] if self._shortcut_first else [self.body, self.shortcut]
+        first, second = (context.walk(layers, shape) for layers in lists)
+        if first != second:
+            body, shortcut = (second, first) if self._shortcut_first else (first, second)
+            raise LayerProblem(f"the body gives {fmt_shape(body)} and the shortcut {fmt_shape(shortcut)}: they are "
+                               f"added, so they must give the same shape")
+        return first
+
     def label(self):
         return "residual" + (f" (drop_path {self.drop_path:g})" if self.drop_path else "")
 
@@ -168,6 +213,9 @@ class Residual(Block):
 
         if self.skip == "none":
             return parts[0]
+        if self.skip == "written":
+            body, shortcut = (parts[1], parts[0]) if self._shortcut_first else (parts[0], parts[1])
+            return ResidualModule(body, shortcut, self.drop_path, shortcut_first=self._shortcut_first)
         return ResidualModule(parts[0], parts[1] if self.skip == "project" else None, self.drop_path)
 
 
@@ -184,10 +232,15 @@ class Parallel(Block):
     def parse_children(cls, lists, parse_list, path, index):
         """A list of branches, each a non-empty list of layers, numbered N.b.k."""
         for number_, branch in enumerate(lists, 1):
-            if not (isinstance(branch, list) and branch):
-                what = "an empty list" if branch == [] else "a mapping" if isinstance(branch, dict) else f"'{branch}'"
-                raise LayerProblem(f"branch {number_} is {what}, not a list of layers: each branch is a list, e.g. "
-                                   f"[[conv 1x1x8], [{branch_example(branch)}]]; expected {cls.usage}")
+            if branch == []:
+                raise LayerProblem(f"branch {number_} is an empty list: give it its layers ('identity' for a branch "
+                                   f"that passes its input on)")
+            if not isinstance(branch, list):
+                what = f"a mapping ({flow_text(branch)})" if isinstance(branch, dict) else \
+                    f"one layer ('{flow_text(branch)}')"
+                fixed = [part if isinstance(part, list) else [part] for part in lists]
+                raise LayerProblem(f"branch {number_} is {what}, not a list of layers: every branch is a list, so "
+                                   f"write {{{cls.kind}: {flow_text(fixed, 120)}}}")
         return [parse_list(branch, [*path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
 
     def branch_inputs(self, shape: Shape) -> list[Shape]:
@@ -203,7 +256,8 @@ class Parallel(Block):
     def join(self, outs: list[Shape]) -> Shape:
         for number_, out in enumerate(outs, 1):
             if len(out) != 3:
-                raise LayerProblem(f"branch {number_} gives {fmt_shape(out)}, a flat vector: concatenated branches "
+                what = "a token sequence" if len(out) == 2 else "a flat vector"
+                raise LayerProblem(f"branch {number_} gives {fmt_shape(out)}, {what}: concatenated branches "
                                    f"must give (C, H, W) maps")
             if out[1:] != outs[0][1:]:
                 raise LayerProblem(f"branches 1 and {number_} give {fmt_shape(outs[0])} and {fmt_shape(out)}: "
@@ -353,6 +407,8 @@ class NamedBlock(Block):
 
     layers: list = field(default_factory=list)
     title: str = ""  # the row's text where it is not the use as written ('basic(64, 1) x 3')
+    repeated: bool = False  # 'basic(64, 1) * 3': its layers are the uses, one per repetition
+    name: str = ""  # the block's name in `blocks:` (a use of it; '' for a repetition group)
     kind: ClassVar[str] = "block"
     children_field: ClassVar[str | None] = "layers"
 

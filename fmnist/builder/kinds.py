@@ -6,7 +6,7 @@ PLUGIN_KINDS: set[type] = set()  # the layer classes plug-ins registered: the bu
 
 def load_builtin_kinds() -> dict:
     """The registry with all of fmnist's own kinds in it (layers, blocks): a plug-in loads after this."""
-    from . import blocks  # noqa: F401  (registers the block kinds; it imports layers, which registers the rest)
+    from . import attention, blocks, tokens  # noqa: F401  (each registers its kinds; layers registers the rest)
     from .layers import KINDS
 
     return KINDS

@@ -51,7 +51,10 @@ def register(*names: str):
 
 
 def spatial(shape: Shape, kind: str) -> tuple[int, int, int]:
-    """The (C, H, W) of a layer's input, or the problem that it is flat already."""
+    """The (C, H, W) of a layer's input, or the problem that it is flat already, or a token sequence."""
+    if len(shape) == 2:
+        raise LayerProblem(f"{kind} needs a (C, H, W) map, but gets the token sequence {fmt_shape(shape)}: put "
+                           f"'to_map HxW' before it")
     if len(shape) != 3:
         raise LayerProblem(f"{kind} needs a (C, H, W) input, but gets {fmt_shape(shape)} (already flat)")
     return shape  # type: ignore[return-value]
@@ -101,7 +104,7 @@ class Layer(ABC):
     @classmethod
     def from_settings(cls, settings: dict) -> "Layer":
         """Check and convert raw settings (from either form) into a layer."""
-        known = {f.name for f in dataclass_fields(cls)}
+        known = {f.name for f in dataclass_fields(cls) if not f.name.startswith("_")}  # _name: set by the kind itself
         values: dict = {}
         written: dict[str, str] = {}  # setting -> the key it was written as (an alias, or its own name)
         for key, raw in settings.items():
@@ -313,6 +316,11 @@ class BatchNorm(Layer):
     group: ClassVar[str] = "bn"
     converters: ClassVar[dict[str, Callable]] = {"eps": positive, "momentum": fraction}
 
+    def output_shape(self, shape):
+        if len(shape) == 2:
+            raise LayerProblem(f"bn on the token sequence {fmt_shape(shape)}: normalise tokens with 'ln' (layer norm)")
+        return shape
+
     def build(self, shape):
         norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
         return norm(shape[0], eps=self.eps, momentum=self.momentum)
@@ -321,10 +329,11 @@ class BatchNorm(Layer):
 @register("ln", "layernorm2d")
 @dataclass
 class LayerNorm(Layer):
-    """LayerNorm over the channels at each position of a (C, H, W) input (ConvNeXt's LayerNorm2d), or over a flat vector."""
+    """LayerNorm over the channels at each position of a (C, H, W) input (ConvNeXt's LayerNorm2d), of each token, or over
+    a flat vector."""
 
     eps: float = 1e-5
-    usage: ClassVar[str] = "ln [eps=E] (layer norm over the channels at each position), e.g. 'ln eps=1e-6'"
+    usage: ClassVar[str] = "ln [eps=E] (layer norm over the channels at each position or token), e.g. 'ln eps=1e-6'"
     group: ClassVar[str] = "norm"
     converters: ClassVar[dict[str, Callable]] = {"eps": positive}
 
@@ -333,7 +342,7 @@ class LayerNorm(Layer):
             from .modules import ChannelLayerNorm
 
             return ChannelLayerNorm(shape[0], eps=self.eps)
-        return nn.LayerNorm(shape[0], eps=self.eps)
+        return nn.LayerNorm(shape[-1], eps=self.eps)
 
 
 @register("scale", "layer_scale", "layerscale")
@@ -350,7 +359,7 @@ class Scale(Layer):
     def build(self, shape):
         from .modules import LayerScale
 
-        return LayerScale((shape[0], 1, 1) if len(shape) == 3 else (shape[0],), self.init)
+        return LayerScale((shape[0], 1, 1) if len(shape) == 3 else (shape[-1],), self.init)
 
 
 @register("shuffle", "channel_shuffle")
@@ -421,7 +430,7 @@ class Flatten(Layer):
         return nn.Flatten()
 
 
-@register("fc", "linear")
+@register("fc")
 @dataclass
 class FullyConnected(Layer):
     units: int
@@ -490,12 +499,16 @@ class LeakyReLU(Layer):
 @register("gap")
 @dataclass
 class GlobalAvgPool(Layer):
-    usage: ClassVar[str] = "gap (global average pooling: (C, H, W) -> (C,))"
+    usage: ClassVar[str] = "gap (global average pooling: (C, H, W) -> (C,); the mean of a token sequence (L, C) -> (C,))"
 
     def output_shape(self, shape):
-        return (spatial(shape, "gap")[0],)
+        return (shape[1],) if len(shape) == 2 else (spatial(shape, "gap")[0],)
 
     def build(self, shape):
+        if len(shape) == 2:
+            from .attention_modules import TokenMean
+
+            return TokenMean()
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
@@ -512,6 +525,8 @@ class GroupNorm(Layer):
     optional_value: ClassVar[str | None] = "groups"
 
     def output_shape(self, shape):
+        if len(shape) == 2:
+            raise LayerProblem(f"gn on the token sequence {fmt_shape(shape)}: normalise tokens with 'ln' (layer norm)")
         if shape[0] % self.groups:
             raise LayerProblem(f"{self.groups} groups do not divide {shape[0]} channels")
         if math.prod(shape) // self.groups < 2:  # one value per group: no spread to normalise (torch refuses it)

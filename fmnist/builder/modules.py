@@ -1,4 +1,5 @@
-"""The torch modules that kinds and blocks build into; the only file of builder/ that needs torch at import.
+"""The torch modules that kinds and blocks build into; with attention_modules.py (the token and attention kinds'),
+the only files of builder/ that need torch at import.
 
 Kinds (layers.py, blocks.py) state shapes and settings without torch, so `fmnist validate` answers without it.
 """
@@ -19,15 +20,22 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
 
 class ResidualModule(nn.Module):
-    """body(x) + shortcut(x): the shortcut a projection, or the input itself (nn.Identity)."""
+    """body(x) + shortcut(x): the shortcut a projection, its own layers, or the input itself (nn.Identity); made and
+    run shortcut first where the spec writes it first (a weights file's order follows)."""
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None, drop_rate: float = 0.0):
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None, drop_rate: float = 0.0, shortcut_first: bool = False):
         super().__init__()
+        if shortcut_first:
+            self.shortcut = shortcut if shortcut is not None else nn.Identity()
         self.body = body
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
         self.drop_rate = drop_rate
+        self.shortcut_first = shortcut_first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shortcut_first:
+            skip = self.shortcut(x)
+            return skip + drop_path(self.body(x), self.drop_rate, self.training)
         return drop_path(self.body(x), self.drop_rate, self.training) + self.shortcut(x)
 
     def extra_repr(self) -> str:

@@ -15,8 +15,11 @@ from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
 from .arithmetic import REPEAT, substitute
 from .blocks import MAX_REPEAT, Block, NamedBlock
 from .fields import LayerProblem
-from .layers import KINDS, Layer, LayerSpec
+from .kinds import load_builtin_kinds
+from .layers import Layer, LayerSpec
 from .yaml_source import MAX_BYTES, LineDict, LineList, line_of, load_yaml
+
+KINDS = load_builtin_kinds()  # every kind fmnist ships (a plug-in's join it when loaded)
 
 PACKAGED_SPECS = Path(__file__).resolve().parents[1] / "specs"  # the study's CNNs and the beyond-study specs
 ZOO_SPECS = PACKAGED_SPECS / "zoo"  # torchvision's classification models, exact
@@ -239,7 +242,8 @@ def parse_spec(document, file: str | None) -> Spec:
     _check_schema(document, file)
     parser = _Parser(document, file)
     try:
-        layers = parser.layer_list(document["layers"], ["layers"], "")
+        # the rows show $classes as its value ('fc 1000'), as a block's rows show its arguments'
+        layers = parser.layer_list(document["layers"], ["layers"], "", values=parser.spec_names)
     except _TooManyProblems:
         layers = []
     if parser.problems:
@@ -449,7 +453,7 @@ class _Parser:
             name, args = (use.group(1), use.group(2)) if use else (text.strip(), "")
             uses.append(LayerSpec(f"{index}.{repetition + 1}", text, line,
                                   self.named_block(name, _arguments(args), f"{index}.{repetition + 1}", line)))
-        return NamedBlock(layers=uses, title=f"{call.strip()} x {count}")
+        return NamedBlock(layers=uses, title=f"{call.strip()} x {count}", repeated=True)
 
     def named_block(self, name: str, args: list[str], index: str, line: int | None) -> Layer:
         if name not in self.blocks:
@@ -472,7 +476,7 @@ class _Parser:
             children = self.layer_list(layers, path, index, f" (in block '{name}' used on line {line})", values)
         finally:
             self.using.pop()
-        return NamedBlock(layers=children)
+        return NamedBlock(layers=children, name=name)
 
     def kind(self, name: str) -> type[Layer]:
         kind = KINDS.get(name.lower()) if name != "Dense" else None  # Keras' Dense is a fully connected layer here

@@ -1,8 +1,11 @@
 """Weights from elsewhere (a torchvision or timm state dict, an fmnist checkpoint) mapped onto a spec's model.
 
 Names differ between libraries, so tensors are paired by structure and shape: the k-th tensor of a shape in the
-model takes the k-th tensor of that shape in the file (both in registration order, which follows the network's
-order in every torchvision model); a pair left over is tried again with size-1 axes ignored (a Linear over
+model takes the k-th tensor of that shape in the file, both in the order the network uses them. fmnist's models
+register their modules in that order; a file's tensors are in its model's registration order, which is not always
+the order of use (Swin V2 registers each block's norms before the attention and MLP they follow), so where the
+file's architecture can be built (torchvision:NAME, the zoo's oracles) its tensors are put in the order one forward
+pass on the meta device reaches them. A pair left over is tried again with size-1 axes ignored (a Linear over
 channels against a 1x1 conv). Anything ambiguous is refused, never guessed.
 """
 from __future__ import annotations
@@ -64,11 +67,58 @@ def _pair(targets: list, sources: list, key) -> tuple[list, list, list, list[str
     return pairs, left_targets, left_sources, conflicts
 
 
-def map_state_dict(source: dict, model, fresh_head: bool = False) -> Mapping:
+def execution_order(model, shape: tuple[int, ...]) -> list[str]:
+    """The names of `model`'s state dict in the order one forward pass reaches them: each tensor at the first call of
+    the innermost module holding it that is called (a Linear whose weight its parent uses directly counts as its
+    parent's), in registration order within. `model` lives on the meta device; `shape` is one input's."""
+    import torch
+
+    calls: dict[str, int] = {}
+    names = {module: name for name, module in model.named_modules()}
+    def seen(module, args) -> None:  # a pre-hook that returns something replaces the module's input
+        calls.setdefault(names[module], len(calls))
+
+    hooks = [module.register_forward_pre_hook(seen) for module in names]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.empty(1, *shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    def called_owner(name: str) -> int:
+        parts = name.split(".")[:-1]
+        while parts and ".".join(parts) not in calls:
+            parts.pop()
+        return calls.get(".".join(parts), 0)
+
+    entries = list(model.state_dict())
+    return sorted(entries, key=lambda name: (called_owner(name), entries.index(name)))
+
+
+def torchvision_order(name: str, shape: tuple[int, ...]) -> list[str] | None:
+    """torchvision's model NAME's tensors in the order a forward pass uses them (built on the meta device), or None
+    where it cannot be run at this input (a ViT built for another size)."""
+    import torch
+    from torchvision import models
+
+    try:
+        with torch.device("meta"):
+            model = models.get_model(name)
+        return execution_order(model, shape)
+    except Exception:  # an architecture that cannot be built or run on the meta device: registration order it is
+        return None
+
+
+def map_state_dict(source: dict, model, fresh_head: bool = False, source_order: list[str] | None = None) -> Mapping:
     """The model's state dict filled from `source` by structure and shape; raises UsageError naming what does not fit
-    (unless fresh_head, where tensors with no partner at all stay as initialised)."""
+    (unless fresh_head, where tensors with no partner at all stay as initialised). `source_order`: the file's names
+    in the order its network uses them, where known (else the file's own order)."""
     targets = list(model.state_dict().items())
     order = {name: position for position, (name, _) in enumerate(targets)}
+    if source_order is not None:
+        used = {name: position for position, name in enumerate(source_order)}
+        source = dict(sorted(source.items(), key=lambda item: used.get(item[0], len(used))))
     # an fmnist checkpoint's input normalisation (buffers named mean and std) is the run's, not the network's
     sources = [(name, tensor) for name, tensor in source.items()
                if hasattr(tensor, "shape") and name.rsplit(".", 1)[-1] not in ("mean", "std")]
@@ -112,9 +162,9 @@ def torchvision_weights(name: str) -> dict:
         socket.setdefaulttimeout(previous)
 
 
-def load_mapped(model, weights: dict, source: str, fresh_head: bool = False) -> str:
+def load_mapped(model, weights: dict, source: str, fresh_head: bool = False, source_order: list[str] | None = None) -> str:
     """Fill `model` from a state dict read by read_weights; returns the one-line account of what was loaded."""
-    mapping = map_state_dict(weights, model, fresh_head)
+    mapping = map_state_dict(weights, model, fresh_head, source_order)
     model.load_state_dict(mapping.state, strict=False)
     return mapping.describe(source)
 

@@ -119,16 +119,19 @@ def schema() -> int:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the picture; its suffix picks the format: .svg (default: NAME.svg here), .png, "
                    ".pdf, or .dot for the graph text.")
+@click.option("--expand", is_flag=True, help="Draw every repetition of a repeated block (default: each once, "
+                                             "framed with its count).")
 @override_option
-def draw(spec: str, out: Path | None, overrides: tuple[str, ...]) -> int:
+def draw(spec: str, out: Path | None, expand: bool, overrides: tuple[str, ...]) -> int:
     """Draw SPEC's architecture (a file, a packaged name, or - for standard input): layers as boxes with their output
-    shapes, blocks framed, residual and parallel branches as branches. Needs Graphviz's dot, except for .dot."""
+    shapes and parameters, blocks framed with their totals, a repeated block once with its count, residual and
+    parallel branches as branches. Needs Graphviz's dot, except for .dot."""
     from ..builder.drawing import draw as render
     from ..builder.spec import load_spec
     from ..runner.outputs import check_output
 
     loaded = load_spec(spec, overrides)
     check_output(out or Path(f"{loaded.name}.svg"), "--out")
-    written = render(loaded, out or Path(f"{loaded.name}.svg"))
+    written = render(loaded, out or Path(f"{loaded.name}.svg"), expand)
     click.echo(f"wrote {written}")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..builder.weights import TORCHVISION, load_mapped, map_state_dict, torchvision_weights
+from ..builder.weights import TORCHVISION, load_mapped, map_state_dict, torchvision_order, torchvision_weights
 from ..errors import UsageError, one_line
 from .checkpoint import FORMAT, Checkpoint
 
@@ -31,9 +31,10 @@ class InitialWeights:
     state: dict
     source: str
     fresh_head: bool
+    order: list[str] | None = None  # the file's tensors in the order its network uses them, where it can be built
 
     def load_into(self, model) -> str:
-        return load_mapped(model, self.state, self.source, self.fresh_head)
+        return load_mapped(model, self.state, self.source, self.fresh_head, self.order)
 
 
 def initial_weights(spec, init: str | None, fresh_head: bool) -> InitialWeights | None:
@@ -42,10 +43,11 @@ def initial_weights(spec, init: str | None, fresh_head: bool) -> InitialWeights 
         return None
     from ..builder.build import build_model
 
-    weights = InitialWeights(read_weights(init), init, fresh_head)
+    order = torchvision_order(init[len(TORCHVISION):], tuple(spec.input)) if init.startswith(TORCHVISION) else None
+    weights = InitialWeights(read_weights(init), init, fresh_head, order)
     try:
         with torch.device("meta"):
-            mapping = map_state_dict(weights.state, build_model(spec, check_expect=False), fresh_head)
+            mapping = map_state_dict(weights.state, build_model(spec, check_expect=False), fresh_head, order)
     except UsageError as error:
         raise UsageError(error.message, init) from None
     if not mapping.state:

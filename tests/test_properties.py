@@ -33,7 +33,9 @@ floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_fr
 @st.composite
 def leaf_text(draw):
     kind = draw(st.sampled_from(["conv", "pool", "avgpool", "bn", "dropout", "flatten", "fc", "relu", "gelu", "tanh",
-                                 "leaky_relu", "gap", "gn", "dense", "transition", "convv", "batchnorm", "linear"]))
+                                 "leaky_relu", "gap", "gn", "dense", "transition", "convv", "batchnorm", "linear",
+                                 "to_tokens", "class_token", "position", "readout", "ln", "attention",
+                                 "window_attention", "to_map", "space_to_depth"]))
     if kind == "conv":
         text = f"conv {draw(sizes)}x{draw(sizes)}x{draw(sizes)}"
         text += draw(st.sampled_from(["", f" stride={draw(sizes)}", f" pad={draw(sizes)}", " pad=same", " bias=nope"]))
@@ -41,6 +43,12 @@ def leaf_text(draw):
         text = f"{kind} {draw(sizes)}x{draw(sizes)}" + draw(st.sampled_from(["", " round=floor", f" stride={draw(sizes)}"]))
     elif kind in ("fc", "linear"):
         text = f"{kind} {draw(sizes)}"
+    elif kind == "attention":
+        text = f"attention {draw(sizes)}"
+    elif kind == "window_attention":
+        text = f"window_attention {draw(sizes)} window={draw(sizes)}" + draw(st.sampled_from(["", " grid=true", " shift=1"]))
+    elif kind in ("to_map", "space_to_depth"):
+        text = f"{kind} {draw(sizes)}" + (f"x{draw(sizes)}" if kind == "to_map" else "")
     elif kind == "dropout":
         text = f"dropout {draw(floats)}"
     elif kind == "leaky_relu":

@@ -46,11 +46,11 @@ def test_the_schema_accepts_every_shipped_spec_and_names_kinds_for_editors(cli, 
 
 
 def test_draw_shows_blocks_and_branches(cli, tmp_path):
-    code, out, err = cli("draw", "googlenet", "--out", tmp_path / "g.dot")
+    code, out, err = cli("draw", "googlenet", "--out", tmp_path / "g.dot", "--expand")
     text = (tmp_path / "g.dot").read_text()
     assert (code, err) == (0, "") and out == f"wrote {tmp_path / 'g.dot'}\n"
-    assert text.count('label="parallel (4 branches, concatenated)"') == 9 and text.count('"concat\n(') == 9
-    code, _, _ = cli("draw", "convnext_tiny", "--out", tmp_path / "c.dot")
+    assert text.count("parallel (4 branches, concatenated)") == 9 and text.count('"concat\n(') == 9
+    code, _, _ = cli("draw", "convnext_tiny", "--out", tmp_path / "c.dot", "--expand")
     text = (tmp_path / "c.dot").read_text()
     assert code == 0 and text.count('label="identity"') == 18 and text.count('"scale 1e-6\n(') == 18
     if shutil.which("dot"):
@@ -58,6 +58,27 @@ def test_draw_shows_blocks_and_branches(cli, tmp_path):
         assert code == 0 and (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
     code, _, err = cli("draw", "resnet18", "--out", tmp_path / "r.gif")
     assert code == 2 and "the picture's format comes from its suffix: .svg, .png, .pdf, .dot" in err
+
+
+def test_a_deep_net_is_drawn_as_its_stages_with_each_block_once(cli, tmp_path):
+    """Round 3 drew convnext_small 495 x 29,540 px, every one of its 36 blocks. Now: a repeat is one box that says
+    x N with its first and last use's evaluated arguments, each block's layers once beside the network, parameter
+    counts on the boxes, and no frame title that an edge runs through (titles are nodes beside the frame's entry)."""
+    code, _, err = cli("draw", "convnext_tiny", "--out", tmp_path / "c.dot")
+    text = (tmp_path / "c.dot").read_text()
+    assert (code, err) == (0, "")
+    assert '"cnblock(384, 0.0352941) … cnblock(384, 0.0823529) × 9\n(384, 14, 14)\n10.8M params"' in text
+    assert "${" not in text and "$repeat" not in text and '"fc 1000\n(1000,)\n769,000 params"' in text
+    assert text.count('label="identity"') == 1 and text.count('"scale 1e-6\n(') == 1  # the block, drawn once
+    assert 'cnblock(c, rate)  ·  as in cnblock(96, 0)' in text and "label=\"residual" not in text.split("cluster")[0]
+    assert "labeljust" not in text and text.count('shape="plaintext"') == text.count("subgraph cluster_")
+    if shutil.which("dot"):
+        from PIL import Image
+
+        for name in ("convnext_tiny", "vit_b_16", "googlenet", "efficientnet_b0", "swin_t"):
+            assert cli("draw", name, "--out", tmp_path / f"{name}.png")[0] == 0
+            width, height = Image.open(tmp_path / f"{name}.png").size
+            assert width <= 1600 and height <= 2400, (name, width, height)  # a screen or two, not thirty
 
 
 @pytest.fixture(scope="module")
@@ -185,5 +206,5 @@ def test_a_repeat_is_drawn_as_its_first_repetition_was_built(cli, write_spec, tm
     code, _, err = cli("draw", spec, "--out", tmp_path / "rep.dot")
     text = (tmp_path / "rep.dot").read_text()
     assert (code, err) == (0, "")
-    assert 'label="identity"' not in text and '"conv 1x1x16 stride=2\n(16, 8, 8)"' in text  # the projection
-    assert '"bn\n(16, 8, 8)"' in text and '"+\n(16, 8, 8)"' in text
+    assert 'label="identity"' not in text and '"conv 1x1x16 stride=2\n(16, 8, 8)\n128 params"' in text  # the projection
+    assert '"bn\n(16, 8, 8)\n32 params"' in text and '"+\n(16, 8, 8)"' in text and "repeat × 2" in text

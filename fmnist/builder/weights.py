@@ -54,9 +54,10 @@ def _pair(targets: list, sources: list, key) -> tuple[list, list, list, list[str
     by_key: dict = {}
     for side, items in ((0, targets), (1, sources)):
         for name, tensor in items:
-            by_key.setdefault(key(tensor.shape), ([], []))[side].append((name, tensor))
+            # an integer tensor is an index table (Swin's relative positions), never a weight's partner
+            by_key.setdefault((key(tensor.shape), tensor.is_floating_point()), ([], []))[side].append((name, tensor))
     pairs, left_targets, left_sources, conflicts = [], [], [], []
-    for shape, (mine, theirs) in by_key.items():
+    for (shape, _), (mine, theirs) in by_key.items():
         if len(mine) == len(theirs):
             pairs += list(zip(mine, theirs))
         elif mine and theirs:

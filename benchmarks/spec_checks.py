@@ -1,5 +1,5 @@
-"""How long `fmnist validate` and `fmnist summary` take, and how much memory, for CNN_4 and 224-px zoo specs, and
-for hostile specs made to take long (each must be refused, exit 2, within the same second or two).
+"""How long `fmnist validate` and `fmnist summary` take, and how much memory, for CNN_4 and 224-px zoo specs (CNNs and
+vision transformers), and for hostile specs made to take long (each must be refused, exit 2, within the same second or two).
 
     python benchmarks/spec_checks.py [--repeat 3] [--out results/spec_checks.json]
 
@@ -31,6 +31,8 @@ COMMANDS = [
     ["summary", "resnet50"],
     ["summary", "convnext_tiny"],
     ["summary", "vgg11_bn"],
+    ["summary", "vit_b_16"],
+    ["summary", "swin_t"],
 ]
 
 

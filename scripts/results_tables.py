@@ -8,7 +8,7 @@ results/table1/, seeds 1-4 in results/cnn4-seeds/seedN/), sigmoid (the two readi
 CNN_4, over seeds), readings (both readings, every model, seed 0), tuned (the study's tuned CNN_2,
 results/cnn2-tuned.json), search (our search, results/cnn2-search/), shared_search (two workers on PostgreSQL,
 results/cnn2-pg/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/), best (specs/fmnist_best.yaml,
-results/fmnist_best.json), best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json),
+results/fmnist_best.json), attention (specs/fmnist_vit.yaml, results/fmnist_vit.json), best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json),
 checks (results/spec_checks.json), distributed and scaling (results/distributed_speed.json), data_scan and data_epochs
 (results/data_speed.json).
 """
@@ -235,6 +235,22 @@ def best_spec(path: Path) -> str:
             f"{STUDY_TUNED:.2f}% | – | – | – |")
 
 
+def attention(results: Path) -> str:
+    """The small attention spec (results/fmnist_vit.json) beside fmnist_best and CNN_2's best Table 1 cell."""
+    vit = read(results / "fmnist_vit.json")
+    if not vit:
+        return not_run(results / "fmnist_vit.json")
+    cells = [(cell, result) for cell in sorted((results / "table1").glob("CNN_2-*.json")) if (result := read(cell))]
+    rows = ["| spec | params | epochs | test accuracy | best validation (epoch) | training | machine |",
+            "|---|---|---|---|---|---|---|"]
+    for label, result in (("fmnist_vit (attention)", vit), ("fmnist_best", read(results / "fmnist_best.json")),
+                          *((f"CNN_2, best Table 1 cell ({cell.stem[6:]})", result)
+                            for cell, result in [max(cells, key=lambda item: item[1]["test_acc"])] if cells)):
+        if result:
+            rows.append(f"| {label} | {result['params']:,} | {len(result['epochs'])} | {outcome(result)} | {machine_of(result)} |")
+    return "\n".join(rows)
+
+
 def seed_runs(folder: Path) -> list[dict]:
     """One spec's runs over seeds, folder/seedN.json, in seed-file order."""
     return [r for r in map(read, sorted(folder.glob("seed*.json"))) if r]
@@ -372,6 +388,9 @@ def headline(results: Path) -> str:
             f"| `specs/fmnist_best.yaml` (14 min on 2 CPU cores) | {seeds_of([results / 'fmnist_best.json'])} | "
             f"{link(results / 'fmnist_best.json')} |",
             *(attempt_95(spec) for spec in ATTEMPTS_95 if (results / spec).is_dir())]
+    if vit := read(results / "fmnist_vit.json"):
+        rows.append(f"| `specs/fmnist_vit.yaml`, attention: a small ViT with a conv stem ({minutes(vit['train_seconds'])} "
+                    f"on 2 CPU cores) | {scores_of([vit])} | {link(results / 'fmnist_vit.json')} |")
     return "\n".join(rows)
 
 
@@ -381,7 +400,7 @@ def tables() -> dict[str, str]:
             "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "readings": readings(results / "table1"),
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
             "shared_search": shared_search(results / "cnn2-pg", results / "cnn2-study-seeds"),
-            "best": best_spec(results / "fmnist_best.json"), "best95": best95(results),
+            "best": best_spec(results / "fmnist_best.json"), "best95": best95(results), "attention": attention(results),
             "headline": headline(results), "checks": checks(results / "spec_checks.json"),
             "distributed": distributed(results / "distributed_speed.json"),
             "scaling": scaling(results / "distributed_speed.json"),

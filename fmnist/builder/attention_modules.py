@@ -119,7 +119,8 @@ class SelfAttention(nn.Module):
     def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(..., L, C) -> q, k, v, each (..., heads, L, head_channels)."""
         qkv = self.project(x).unflatten(-1, (3, self.heads, self.head_channels))
-        return tuple(qkv.select(-3, part).transpose(-3, -2) for part in range(3))  # type: ignore[return-value]
+        q, k, v = (qkv.select(-3, part).transpose(-3, -2) for part in range(3))
+        return q, k, v
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return self.qkv(x)
@@ -161,6 +162,8 @@ class WindowAttention(SelfAttention):
     relative-position bias from a learned table (`bias='table'`) or from a small MLP of log-spaced offsets
     (`bias='mlp'`, Swin V2), and V2's scaled cosine attention (`cosine`). A map not a whole number of windows is
     padded with zeros at the bottom and right (as Swin does), and cropped back after."""
+
+    index: torch.Tensor  # a buffer: each pair of window positions' row in the bias table
 
     def __init__(self, channels: int, heads: int, head_channels: int, window: tuple[int, int], shift: tuple[int, int],
                  grid: bool, bias: str, cosine: bool, qkv_bias: bool = True, out_bias: bool = True,

@@ -172,7 +172,7 @@ class Residual(Block):
 
     def expand(self, shape, context, entry):
         if isinstance(self.shortcut, list):
-            return self._written_shortcut(shape, context)
+            return self._written_shortcut(shape, context, self.shortcut)
         out = context.walk(self.body, shape)
         # the skip this use of the block gets: 'project' makes a projection when the shape changes; 'identity' adds
         # the input only where the shape is kept (MobileNet's rule); 'none' is the body alone
@@ -194,15 +194,15 @@ class Residual(Block):
         context.walk(projection, shape)
         return out
 
-    def _written_shortcut(self, shape: Shape, context: Expansion) -> Shape:
+    def _written_shortcut(self, shape: Shape, context: Expansion, shortcut: list) -> Shape:
         """The body and the shortcut's own layers, walked in the order they are written; their outputs are added."""
         self.skip = "written"
-        lists = [self.shortcut, self.body] if self._shortcut_first else [self.body, self.shortcut]
+        lists = [shortcut, self.body] if self._shortcut_first else [self.body, shortcut]
         first, second = (context.walk(layers, shape) for layers in lists)
         if first != second:
-            body, shortcut = (second, first) if self._shortcut_first else (first, second)
-            raise LayerProblem(f"the body gives {fmt_shape(body)} and the shortcut {fmt_shape(shortcut)}: they are "
-                               f"added, so they must give the same shape")
+            body_gives, shortcut_gives = (second, first) if self._shortcut_first else (first, second)
+            raise LayerProblem(f"the body gives {fmt_shape(body_gives)} and the shortcut {fmt_shape(shortcut_gives)}: "
+                               f"they are added, so they must give the same shape")
         return first
 
     def label(self):

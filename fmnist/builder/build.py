@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # torch is imported where modules are made: a shapes walk (va
     from torch import nn
 
 # A spec beyond these is refused before any memory is allocated (a typo like 'fc 10240000').
-MAX_PARAMS = 1_000_000_000  # ViT-H/14 has 632 million
+MAX_PARAMS = 1_000_000_000  # ViT-H/14 has 633 million
 MAX_ACTIVATIONS = 50_000_000  # values per image in any one layer's output
 MAX_ROWS = 20_000  # summary rows once repeats are unrolled: planning stays well under a second
 

@@ -42,7 +42,7 @@ class _Graph:
         self.lines: list[str] = []  # nodes, inside the clusters they belong to
         self.edge_lines: list[str] = []  # edges, written at the top level: an edge inside a cluster pulls its ends in
         self.count = 0
-        self.uses: dict[str, object] = {}  # block name -> its first use (a LayerSpec), drawn once beside the network
+        self.uses: dict[str, tuple[str, NamedBlock]] = {}  # block name -> its first use (text, block), drawn once beside
 
     def node(self, label: str, **style) -> str:
         self.count += 1
@@ -113,7 +113,7 @@ class _Graph:
 
     def use(self, first, text: str, index: str, sources: list[str]) -> list[str]:
         """A use of a named block as one box (its layers are drawn once, beside the network)."""
-        self.uses.setdefault(first.layer.name, first)
+        self.uses.setdefault(first.layer.name, (first.text, first.layer))
         node = self.node(self.described(text, index), style="rounded,filled", fillcolor="aliceblue")
         self.edges(sources, node)
         return [node]
@@ -122,12 +122,12 @@ class _Graph:
         """Each named block used, drawn once as its first use builds it (blocks it uses in turn as well)."""
         drawn: set[str] = set()
         while len(drawn) < len(self.uses):
-            name, first = next((name, first) for name, first in self.uses.items() if name not in drawn)
+            name, (text, block) = next((name, first) for name, first in self.uses.items() if name not in drawn)
             drawn.add(name)
             definition = self.definitions.get(name, {})
             params = definition.get("params", []) if isinstance(definition, dict) else []
-            title = f"{name}({', '.join(params)})  ·  as in {first.text}" if params else name
-            self.cluster(title, [], lambda inside: self.sequence(first.layer.layers, inside))
+            title = f"{name}({', '.join(params)})  ·  as in {text}" if params else name
+            self.cluster(title, [], lambda inside: self.sequence(block.layers, inside))
 
     def repeated(self, repetitions: list[list], title: str, index: str, sources: list[str]) -> list[str]:
         """A block used N times in a row: its first use drawn in a frame that says × N and the first and last use's
@@ -149,12 +149,13 @@ class _Graph:
 
     def residual(self, layer: Residual, index: str, sources: list[str]) -> list[str]:
         skip = getattr(layer, "skip", "identity")
-        if skip == "written" and layer._shortcut_first:
-            shortcut = self.sequence(layer.shortcut, sources)
+        written = layer.shortcut if isinstance(layer.shortcut, list) else None  # the shortcut's own layers
+        if written is not None and layer._shortcut_first:
+            shortcut = self.sequence(written, sources)
             body = self.sequence(layer.body, sources)
         else:
             body = self.sequence(layer.body, sources)
-            shortcut = self.sequence(layer.shortcut, sources) if skip == "written" else sources
+            shortcut = self.sequence(written, sources) if written is not None else sources
         if skip == "none":
             return body
         add = self.joint("+", body, index)

@@ -57,7 +57,8 @@ def spatial(shape: Shape, kind: str) -> tuple[int, int, int]:
                            f"'to_map HxW' before it")
     if len(shape) != 3:
         raise LayerProblem(f"{kind} needs a (C, H, W) input, but gets {fmt_shape(shape)} (already flat)")
-    return shape  # type: ignore[return-value]
+    channels, height, width = shape
+    return channels, height, width
 
 
 def one_token(cls, tokens: list[str]) -> str:
@@ -140,7 +141,7 @@ class Layer(ABC):
 
     def weight_count(self, shape: Shape) -> int:
         """This layer's parameters for an input of `shape`, worked out without torch by the kinds whose size can run
-        away (conv, fc): a shapes-only walk (validate) refuses an absurd model as planning does. 0: counted by torch."""
+        away (conv, fc, linear, attention, ...): a shapes-only walk (validate) refuses an absurd model as planning does. 0: counted by torch."""
         return 0
 
 

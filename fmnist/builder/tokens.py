@@ -20,7 +20,8 @@ def token_sequence(shape: Shape, kind: str) -> tuple[int, int]:
                            f"'to_tokens' before it")
     if len(shape) != 2:
         raise LayerProblem(f"{kind} needs a token sequence (L, C), but gets the flat vector {fmt_shape(shape)}")
-    return shape  # type: ignore[return-value]
+    length, channels = shape
+    return length, channels
 
 
 def channels_of(shape: Shape) -> int:

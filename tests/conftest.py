@@ -10,7 +10,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from fmnist.cli import main
 
@@ -194,3 +196,17 @@ def postgres_server():
 def postgres(postgres_server):
     """The throw-away server's URL."""
     return postgres_server.url
+
+
+def tiny_folder(root: Path, per_class: int, classes: int = 10, size: int = 8) -> Path:
+    """A folder for the image-folder path: `per_class` small grey PNGs in each class folder (a pattern per class, so a
+    net can learn something)."""
+    for label in range(classes):
+        folder = root / f"class{label:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(label)
+        base = rng.integers(0, 256, (size, size), dtype=np.uint8)
+        for number in range(per_class):
+            noise = rng.integers(0, 40, (size, size), dtype=np.uint8)
+            Image.fromarray(base // 2 + noise, "L").save(folder / f"{number:05d}.png")
+    return root

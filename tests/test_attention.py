@@ -11,7 +11,7 @@ from torch.nn import functional
 from fmnist import build_model, plan
 from fmnist.builder.weights import execution_order, map_state_dict
 
-from tests.conftest import only_run
+from tests.conftest import only_run, tiny_folder
 
 
 def model_of(write_spec, input_shape: str, layers: str, classes: int = 4) -> nn.Sequential:
@@ -153,10 +153,12 @@ def test_weights_pair_in_the_order_the_file_s_network_uses_them(write_spec):
     assert not torch.allclose(wrong(x), source(x.flatten(1)), atol=1e-3)
 
 
-def test_the_fashion_mnist_vit_trains_and_its_summary_reads_as_tokens(cli, tmp_path, real_data):
+def test_the_fashion_mnist_vit_trains_and_its_summary_reads_as_tokens(cli, tmp_path, monkeypatch):
     code, out, _ = cli("summary", "fmnist_vit")
     assert code == 0 and "(49, 128)" in out and "attention 4" in out and "encoder(128, 4, 0) x" not in out
-    code, out, err = cli("run", "fmnist_vit", "--train-limit", "256", "--val-limit", "256", "--num-epochs", "1",
-                         "--batch-size", "64", "--out", tmp_path)
+    monkeypatch.setenv("FMNIST_CACHE", str(tmp_path / "cache"))
+    folder = tiny_folder(tmp_path / "photos", per_class=20, size=28)  # 28x28 like Fashion-MNIST, a small test split
+    code, out, err = cli("run", "fmnist_vit", "--data", folder, "--num-epochs", "1", "--batch-size", "32",
+                         "--out", tmp_path / "runs")
     assert (code, err) == (0, ""), err
-    assert "epoch  1/1" in out and (only_run(tmp_path) / "best.pt").is_file()
+    assert "epoch  1/1" in out and (only_run(tmp_path / "runs") / "best.pt").is_file()

@@ -16,22 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, mount_or_skip, only_run, spawn, unmount, wait_until
+from tests.conftest import ROOT, mount_or_skip, only_run, spawn, tiny_folder, unmount, wait_until
 
 CGROUP_V1 = Path("/sys/fs/cgroup/memory")
-
-
-def tiny_folder(root: Path, per_class: int, classes: int = 10, size: int = 8) -> Path:
-    """`per_class` small grey PNGs in each class folder (a pattern per class, so a net can learn something)."""
-    for label in range(classes):
-        folder = root / f"class{label:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(label)
-        base = rng.integers(0, 256, (size, size), dtype=np.uint8)
-        for number in range(per_class):
-            noise = rng.integers(0, 40, (size, size), dtype=np.uint8)
-            Image.fromarray(base // 2 + noise, "L").save(folder / f"{number:05d}.png")
-    return root
 
 
 def cache_folders(cache: Path) -> list[Path]:

@@ -17,7 +17,7 @@ def test_packaged_specs_ship_with_the_package():
     from fmnist.builder.spec import PACKAGED_SPECS
 
     assert PACKAGED_SPECS.is_relative_to(ROOT / "fmnist") and len(list(PACKAGED_SPECS.glob("cnn_*.yaml"))) == 5
-    assert "specs/zoo/*.yaml" in (ROOT / "setup.cfg").read_text() and len(list((PACKAGED_SPECS / "zoo").glob("*.yaml"))) == 20
+    assert "specs/zoo/*.yaml" in (ROOT / "setup.cfg").read_text() and len(list((PACKAGED_SPECS / "zoo").glob("*.yaml"))) == 32
 
 
 def test_python_dash_m_fmnist_is_the_command(tmp_path):

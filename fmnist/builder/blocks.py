@@ -235,12 +235,13 @@ class Parallel(Block):
             if branch == []:
                 raise LayerProblem(f"branch {number_} is an empty list: give it its layers ('identity' for a branch "
                                    f"that passes its input on)")
-            if not isinstance(branch, list):
-                what = f"a mapping ({flow_text(branch)})" if isinstance(branch, dict) else \
-                    f"one layer ('{flow_text(branch)}')"
+            if isinstance(branch, (str, dict)):  # one layer where a list of them was meant: write it as one
+                what = f"a mapping ({flow_text(branch)})" if isinstance(branch, dict) else f"one layer ('{branch}')"
                 fixed = [part if isinstance(part, list) else [part] for part in lists]
                 raise LayerProblem(f"branch {number_} is {what}, not a list of layers: every branch is a list, so "
                                    f"write {{{cls.kind}: {flow_text(fixed, 120)}}}")
+            if not isinstance(branch, list):
+                raise LayerProblem(f"branch {number_} is {flow_text(branch)}, not a list of layers; expected {cls.usage}")
         return [parse_list(branch, [*path, b], f"{index}.{b + 1}") for b, branch in enumerate(lists)]
 
     def branch_inputs(self, shape: Shape) -> list[Shape]:

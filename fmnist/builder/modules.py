@@ -25,7 +25,7 @@ class ResidualModule(nn.Module):
 
     def __init__(self, body: nn.Module, shortcut: nn.Module | None, drop_rate: float = 0.0, shortcut_first: bool = False):
         super().__init__()
-        if shortcut_first:
+        if shortcut_first:  # registered before the body, so the state dict lists it first (assigned again below)
             self.shortcut = shortcut if shortcut is not None else nn.Identity()
         self.body = body
         self.shortcut = shortcut if shortcut is not None else nn.Identity()

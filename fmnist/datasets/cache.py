@@ -22,6 +22,7 @@ from ..atomic import atomic_write
 from ..errors import FmnistError, StorageError
 from . import decoding
 from .folder import FolderScan
+from .memory import size_text
 
 FORMAT = 2  # 1: arrays loaded whole into memory; 2: images mapped from images.npy
 MANIFEST = "manifest.json"
@@ -79,10 +80,6 @@ def load(root: Path, conversion: dict, fingerprint: str) -> tuple[decoding.Layou
     return layout, labels, manifest
 
 
-def room_needed(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape))
-
-
 def writable(folder: Path) -> str | None:
     """Why the cache cannot be written in `folder` (its parents made as needed), or None."""
     try:
@@ -110,9 +107,9 @@ def decode(root: Path, conversion: dict, scan: FolderScan, shape: tuple[int, int
     if layout is None:
         for leftover in (PARTIAL, DONE, PROGRESS, MANIFEST):
             (folder / leftover).unlink(missing_ok=True)
-        free = shutil.disk_usage(folder).free
-        if free < room_needed(full):
-            raise StorageError(f"the decoded images need {_size(room_needed(full))} and {folder} has {_size(free)} free; "
+        free, need = shutil.disk_usage(folder).free, int(np.prod(full))
+        if free < need:
+            raise StorageError(f"the decoded images need {size_text(need)} and {folder} has {size_text(free)} free; "
                                f"set $FMNIST_CACHE to a folder with room", str(root))
         try:
             layout = decoding.create(folder / PARTIAL, full)
@@ -153,7 +150,3 @@ def _continued(folder: Path, what: dict, shape: tuple[int, int, int, int]):
     except (OSError, ValueError):
         return None
     return decoding.existing(folder / PARTIAL, shape) if before == what else None
-
-
-def _size(count: int) -> str:
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..console import plain_interval
 from ..errors import StorageError, UsageError, one_line
 from .folder import FolderScan
 from .images import READ_ERRORS, fit_image, fit_stored, open_image, unreadable
@@ -25,7 +26,6 @@ from .images import READ_ERRORS, fit_image, fit_stored, open_image, unreadable
 CHUNK = 512  # images a worker decodes in one go: about a second of work for small images, a few for photos
 CHUNK_BYTES = 16 * 2**20  # and at most this much decoded: a worker holds one chunk in memory
 CHUNK_ENV = "FMNIST_DECODE_CHUNK"  # another chunk size (a test, a slow disk)
-PROGRESS_EVERY_S = 30.0  # plain progress lines, where there is no terminal
 
 
 def chunk_size(image_bytes: int) -> int:
@@ -242,8 +242,8 @@ def read_done(done_log: Path) -> list[range]:
 class Bar:
     """A progress bar with images/s and time left on a terminal; a plain line now and then otherwise."""
 
-    def __init__(self, title: str, every: float = PROGRESS_EVERY_S):
-        self.title, self.every = title, every
+    def __init__(self, title: str, every: float | None = None):
+        self.title, self.every = title, every if every is not None else plain_interval()
         self.bar = None
         self.task = None
         self.started = time.monotonic()

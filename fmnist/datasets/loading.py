@@ -18,7 +18,7 @@ from .convert import channel_statistics, convert_images
 from .decoding import Bar, Layout
 from .disk_images import DiskImages, read_whole
 from .folder import FolderScan, decode, native_shape, scan_folder
-from .memory import DATA_SHARE, _gib, check_room, free_cpu_memory
+from .memory import check_room, short_of_room, size_text
 from .named import DATASETS, NamedDataset
 
 DECODE_PROGRESS_FROM = 2_000  # images: fewer decode in about a second, without a bar
@@ -40,6 +40,7 @@ class DataPlan:
     download: bool = True  # a named dataset missing when it is read is fetched by torchvision
     notes: list[str] = field(default_factory=list)  # what loading did (the cache), for the run's start lines
     view: tuple[int, int] | None = None  # stored images are cropped to the spec's (H, W): check_fits sets it
+    order: tuple[FolderScan, tuple[int, int, int]] | None = None  # a folder's files in split order, each split's size
     device: torch.device = torch.device("cpu")  # where training runs: a set that fits there is moved there whole
 
     @property
@@ -83,8 +84,8 @@ def _plan_folder(choice: DataChoice, root: Path, data_dir: str | None, device: t
     if not root.is_dir():
         raise UsageError("no such folder of images", str(root))
     scan = scan_folder(root)
-    ordered, _ = ordered_scan(scan, choice)
-    manifest = cache.peek(root, _conversion(choice), ordered.fingerprint())
+    order = ordered_scan(scan, choice)
+    manifest = cache.peek(root, _conversion(choice), order[0].fingerprint())
     stored = (choice.store, choice.store) if choice.store else choice.resize
     shape = tuple(manifest["shape"][1:]) if manifest else native_shape(scan, choice.channels, stored)
     if choice.read == "memory":  # asked to hold it all: refused now if it cannot be (auto and disk read by index)
@@ -92,7 +93,7 @@ def _plan_folder(choice: DataChoice, root: Path, data_dir: str | None, device: t
     layout = "/".join(scan.splits) + " folders" if scan.splits else "one folder per class"
     return DataPlan(choice, data_dir, shape, len(scan.class_names), False,
                     f"image folder {root} ({len(scan.files):,} images, {len(scan.class_names)} classes, {layout})",
-                    "every image decoded by Pillow", scan=scan, device=device)
+                    "every image decoded by Pillow", scan=scan, device=device, order=order)
 
 
 def check_fits(data: DataPlan, spec) -> None:
@@ -176,7 +177,7 @@ def _load_named(data: DataPlan, dataset: NamedDataset) -> Splits:
 def _load_folder(data: DataPlan, scan: FolderScan) -> Splits:
     """The folder's splits, decoded into the cache first where they are not there yet: stored in split order, so each
     split is a range of the file; held in memory where they fit, else read from the file by index as training goes."""
-    ordered, (train, val, test) = ordered_scan(scan, data.choice)
+    ordered, (train, val, test) = data.order or ordered_scan(scan, data.choice)
     root, conversion = scan.root, data.conversion()
     cached = cache.load(root, conversion, ordered.fingerprint())
     if cached:
@@ -197,14 +198,11 @@ def _resident(data: DataPlan, layout: Layout) -> torch.Tensor | DiskImages:
     """The cached images read into memory where they fit there (data: {read: auto}) or are asked to be (read:
     memory), else a reader that takes them from the file by index (read: disk, or too big)."""
     need = int(math.prod(layout.shape))
-    free = free_cpu_memory()
-    fits = free is None or need <= DATA_SHARE * free
-    if data.device.type == "cuda":  # the whole set goes to the GPU with it, or batches go there as they are read
-        fits = fits and need <= DATA_SHARE * torch.cuda.mem_get_info(data.device)[0]
-    if data.choice.read == "memory" or data.choice.read == "auto" and fits:
+    short = short_of_room(need, data.device)  # on a GPU, the whole set goes there, or batches as they are read
+    if data.choice.read == "memory" or data.choice.read == "auto" and short is None:
         return torch.from_numpy(read_whole(layout.path, layout.offset, layout.shape))
-    why = "as asked (data: {read: disk})" if data.choice.read == "disk" else \
-        f"they need {_gib(need)} and {_gib(int(free or 0))} is free"
+    why = f"they need {size_text(need)} and {size_text(short[1])} is free" \
+        if short is not None and data.choice.read == "auto" else "as asked (data: {read: disk})"
     data.notes.append(f"decoded images read from the cache by index as training goes, not held in memory: {why}")
     return DiskImages(str(layout.path), layout.offset, layout.shape[1:], 0, layout.shape[0])
 

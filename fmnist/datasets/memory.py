@@ -85,20 +85,28 @@ def free_cpu_memory() -> int | None:
     return min(v for v in (free, limited) if v is not None) if (free, limited) != (None, None) else None
 
 
-def _gib(size: int) -> str:
+def size_text(size: int) -> str:
+    """Bytes as people read them: '1.4 GiB', '159 MiB'."""
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
-def check_room(label: str, images: int, shape: tuple[int, ...], device: torch.device, native: tuple[int, ...] | None = None,
-               host: bool = True) -> None:
-    """Refuse a dataset whose uint8 images (and, while converting, their native copy) would not fit: in this machine's
-    memory where they are held there (`host`), and on a GPU the run trains on."""
-    need = images * (math.prod(shape) + (math.prod(native) if native and tuple(native) != tuple(shape) else 0))
-    places = [("this machine", free_cpu_memory())] if host else []
+def short_of_room(need: int, device: torch.device) -> tuple[str, int] | None:
+    """Where `need` bytes of data would not fit, and what is free there: this machine's memory, then the GPU a run
+    trains on; None where it fits everywhere it would be held."""
+    places = [("this machine", free_cpu_memory())]
     if device.type == "cuda":
         places.append((str(device), torch.cuda.mem_get_info(device)[0]))
-    for where, free in places:
-        if free is not None and need > DATA_SHARE * free:
-            raise UsageError(f"{label}: {images:,} images of {'x'.join(map(str, shape))} need {_gib(need)} as uint8; "
-                             f"{where} has {_gib(free)} free and the data may take at most {DATA_SHARE:.0%} of it "
-                             f"(resize smaller, or use fewer images)")
+    return next(((where, free) for where, free in places if free is not None and need > DATA_SHARE * free), None)
+
+
+def check_room(label: str, images: int, shape: tuple[int, ...], device: torch.device,
+               native: tuple[int, ...] | None = None) -> None:
+    """Refuse a dataset whose uint8 images (and, while converting, their native copy) would not fit: in this machine's
+    memory, and on a GPU the run trains on."""
+    need = images * (math.prod(shape) + (math.prod(native) if native and tuple(native) != tuple(shape) else 0))
+    short = short_of_room(need, device)
+    if short is not None:
+        where, free = short
+        raise UsageError(f"{label}: {images:,} images of {'x'.join(map(str, shape))} need {size_text(need)} as uint8; "
+                         f"{where} has {size_text(free)} free and the data may take at most {DATA_SHARE:.0%} of it "
+                         f"(resize smaller, or use fewer images)")

@@ -16,10 +16,10 @@ where it gives them (PostgreSQL's SQLSTATE, SQLite's result code), and from SQLi
 from __future__ import annotations
 
 import functools
-import os
 import time
 from contextlib import contextmanager
 
+from ..environment import seconds_from_environment
 from ..errors import StorageError, UsageError, one_line
 from ..redact import masked
 
@@ -28,26 +28,17 @@ HEARTBEAT_S = 30  # a worker killed mid-trial stops beating; after the grace per
 HEARTBEAT_ENV = "FMNIST_HEARTBEAT_S"  # how often a running trial beats (seconds); its grace period is 4 beats
 RECONNECT_S = 120  # how long a call waits for a database that went away (a restart) before it gives up
 RECONNECT_ENV = "FMNIST_RECONNECT_S"
-
-
-def _seconds_setting(name: str, default: int) -> int:
-    """Whole seconds from 1 to 3600 in the environment variable `name`, else `default`; a bad value is one line."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= 3600:
-        raise UsageError(f"{name}={text}: expected whole seconds from 1 to 3600")
-    return int(text)
+MOST_S = 3600  # either setting, at most an hour
 
 
 def heartbeat_seconds() -> int:
     """The heartbeat interval: $FMNIST_HEARTBEAT_S or HEARTBEAT_S."""
-    return _seconds_setting(HEARTBEAT_ENV, HEARTBEAT_S)
+    return seconds_from_environment(HEARTBEAT_ENV, HEARTBEAT_S, MOST_S)
 
 
 def reconnect_seconds() -> int:
     """How long a database call waits for the server to come back: $FMNIST_RECONNECT_S or RECONNECT_S."""
-    return _seconds_setting(RECONNECT_ENV, RECONNECT_S)
+    return seconds_from_environment(RECONNECT_ENV, RECONNECT_S, MOST_S)
 
 
 def _is_connection_loss(error: BaseException) -> bool:

@@ -9,7 +9,6 @@ step sees exactly the images, and the statistics, of a one-process step.
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -18,7 +17,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed import ProcessGroup
 
-from ..errors import FmnistError, UsageError
+from ..environment import seconds_from_environment
+from ..errors import FmnistError
 from ..world import World
 
 COLLECTIVE_TIMEOUT_S = 120  # a collective whose peer neither answers nor closes its connection fails after this
@@ -27,12 +27,7 @@ COLLECTIVE_TIMEOUT_ENV = "FMNIST_COLLECTIVE_TIMEOUT_S"
 
 def collective_timeout() -> int:
     """Seconds a rank waits in a collective for a silent peer: $FMNIST_COLLECTIVE_TIMEOUT_S or 120."""
-    text = os.environ.get(COLLECTIVE_TIMEOUT_ENV, "").strip()
-    if not text:
-        return COLLECTIVE_TIMEOUT_S
-    if not text.isdigit() or not 1 <= int(text) <= 86_400:
-        raise UsageError(f"{COLLECTIVE_TIMEOUT_ENV}={text}: expected whole seconds from 1 to 86400")
-    return int(text)
+    return seconds_from_environment(COLLECTIVE_TIMEOUT_ENV, COLLECTIVE_TIMEOUT_S, 86_400)
 
 
 def worker_device(world: World, wanted: str) -> str:

@@ -2,25 +2,13 @@
 plain line now and then instead, as pip and Ultralytics do, so a long first epoch is never minutes of silence."""
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-PLAIN_EVERY_S = 30.0  # seconds between plain progress lines where there is no terminal
-PLAIN_EVERY_VARIABLE = "FMNIST_PROGRESS_EVERY_S"  # sets that interval (a CI job that wants more or fewer lines)
-
-
-def plain_interval() -> float:
-    """$FMNIST_PROGRESS_EVERY_S where it is a number of seconds above 0, else PLAIN_EVERY_S."""
-    try:
-        seconds = float(os.environ.get(PLAIN_EVERY_VARIABLE, PLAIN_EVERY_S))
-    except ValueError:
-        return PLAIN_EVERY_S
-    return seconds if 0 < seconds < float("inf") else PLAIN_EVERY_S
-
+from ..console import plain_interval
 
 @contextmanager
 def epoch_progress(console: Console, epoch: int, epochs: int, steps: int, label: str = ""):

@@ -207,13 +207,13 @@ def _train(run: RunDir | None, ready: Prepared, splits, console: Console, checkp
     model = model.to(device)
     splits = splits.to(device)
     trainer = Trainer(model, splits, hparams, device, **ready.speed, world=world)
-    folder = run.path if run is not None else folder
+    folder = run.path if run is not None else folder or Path(".")  # where last.pt and best.pt are (rank 0's folder)
 
     if run is not None:
         run.file(ERROR_FILE).unlink(missing_ok=True)  # a resumed run is no longer the failure it was
     # where to begin: a fresh run saves its epoch 0 at once, so a kill from here on can always be resumed
     if checkpoint is not None:
-        load_weights(trainer, checkpoint.trainer, Path(folder or ".") / "last.pt")
+        load_weights(trainer, checkpoint.trainer, folder / "last.pt")
         state = FitState.from_checkpoint(checkpoint)
         console.print(f"Resuming {folder} after epoch {state.saved} of {hparams.num_epochs}")
     else:
@@ -233,19 +233,19 @@ def _train(run: RunDir | None, ready: Prepared, splits, console: Console, checkp
         fit(trainer, splits, callbacks, state,
             progress=lambda epoch, epochs, steps: epoch_progress(console, epoch, epochs, steps))
     except KeyboardInterrupt:
-        raise _interrupted(run, state, world, folder) from None
+        raise _interrupted(state, world, folder) from None
     except FmnistError as error:
         if run is not None:
             _record_failure(run, error)
         kept = f"best checkpoint (epoch {state.best['epoch']}, val {_percent(state.best['val_acc'])}) kept in " \
-               f"{Path(folder or '.') / 'best.pt'}" if state.best["epoch"] and (Path(folder or ".") / "best.pt").is_file() \
+               f"{folder / 'best.pt'}" if state.best["epoch"] and (folder / "best.pt").is_file() \
             else "no epoch finished, so there is no best checkpoint"
         error.message = f"{error.message}; {kept}"
         error.quiet = not world.is_writer
         raise
     except Exception as error:
         if raised_by_interrupt(error):
-            raise _interrupted(run, state, world, folder) from None
+            raise _interrupted(state, world, folder) from None
         if world.distributed and distributed.is_peer_lost(error):
             raise _peer_lost(error, state, world, folder) from None
         raise
@@ -287,11 +287,15 @@ class EpochLine(Callback):
             self.console.print(state.stopped)
 
 
-def _interrupted(run: RunDir | None, state: FitState, world: World, folder: Path | None) -> RunInterrupted:
+def _saved_and_resume(state: FitState, world: World, folder: Path) -> str:
+    """What a stopped run keeps and how to continue it, for the line that says it stopped."""
+    return f"{state.saved} finished epoch(s) are saved in {folder / 'last.pt'}; resume with: {resume_command(folder, world)}"
+
+
+def _interrupted(state: FitState, world: World, folder: Path) -> RunInterrupted:
     where = f"after epoch {state.saved}" if state.saved >= state.epoch else f"in epoch {state.epoch}"
-    interrupted = RunInterrupted(f"interrupted {where}; {state.saved} finished epoch(s) are saved in "
-                                 f"{Path(folder or '.') / 'last.pt'}; resume with: {resume_command(folder, world)}")
-    interrupted.quiet = run is None
+    interrupted = RunInterrupted(f"interrupted {where}; {_saved_and_resume(state, world, folder)}")
+    interrupted.quiet = not world.is_writer
     return interrupted
 
 
@@ -299,14 +303,14 @@ class PeerLost(TrainingError):
     """Another process of a data-parallel run went away (killed, its machine lost) or stopped answering."""
 
 
-def _peer_lost(error: BaseException, state: FitState, world: World, folder: Path | None) -> PeerLost:
-    lost = PeerLost(f"another process of the run stopped ({one_line(error, 100)}); {state.saved} finished epoch(s) are "
-                    f"saved in {Path(folder or '.') / 'last.pt'}; resume with: {resume_command(folder, world)}")
+def _peer_lost(error: BaseException, state: FitState, world: World, folder: Path) -> PeerLost:
+    lost = PeerLost(f"another process of the run stopped ({one_line(error, 100)}); "
+                    f"{_saved_and_resume(state, world, folder)}")
     lost.quiet = not world.is_writer
     return lost
 
 
-def resume_command(folder: Path | None, world: World) -> str:
+def resume_command(folder: Path, world: World) -> str:
     """How the user continues this run: with the same process count it was started with."""
     processes = f" --nproc {world.local_size}" if world.distributed and world.size == world.local_size else \
         " (under torchrun, as it was started)" if world.distributed else ""

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
+
+from .durations import MAX_MINUTES, PATTERN, read_minutes
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class HParam:
     default: Any
     schema: dict  # JSON Schema for the value
     help: str
+    read: Callable[[Any], Any] | None = None  # the value as the run uses it (a duration's minutes); raises ValueError
 
 
 LOSSES = ("softmax", "sigmoid", "sigmoid-ce")
@@ -31,6 +34,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle", "plateau")
 
 MAX_SEED = 2**32 - 1  # numpy's (and so Optuna's samplers') limit; torch takes any of these
+MAX_EPOCHS = 10_000  # also the cap of a budgeted run: its budget decides when it stops
+BUDGET_SCHEMA = {"oneOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MINUTES},
+                           {"type": "string", "pattern": PATTERN}]}
 
 
 def _number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> dict:
@@ -45,9 +51,10 @@ def _integer(low: int, high: int) -> dict:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
-def setting(default, schema: dict, help: str):
-    """A TrainConfig field: its default (the study's recipe), its rule (JSON Schema) and its help, in one place."""
-    return dataclasses.field(default=default, metadata={"schema": schema, "help": help})
+def setting(default, schema: dict, help: str, read: Callable[[Any], Any] | None = None):
+    """A TrainConfig field: its default (the study's recipe), its rule (JSON Schema), its help and, for a value written
+    in more than one way (a duration), how it is read into the one the run uses; in one place."""
+    return dataclasses.field(default=default, metadata={"schema": schema, "help": help, "read": read})
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,11 @@ class TrainConfig:
     batch_size: int = setting(128, _integer(1, 65_536), "images per training step")
     lr: float = setting(4e-3, _number(0, low_open=True), "learning rate (the peak one under a schedule)")
     rs: float = setting(1e-3, _number(0), "L2 regularisation strength (the optimizer's weight_decay)")
-    num_epochs: int = setting(10, _integer(1, 10_000), "training epochs")
+    num_epochs: int = setting(10, _integer(1, MAX_EPOCHS), "training epochs")
+    budget: float | None = setting(None, BUDGET_SCHEMA,
+                                   "train for this much time instead of a number of epochs (90s, 60m, 1.5h; a bare "
+                                   "number is minutes): the schedule runs over elapsed training time and training "
+                                   "stops when it is spent", read=read_minutes)
     dropout: float | None = setting(None, _number(0, 1, high_open=True),
                                     "override p of every dropout layer (default: as written in the spec)")
     loss: str = setting("softmax", {"enum": list(LOSSES)},
@@ -111,8 +122,8 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-HPARAMS: dict[str, HParam] = {item.name: HParam(item.name, item.default, item.metadata["schema"], item.metadata["help"])
-                              for item in dataclasses.fields(TrainConfig)}
+HPARAMS: dict[str, HParam] = {item.name: HParam(item.name, item.default, item.metadata["schema"], item.metadata["help"],
+                                             item.metadata["read"]) for item in dataclasses.fields(TrainConfig)}
 
 
 TRAIN_SCHEMA = {
@@ -152,7 +163,10 @@ def value_problem(name: str, value) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"
     try:
+        _read(name, value)  # first: a duration's own message says more than a failed oneOf
         jsonschema.validate(value, HPARAMS[name].schema)
+    except ValueError as error:
+        return str(error)
     except jsonschema.ValidationError as error:
         return error.message
     return None
@@ -169,9 +183,37 @@ def resolve(spec_train: dict, flags: dict, data_defaults: dict | None = None) ->
         if problem:
             raise UsageError(f"--{name.replace('_', '-')} {value}: {problem}")
     train = _augment_mapping(spec_train)
+    given, train = _one_length(given), _one_length(train, "train:")
+    if "budget" in given or "num_epochs" in given:  # a flag's length of training replaces the spec's
+        train = {name: value for name, value in train.items() if name not in ("budget", "num_epochs")}
     defaults = {name: h.default for name, h in HPARAMS.items()} | (data_defaults or {})
     values: dict[str, Any] = {name: given.get(name, train.get(name, defaults[name])) for name in HPARAMS}
+    values = {name: _read(name, value) for name, value in values.items()}
+    if values["budget"] is not None:
+        values["num_epochs"] = MAX_EPOCHS  # only the cap: the budget decides when training stops
+        if values["schedule"] == "onecycle" and values["warmup_epochs"]:
+            raise UsageError(f"warmup_epochs {values['warmup_epochs']:g} with a budget and the onecycle schedule: the "
+                             f"epochs a budget buys are not known in advance; one-cycle warms up over the first 30% of "
+                             f"the budget, leave warmup_epochs out")
     return TrainConfig(**values)
+
+
+def _read(name: str, value: Any) -> Any:
+    """A setting's value as the run uses it: '60m' -> 60.0 for a budget; others as they are."""
+    read = HPARAMS[name].read
+    return read(value) if read is not None and value is not None else value
+
+
+def _one_length(settings: dict, where: str = "") -> dict:
+    """How long to train is one choice: a budget or an epoch count, not both from one place (a budgeted run's own
+    record, with the epoch cap the budget set, is not a conflict)."""
+    from .errors import UsageError
+
+    epochs = settings.get("num_epochs")
+    if settings.get("budget") is not None and epochs is not None and epochs != MAX_EPOCHS:
+        names = ("train: budget", "num_epochs") if where else ("--budget", "--num-epochs")
+        raise UsageError(f"{names[0]} and {names[1]} {epochs}: give one (a budget decides the number of epochs)")
+    return settings
 
 
 def _augment_mapping(train: dict) -> dict:

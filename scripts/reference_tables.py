@@ -15,6 +15,8 @@ from pathlib import Path
 
 from results_tables import print_or_write
 
+from fmnist.durations import PATTERN as DURATION
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = tuple(ROOT / "docs" / name for name in ("spec.md", "zoo.md", "training.md", "run-folder.md"))
 ZOO_TEST = "tests/test_zoo.py::test_zoo_spec_is_exact_against_torchvision"
@@ -116,7 +118,14 @@ def _rule(schema: dict) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(schema["enum"])
     if "oneOf" in schema:
-        return "true, false or {crop: N, flip: true/false}"
+        *first, last = ["true, false" if alternative == {"type": "boolean"} else _rule(alternative)
+                        for alternative in schema["oneOf"]]
+        return f"{', '.join(first)} or {last}"
+    if schema.get("type") == "object":  # augment's mapping
+        return "{" + ", ".join(f"{key}: {'N' if rule['type'] == 'integer' else 'true/false'}"
+                               for key, rule in schema["properties"].items()) + "}"
+    if schema.get("pattern") == DURATION:
+        return "a duration such as 90s, 60m, 1.5h"
     if "minimum" in schema and "maximum" in schema:
         return f"{schema['type']}, {_number(schema['minimum'])} to {_number(schema['maximum'])}"
     bounds = [f"{sign} {_number(schema[key])}" for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"),
@@ -132,7 +141,7 @@ def train_settings() -> str:
     rows = ["| `train:` key | flag | default | rule | what it does |", "|---|---|---|---|---|"]
     for name, setting in HPARAMS.items():
         flag = "--" + name.replace("_", "-") + (f", {STUDY_SPELLINGS[name]}" if name in STUDY_SPELLINGS else "")
-        if setting.schema.get("type") == "boolean" or "oneOf" in setting.schema:
+        if {"type": "boolean"} in [setting.schema, *setting.schema.get("oneOf", [])]:
             flag += f" / --no-{name.replace('_', '-')}"
         rows.append(f"| `{name}` | `{flag}` | {default_text(name).strip()[1:-1]} | {_rule(setting.schema)} | "
                     f"{_cell(setting.help)} |")

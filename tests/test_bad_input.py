@@ -230,20 +230,24 @@ def test_yaml_merge_keys_override_as_yaml_says(cli, write_spec):
 
 # --- conventions: stdin, folders, exit codes, unique row indexes ---
 
-def test_summary_and_validate_read_standard_input_and_folders(tmp_path):
+def test_summary_and_validate_read_standard_input_and_folders(cli, tmp_path, monkeypatch):
+    import io
+
     text = (SPECS / "cnn_4.yaml").read_text()
     for command in (["summary", "-"], ["validate", "-"]):
-        result = subprocess.run([sys.executable, "-m", "fmnist", *command], input=text, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert "65,994" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "fmnist", "validate", str(SPECS)], capture_output=True, text=True)
-    assert result.returncode == 0
-    assert result.stdout.count(": ok (") == len(list(SPECS.glob("*.yaml")))
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        code, out, err = cli(*command)
+        assert code == 0, err
+        assert "65,994" in out
+    code, out, _ = cli("validate", SPECS)
+    assert code == 0
+    assert out.count(": ok (") == len(list(SPECS.glob("*.yaml")))
     (tmp_path / "empty").mkdir()
-    result = subprocess.run([sys.executable, "-m", "fmnist", "validate", str(tmp_path / "empty")], capture_output=True, text=True)
-    assert result.returncode == 2 and "no spec files (*.yaml, *.yml) in this folder" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "fmnist", "summary", "-"], input="name: [", capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.startswith("fmnist: error: <stdin>:1: not valid YAML")
+    code, _, err = cli("validate", tmp_path / "empty")
+    assert code == 2 and "no spec files (*.yaml, *.yml) in this folder" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("name: ["))
+    code, _, err = cli("summary", "-")
+    assert code == 2 and err.startswith("fmnist: error: <stdin>:1: not valid YAML")
 
 
 @pytest.mark.parametrize("spec", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)

@@ -17,7 +17,7 @@ def test_there_is_one_epoch_loop_and_every_training_goes_through_it():
 
 # The layers, lowest first: a module may import its own area and the areas ranked at or below it, never above.
 RANKS = {**{name: 0 for name in ("fmnist", "errors", "interrupts", "redact", "atomic", "machine", "choices",
-                                 "invocation", "console", "hparams", "world", "environment")},
+                                 "invocation", "console", "hparams", "world", "environment", "durations")},
          "datasets": 1, "builder": 2, "runner": 3, "experiments": 4, "plugins": 5, "commands": 5, "cli": 6,
          "__main__": 7}
 

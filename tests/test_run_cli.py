@@ -38,7 +38,7 @@ def test_run_writes_everything_and_eval_predict_read_it(cli, real_data, tmp_path
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[1]["val_acc"]) == summary["epochs"][1]["val_acc"]
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 2, "dropout": None,
+    assert config["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 2, "budget": None, "dropout": None,
                                  "loss": "softmax", "augment": False, **RECIPE_DEFAULTS, "seed": 1}
     assert config["spec"]["name"] == "CNN_4" and config["device"] == "cpu" and config["data"]["train"] == 1000
     assert config["data"]["val_limit"] == 700 and config["data"]["validation"] == 700
@@ -82,7 +82,7 @@ def test_study_command_line_works_verbatim(cli):
     assert code == 0
     resolved = yaml.safe_load(out)
     assert resolved["model"] == "CNN_1" and resolved["spec"].endswith("cnn_1.yaml")
-    assert resolved["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 10, "dropout": None,
+    assert resolved["hparams"] == {"batch_size": 128, "lr": 0.004, "rs": 0.001, "num_epochs": 10, "budget": None, "dropout": None,
                                    "loss": "softmax", "augment": True, **RECIPE_DEFAULTS, "seed": 0}
 
 
@@ -90,7 +90,7 @@ def test_flags_beat_the_spec_which_beats_the_defaults(cli, write_spec):
     path = write_spec("name: t\nlayers: [fc 10]\ntrain: {lr: 0.01, batch_size: 32, loss: sigmoid}\n")
     code, out, _ = cli("run", path, "--batch-size", "64", "--dropout", "0.2", "--dry-run")
     assert code == 0
-    assert yaml.safe_load(out)["hparams"] == {"batch_size": 64, "lr": 0.01, "rs": 0.001, "num_epochs": 10, "dropout": 0.2,
+    assert yaml.safe_load(out)["hparams"] == {"batch_size": 64, "lr": 0.01, "rs": 0.001, "num_epochs": 10, "budget": None, "dropout": 0.2,
                                               "loss": "sigmoid", "augment": False, **RECIPE_DEFAULTS, "seed": 0}
 
 

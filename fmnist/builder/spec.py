@@ -11,7 +11,7 @@ import yaml
 
 from ..errors import FmnistError, SpecError, did_you_mean
 from ..datasets.choice import DATA_SCHEMA
-from ..hparams import SPACE_SCHEMA, TRAIN_SCHEMA
+from ..hparams import HPARAMS, SPACE_SCHEMA, TRAIN_SCHEMA, value_problem
 from .arithmetic import REPEAT, substitute
 from .blocks import MAX_REPEAT, Block, NamedBlock
 from .fields import LayerProblem
@@ -632,6 +632,8 @@ def _describe(error: jsonschema.ValidationError, document, file) -> list[SpecErr
         return [SpecError(f"expected {_RULES['layer']}", file, line, path[1] + 1, layer_text(error.instance))]
     rule = _RULES.get(path[0]) if path and isinstance(path[0], str) and len(path) <= 2 else None
     message = f"expected {rule}, got {error.instance!r}" if rule else error.message
+    if len(path) == 2 and path[0] == "train" and path[1] in HPARAMS:  # the setting's own words (a duration's format)
+        message = value_problem(path[1], error.instance) or message
     if isinstance(error.instance, bool) and error.validator in ("type", "pattern"):
         message += " (YAML reads yes/no/on/off as booleans: quote the value)"
     return [SpecError(f"{where}: {message}" if where else message, file, line)]

@@ -45,7 +45,7 @@ def compare(run_paths: tuple[str, ...], plot_path: str | None) -> int:
         table.add_column(run.path.name, justify="right")
     for key in _differing(settings):
         table.add_row(key, *(str(entry.get(key)) for entry in settings))
-    table.add_row("epochs", *(f"{row.epochs}/{row.planned}" for row in rows))
+    table.add_row("epochs", *(row.epochs_text() for row in rows))
     table.add_row("best val", *(f"{100 * row.best_val_acc:.2f}%" if row.best_val_acc is not None else "–" for row in rows))
     table.add_row("test", *(f"{100 * row.test_acc:.2f}%" if row.test_acc is not None else "–" for row in rows))
     table.add_row("state", *(row.state for row in rows))

@@ -74,6 +74,8 @@ def hparam_option(name: str):
         return click.option(*spellings, name, type=click.Choice(setting.schema["enum"]), help=text)
     if kind == "boolean":
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
+    if setting.read is not None:  # written in words ('60m'): the setting reads it, and says what is wrong
+        return click.option(*spellings, name, type=str, help=text)
     return click.option(*spellings, name, type=int if kind == "integer" else float, help=text)
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from ..console import make_console
+from ..durations import MAX_MINUTES
 from ..errors import TrainingError, UsageError
-from ..choices import KEEP, PRUNERS
+from ..choices import FIDELITY_HELP, KEEP, PRUNERS
 from ..hparams import HPARAMS, LOSSES, MAX_SEED, STUDY_SIGMOID
 from ..runner.options import RunOptions
 from .declared import hparam_options, loaded_plugins, run_options
@@ -17,7 +18,6 @@ from .run_commands import check_out_folder, override_option
 
 MAX_SEEDS = 100  # retrains of the best trial; more is a typo
 MAX_TRIALS = 100_000  # far past any search that finishes; a larger count is a typo
-MAX_MINUTES = 7 * 24 * 60  # a week; a longer budget is a typo
 BOTH = {"both": [False, True], "on": [True], "off": [False]}
 GRID_LOSSES = {"both": ["softmax", STUDY_SIGMOID], "all": list(LOSSES)}  # the study's Table 1 columns, or every loss
 
@@ -148,7 +148,9 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @click.option("--results", "results_dir", type=click.Path(file_okay=False),
               help="Also keep the search as small files to commit: best.json (the retrained best run), search.json, plots.")
 @click.option("--pruner", type=click.Choice(PRUNERS), default="hyperband", show_default=True,
-              help="Stops hopeless trials early: hyperband or halving (multi-fidelity on epochs), median, or none.")
+              help="Stops hopeless trials early: hyperband or halving (multi-fidelity, at the resource --fidelity says), median, or none.")
+@click.option("--fidelity", type=click.Choice(list(FIDELITY_HELP)), default="epochs", show_default=True,
+              help="How a trial is judged before its end: " + "; ".join(f"{name}: {text}" for name, text in FIDELITY_HELP.items()) + ".")
 @click.option("--minutes", type=float, default=None,
               help="Time budget of this worker's trials: no trial starts after it, a running one stops at its next "
                    "epoch; the retrain comes after it. [none: --trials decides]")
@@ -156,7 +158,7 @@ def grid(specs, augment, loss, jobs, out, results_dir, keep, storage, study_name
 @run_options("search")
 @override_option
 def search(spec, trials, storage, study_name, space, loss, augment, out, retrain, retrain_seeds, results_dir, pruner,
-           minutes, options: RunOptions, overrides, **flags) -> int:
+           fidelity, minutes, options: RunOptions, overrides, **flags) -> int:
     """Optuna search over SPEC's hyper-parameters; the objective is the best validation accuracy.
 
     Resumes from its SQLite file; with --storage, several workers on several machines share one study.
@@ -177,6 +179,11 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     ready = prepare(loaded, fixed, options)
     if ready.hparams.seed + retrain_seeds - 1 > MAX_SEED:
         raise UsageError(f"--seeds {retrain_seeds} from --seed {ready.hparams.seed} goes past the largest seed, {MAX_SEED}")
+    if searching.FIDELITIES[fidelity].needs_budget and ready.hparams.budget is None:
+        raise UsageError(f"--fidelity {fidelity} judges trials at rungs of a per-trial --budget: give one (e.g. "
+                         f"--budget 10m)")
+    if ready.hparams.budget is not None:  # each trial trains for the budget: its epochs are not a parameter
+        fixed["num_epochs"] = ready.hparams.num_epochs
     space = searching.choose_space(loaded.document.get("search", {}), space, fixed, loaded.file)
     if not space:
         raise UsageError("nothing left to search: flags fix every parameter of the space")
@@ -186,6 +193,6 @@ def search(spec, trials, storage, study_name, space, loss, augment, out, retrain
     if results_dir:
         check_out_folder(results_dir)
     settings = searching.SearchSettings(trials, storage, name, out_path, retrain, pruner,
-                                        Path(results_dir) if results_dir else None, minutes, retrain_seeds)
+                                        Path(results_dir) if results_dir else None, minutes, retrain_seeds, fidelity)
     searching.run_search(ready, space, settings, options, make_console())
     return 0

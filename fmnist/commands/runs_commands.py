@@ -31,7 +31,7 @@ def runs(folder: str, as_json: bool) -> int:
         return 0
     headers = ("run", "name", "started", "data", "epochs", "best val", "test", "state", "note")
     lines = [[str(Path(row.run).relative_to(root)) if Path(row.run).is_relative_to(root) else row.run, row.name,
-              row.started.replace("T", " ")[:16], row.data, f"{row.epochs}/{row.planned}", _percent(row.best_val_acc),
+              row.started.replace("T", " ")[:16], row.data, row.epochs_text(), _percent(row.best_val_acc),
               _percent(row.test_acc), row.state, row.note] for row in rows]
     widths = [max([len(header), *(len(line[n]) for line in lines)]) for n, header in enumerate(headers)]
     right = {"epochs", "best val", "test"}

@@ -3,6 +3,7 @@ disk by index, for a folder too big for memory) with int64 labels, and the fixed
 validation images out of the training split."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Union
 
@@ -29,6 +30,12 @@ class Splits:
     class_names: tuple[str, ...]
     normalization: dict | None = None  # {"mean": [...], "std": [...]} per channel of the training split, when asked for
     view: tuple[int, int] | None = None  # images stored larger than the model's input: the (H, W) it is cropped to
+
+    def training_subset(self, images: int) -> "Splits":
+        """The same splits training on the first `images` training images only (a search's lower fidelity)."""
+        if images >= len(self.train_y):
+            return self
+        return dataclasses.replace(self, train_x=self.train_x.narrow(0, 0, images), train_y=self.train_y[:images])
 
     def to(self, device: torch.device) -> "Splits":
         moved = {name: getattr(self, name).to(device) for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}

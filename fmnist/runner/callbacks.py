@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from .budget import BudgetSpent
 from .fit import Callback
 
 LOGGERS = ("tensorboard",)  # --log NAME
@@ -79,7 +80,7 @@ def _logger(name: str, log_dir: Path, trainer) -> Callback:
     return {"tensorboard": TensorBoard}[name](name, log_dir, trainer)
 
 
-CALLBACKS: dict[str, Callable[..., Callback]] = {"patience": EarlyStopping, "log": _logger}
+CALLBACKS: dict[str, Callable[..., Callback]] = {"patience": EarlyStopping, "budget": BudgetSpent, "log": _logger}
 
 
 def callbacks_for(settings: dict, log_dir: Path | None = None, trainer=None) -> list[Callback]:

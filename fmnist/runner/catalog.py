@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..durations import minutes_text
 from ..errors import UsageError
 from .run_config import RunConfig
 
@@ -26,9 +27,16 @@ class RunRow:
     test_acc: float | None
     state: str  # finished, running, interrupted, failed, damaged
     note: str = ""
+    budget_minutes: float | None = None  # a budgeted run's: its epochs are not planned, only capped
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def epochs_text(self) -> str:
+        """'3/10' epochs done of those planned; '3 (60 min)' for a budgeted run."""
+        if self.budget_minutes is not None:
+            return f"{self.epochs} ({minutes_text(self.budget_minutes)})"
+        return f"{self.epochs}/{self.planned}"
 
 
 def _is_locked(folder: Path) -> bool:
@@ -115,10 +123,10 @@ def read_row(folder: Path) -> RunRow | None:
     if metrics_problem:
         state, note = ("damaged" if state == "finished" else state), "; ".join(filter(None, (note, metrics_problem)))
     best = max((row["val_acc"] for row in epochs), default=None)
-    planned = config.settings().num_epochs if config else 0
+    settings = config.settings() if config else None
     return RunRow(str(folder), config.name if config else "?", config.created if config else "",
-                  config.data.dataset if config else "?", len(epochs), planned, best,
-                  summary.get("test_acc") if summary else None, state, note)
+                  config.data.dataset if config else "?", len(epochs), settings.num_epochs if settings else 0, best,
+                  summary.get("test_acc") if summary else None, state, note, settings.budget if settings else None)
 
 
 def find_runs(root: Path) -> list[RunRow]:

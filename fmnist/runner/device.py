@@ -29,3 +29,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise UsageError(f"--device {name}: not supported; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def machine_name(device: torch.device) -> str:
+    """What a device is, in words, for the record of what a time budget bought on it: the GPU's name, or the CPU's
+    model, class and threads."""
+    from ..machine import cpu_class, cpu_model
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({cpu_model()})"
+    threads = torch.get_num_threads()
+    return f"{cpu_model()} ({cpu_class()}), {threads} thread{'s' if threads > 1 else ''}"

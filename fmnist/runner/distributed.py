@@ -71,6 +71,11 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
     return _reduced(values, dist.ReduceOp.SUM)
 
 
+def slowest(seconds: float, device: torch.device) -> float:
+    """The largest of every rank's `seconds` (a budget's clock: the slowest rank's reading)."""
+    return float(_reduced(torch.tensor([seconds], dtype=torch.float64, device=device), dist.ReduceOp.MAX))
+
+
 def first_bad_step(local: torch.Tensor) -> int:
     """The first step at which any rank's loss was NaN/inf (-1: none), agreed by every rank."""
     if not dist.is_initialized():

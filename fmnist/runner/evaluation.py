@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..datasets.convert import chunk_length
+from ..datasets.splits import Images
 from . import speedups
 from .augment import centre_view
 from .inputs import model_input
@@ -47,7 +48,7 @@ def logits_of(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> tor
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, how: EvalSettings) -> Evaluation:
+def evaluate(model: torch.nn.Module, images: Images, labels: torch.Tensor, how: EvalSettings) -> Evaluation:
     """Mean loss, accuracy and predictions of `model` on a whole split (uint8 images on the device), in eval mode."""
     model.eval()
     loss_fn = LOSSES[how.loss]

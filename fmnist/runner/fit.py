@@ -38,6 +38,9 @@ class Callback:
         ends training too (a search pruning its trial)."""
         return None
 
+    def on_step(self, state: FitState) -> None:
+        """After every training step (a search's rung inside an epoch); only callbacks that define it are called."""
+
     def on_train_end(self, state: FitState) -> None:
         """After the last epoch, before the best epoch is tested."""
 
@@ -51,10 +54,18 @@ def stop_reason(callbacks: list[Callback], state: FitState) -> str | None:
 def fit(trainer, splits, callbacks: list[Callback], state: FitState | None = None, progress=None) -> FitState:
     """Train `trainer` for its epochs (from where `state` left off), validating each on splits.val_x/val_y.
 
-    progress(epoch, epochs, steps) -> a context yielding a per-step callback (a progress bar), or None for none.
+    progress(epoch, epochs, steps) -> a context yielding a per-step callback (a progress bar), or None for none;
+    epochs is None under a time budget (its clock, not a count, ends training).
     """
     state = state or FitState()
+    stepping = [callback for callback in callbacks if type(callback).on_step is not Callback.on_step]
+
+    def each_step() -> None:
+        for callback in stepping:
+            callback.on_step(state)
+
     epochs = trainer.hparams.num_epochs
+    planned = None if trainer.clock is not None else epochs
     state.epoch = len(state.history) + 1
     for callback in callbacks:
         callback.on_train_start(state)
@@ -65,8 +76,8 @@ def fit(trainer, splits, callbacks: list[Callback], state: FitState | None = Non
             break
         state.epoch = epoch
         started = time.perf_counter()
-        with (progress(epoch, epochs, trainer.steps_per_epoch()) if progress else nullcontext()) as on_progress:
-            train_loss, train_acc = trainer.train_epoch(epoch, on_progress)
+        with (progress(epoch, planned, trainer.steps_per_epoch()) if progress else nullcontext()) as on_progress:
+            train_loss, train_acc = trainer.train_epoch(epoch, on_progress, each_step if stepping else None)
         seconds = time.perf_counter() - started
         # judge it on the validation split; the best epoch so far is the one that gets tested
         val = trainer.validate(epoch, splits.val_x, splits.val_y)

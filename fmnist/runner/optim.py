@@ -110,13 +110,60 @@ SCHEDULES: dict[str, Callable] = {"constant": _multiplier_schedule("constant"), 
                                   "onecycle": _onecycle, "plateau": Plateau}
 
 
+# Under a time budget: name -> multiplier of the learning rate at a fraction (0-1) of the budget spent
+BUDGET_MULTIPLIERS: dict[str, Callable[[float], float]] = {"constant": lambda done: 1.0,
+                                                         "cosine": lambda done: 0.5 * (1 + math.cos(math.pi * done))}
+TICKS = 10_000  # a budgeted one-cycle runs over this many ticks of the budget, not over steps
+
+
+class OverBudget(PerStep):
+    """torch's OneCycleLR over TICKS ticks of a time budget: after each step it is advanced to the budget's share."""
+
+    def __init__(self, inner, clock):
+        super().__init__(inner)
+        self.clock = clock
+
+    def step(self) -> None:
+        target = min(TICKS - 1, int(self.clock.fraction() * TICKS))
+        while self.inner.last_epoch < target:
+            self.inner.step()
+
+
+def _budget_multiplier(name: str):
+    def make(optimizer, clock, warmup: int):
+        """The warm-up over its steps, the schedule over the budget: the smaller of the two, so they meet smoothly."""
+        shape = BUDGET_MULTIPLIERS[name]
+        return PerStep(torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(_warm(step, warmup) if step < warmup else 1.0, shape(clock.fraction()))))
+
+    return make
+
+
+def _budget_onecycle(optimizer, clock, warmup: int):
+    """One-cycle over the budget: up over its first 30%, down over the rest (an epoch count of warm-up is refused: the
+    epochs a budget buys are not known in advance)."""
+    return OverBudget(_onecycle(optimizer, TICKS, 0).inner, clock)
+
+
+def _budget_plateau(optimizer, clock, warmup: int):
+    """Plateau follows validation, not time: the same as without a budget."""
+    return Plateau(optimizer, 0, warmup)
+
+
+# name -> (optimizer, budget clock, warm-up steps) -> a per-step scheduler that follows the budget's clock
+BUDGET_SCHEDULES: dict[str, Callable] = {"constant": _budget_multiplier("constant"), "cosine": _budget_multiplier("cosine"),
+                                         "onecycle": _budget_onecycle, "plateau": _budget_plateau}
+
+
 def make_optimizer(model: torch.nn.Module, hparams: TrainConfig, fused: bool) -> torch.optim.Optimizer:
     extra = {"fused": True} if fused and hparams.optimizer in FUSABLE else {}
     return OPTIMIZERS[hparams.optimizer](model.parameters(), hparams, extra)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, hparams: TrainConfig, steps_per_epoch: int):
-    """A per-step schedule over the whole run (stepped after every optimizer step)."""
-    total = hparams.num_epochs * steps_per_epoch
+def make_schedule(optimizer: torch.optim.Optimizer, hparams: TrainConfig, steps_per_epoch: int, clock=None):
+    """A per-step schedule over the whole run (stepped after every optimizer step): over its steps, or over the time
+    budget's clock when it has one."""
     warmup = int(round(hparams.warmup_epochs * steps_per_epoch))
-    return SCHEDULES[hparams.schedule](optimizer, total, warmup)
+    if clock is not None:
+        return BUDGET_SCHEDULES[hparams.schedule](optimizer, clock, warmup)
+    return SCHEDULES[hparams.schedule](optimizer, hparams.num_epochs * steps_per_epoch, warmup)

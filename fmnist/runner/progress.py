@@ -11,14 +11,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..console import plain_interval
 
 @contextmanager
-def epoch_progress(console: Console, epoch: int, epochs: int, steps: int, label: str = ""):
+def epoch_progress(console: Console, epoch: int, epochs: int | None, steps: int, label: str = ""):
     """Yields on_progress(step, running_loss, images_per_second): a bar on a terminal, else a plain line at most
-    every plain_interval() seconds; `label` goes in front (a search's trial number)."""
+    every plain_interval() seconds; `label` goes in front (a search's trial number); epochs None: a budgeted run's."""
+    title = f"{label}epoch {epoch}" + (f"/{epochs}" if epochs is not None else "")
     if not console.is_terminal:
-        yield _plain_lines(console, f"{label}epoch {epoch}/{epochs}", steps, plain_interval())
+        yield _plain_lines(console, title, steps, plain_interval())
         return
     columns = (
-        TextColumn(f"{label}epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(title), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} img/s"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )

@@ -65,6 +65,7 @@ class RunConfig:
     command: str | None = None
     created: str = ""
     world_size: int = 1  # processes that trained it together (torch.distributed)
+    budget: dict | None = None  # a budgeted run, once ended: the minutes, the epochs and steps they bought, on what
 
     @property
     def name(self) -> str:

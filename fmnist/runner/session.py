@@ -5,6 +5,7 @@ uninterrupted one would have (same seed, same RNG states).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -18,6 +19,7 @@ from rich.console import Console
 from .. import STARTED, __version__
 from ..builder.spec import Spec
 from ..datasets.loading import check_unchanged, load_data, split_sizes
+from ..durations import minutes_text
 from ..errors import (
     FmnistError,
     TrainingError,
@@ -215,7 +217,7 @@ def _train(run: RunDir | None, ready: Prepared, splits, console: Console, checkp
     if checkpoint is not None:
         load_weights(trainer, checkpoint.trainer, folder / "last.pt")
         state = FitState.from_checkpoint(checkpoint)
-        console.print(f"Resuming {folder} after epoch {state.saved} of {hparams.num_epochs}")
+        console.print(f"Resuming {folder} after epoch {state.saved} of {_length_text(trainer)}")
     else:
         state = FitState()
         if run is not None:
@@ -225,7 +227,7 @@ def _train(run: RunDir | None, ready: Prepared, splits, console: Console, checkp
         report_start(console, run, ready, trainer, splits, startup, world)
 
     # the folder's files first: an epoch is on disk before a later callback may end the run
-    writer = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), hparams.num_epochs)] \
+    writer = [RunFolder(run, trainer, spec, splits.class_names), EpochLine(console, len(splits.train_y), trainer)] \
         if run is not None else []
     callbacks = [*writer, *callbacks_for({**hparams.as_dict(), "log": ready.log if run is not None else None},
                                          run.file("tensorboard") if run is not None else None, trainer)]
@@ -276,11 +278,15 @@ class RunFolder(Callback):
 class EpochLine(Callback):
     """One line per epoch on the console, and the reason when a callback ends the run early."""
 
-    def __init__(self, console: Console, images: int, epochs: int):
-        self.console, self.images, self.epochs = console, images, epochs
+    def __init__(self, console: Console, images: int, trainer: Trainer):
+        self.console, self.images, self.trainer = console, images, trainer
 
     def on_epoch_end(self, state: FitState) -> None:
-        report_epoch(self.console, state.history[-1], self.epochs, self.images, state.improved)
+        clock = self.trainer.clock
+        budget = f"  budget {minutes_text(clock.spent() / 60)}/{minutes_text(clock.seconds / 60)}" if clock is not None else ""
+        report_epoch(self.console, state.history[-1], None if clock else self.trainer.hparams.num_epochs,
+                     self.images * self.trainer.last_epoch_steps // self.trainer.steps_per_epoch(), state.improved,
+                     budget)
 
     def on_train_end(self, state: FitState) -> None:
         if state.stopped:
@@ -342,12 +348,15 @@ def finish(run: RunDir, trainer: Trainer, ready: Prepared, splits, state: FitSta
         "best_epoch": state.best["epoch"],
         "epochs": state.history,
         "stopped": state.stopped or _completed(ready.hparams.num_epochs),
+        **({"budget": trainer.budget_use(len(state.history)).as_dict()} if trainer.clock is not None else {}),
         "train_seconds": round(sum(e["seconds"] for e in state.history), 3),
         "startup_seconds": startup,
         "params": sum(p.numel() for p in trainer.model.parameters()),
         "hparams": ready.hparams.as_dict(),
         "device": str(trainer.device),
     }
+    if "budget" in summary:  # what the budget bought, beside what the run was started with
+        run.write_config(dataclasses.replace(run.config(), budget=summary["budget"]))
     run.write_json("summary.json", summary)
     console.print(f"test accuracy {_percent(report['test_acc'])} (best validation epoch {state.best['epoch']}: "
                   f"{_percent(state.best['val_acc'])}) · {run.file('summary.json')}")
@@ -365,7 +374,8 @@ def report_start(console: Console, run: RunDir, ready: Prepared, trainer: Traine
     processes = f" · {world.size} processes ({'gloo' if ready.device.type != 'cuda' else 'NCCL'})" if world.distributed else ""
     console.print(f"{ready.spec.name} · {params:,} params · {ready.device}{processes} · {len(splits.train_y):,} train / "
                   f"{len(splits.val_y):,} val / {len(splits.test_y):,} test images · loss {h.loss} · "
-                  f"augment {_augment_text(h)} · batch {h.batch_size} · lr {h.lr:g} · rs {h.rs:g} · seed {h.seed}")
+                  f"augment {_augment_text(h)} · batch {h.batch_size} · lr {h.lr:g} · rs {h.rs:g} · seed {h.seed}"
+                  f"{f' · budget {minutes_text(h.budget)}' if h.budget is not None else ''}")
     path = f"fast path, {trainer.precision}" if trainer.fast else "plain path, fp32"
     console.print(f"data: {ready.data.how} (verified) · {path} · run folder: {run.path}")
     for note in ready.data.notes:
@@ -381,7 +391,14 @@ def _augment_text(hparams) -> str:
     return " + ".join(parts) or "off"
 
 
-def report_epoch(console: Console, row: dict, epochs: int, images: int, improved: bool) -> None:
-    console.print(f"epoch {row['epoch']:>2}/{epochs}  train loss {row['train_loss']:.4f} acc {_percent(row['train_acc'])}  "
+def _length_text(trainer: Trainer) -> str:
+    """'10' epochs, or 'a budget of 60 min'."""
+    budget = trainer.hparams.budget
+    return f"a budget of {minutes_text(budget)}" if budget is not None else str(trainer.hparams.num_epochs)
+
+
+def report_epoch(console: Console, row: dict, epochs: int | None, images: int, improved: bool, budget: str = "") -> None:
+    count = f"{row['epoch']:>2}/{epochs}" if epochs is not None else f"{row['epoch']:>2}"
+    console.print(f"epoch {count}  train loss {row['train_loss']:.4f} acc {_percent(row['train_acc'])}  "
                   f"val loss {row['val_loss']:.4f} acc {_percent(row['val_acc'])}  {row['seconds']:.1f} s "
-                  f"({images / row['seconds']:,.0f} img/s){'  ★ best' if improved else ''}")
+                  f"({images / row['seconds']:,.0f} img/s){budget}{'  ★ best' if improved else ''}")

@@ -13,10 +13,12 @@ from .. import interrupts
 from ..world import World
 from ..errors import TrainingError
 from . import distributed, speedups
+from .budget import BudgetClock, BudgetUse
 from .augment import Share, centre_view, crop_and_flip, random_erase, random_resized_crop
-from ..datasets.splits import Splits
+from ..datasets.splits import Images, Splits
 from ..hparams import TrainConfig
 from .evaluation import EvalSettings, Evaluation, evaluate
+from .device import machine_name
 from .inputs import model_input
 from .losses import LOSSES
 from .mixing import mix_batch, mixing_alphas
@@ -52,7 +54,11 @@ class Trainer:
         self.stepped = distributed.data_parallel(model, device) if world.distributed else model
         self.loss_fn = LOSSES[hparams.loss]
         self.optimizer = make_optimizer(model, hparams, fused=fast and speedups.fused_optimizer(device))
-        self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch())
+        # training to a time budget: the schedule follows its clock, and an epoch stops where it is spent
+        self.clock = BudgetClock(hparams.budget, shared=world.distributed) if hparams.budget is not None else None
+        self.schedule = make_schedule(self.optimizer, hparams, self.steps_per_epoch(), self.clock)
+        self.steps_taken = 0  # optimizer steps over the whole run (a resumed one's too)
+        self.last_epoch_steps = 0  # steps the last epoch took: fewer than steps_per_epoch() where the budget ran out
         self.generator = torch.Generator(device=device).manual_seed(hparams.seed)
         # an exponential moving average of the weights (buffers too, so batch norm's statistics match them)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(hparams.ema), use_buffers=True) \
@@ -109,8 +115,10 @@ class Trainer:
         # a last batch of one image would break batch norm; with several ranks, each needs one image of it
         return size // batch + (1 if size % batch >= max(2, self.world.size) else 0)
 
-    def train_epoch(self, epoch: int, on_progress: Callable[[int, float, float], None] | None = None) -> tuple[float, float]:
-        """One pass over the training split; returns (mean loss, accuracy). Raises NonFiniteLoss."""
+    def train_epoch(self, epoch: int, on_progress: Callable[[int, float, float], None] | None = None,
+                    on_step: Callable[[], object] | None = None) -> tuple[float, float]:
+        """One pass over the training split, or up to where the time budget runs out; returns (mean loss, accuracy).
+        on_step() is called after every step. Raises NonFiniteLoss."""
         model, batch = self.model, self.hparams.batch_size
         images, labels = self.splits.train_x, self.splits.train_y
         self.stepped.train()
@@ -119,7 +127,9 @@ class Trainer:
         self._losses = torch.zeros(self.steps_per_epoch(), device=self.device)  # per step, read once at the end
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        seen, started, reported = 0, time.perf_counter(), time.perf_counter()
+        seen, started, reported, steps = 0, time.perf_counter(), time.perf_counter(), 0
+        if self.clock is not None:
+            self.clock.start()
         for step in range(self.steps_per_epoch()):
             interrupts.check()  # a Ctrl-C that Python swallowed (it landed in a GC callback) stops here
             index = order[step * batch:(step + 1) * batch]  # the global batch
@@ -146,18 +156,51 @@ class Trainer:
                 correct += (logits.argmax(1) == y).sum()
                 # remember the first bad step without a host sync
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step + 1, first_bad)
-            seen += len(y)
-            if self.world.distributed and (step + 1) % CHECK_EVERY_STEPS == 0:  # every rank checks at the same step
+            seen, steps = seen + len(y), step + 1
+            if self.world.distributed and steps % CHECK_EVERY_STEPS == 0:  # every rank checks at the same step
                 self._stop_if_bad(epoch, first_bad)
+                self._agree_on_clock()
             if on_progress and time.perf_counter() - reported >= PROGRESS_EVERY_S:
                 if not self.world.distributed:
                     self._stop_if_bad(epoch, first_bad)
                 on_progress(step + 1, float(loss_sum) / seen, self.world.size * seen / (time.perf_counter() - started))
                 reported = time.perf_counter()
+            if on_step is not None:
+                on_step()
+            if self.clock is not None and self.clock.is_spent():  # several ranks read the agreed clock: all stop here
+                break
         self._stop_if_bad(epoch, first_bad)
+        if self.clock is not None:
+            self._agree_on_clock()
+            self.clock.stop()
+        self.steps_taken += steps
+        self.last_epoch_steps = steps
         totals = distributed.all_sum(torch.stack([loss_sum.double(), correct.double(),
                                                   torch.tensor(float(seen), device=self.device, dtype=torch.float64)]))
         return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+    def judge_now(self, epoch: int) -> Evaluation:
+        """The model on the validation split in the middle of an epoch (a search's rung): the budget's clock is paused
+        meanwhile, and training goes on in training mode."""
+        if self.clock is not None:
+            self.clock.stop()
+        try:
+            return self.validate(epoch, self.splits.val_x, self.splits.val_y)
+        finally:
+            self.stepped.train()
+            if self.clock is not None:
+                self.clock.start()
+
+    def _agree_on_clock(self) -> None:
+        """With several ranks and a budget: every rank takes the slowest one's reading, at the same steps."""
+        if self.clock is not None and self.world.distributed:
+            self.clock.agree(distributed.slowest(self.clock.own(), self.device))
+
+    def budget_use(self, epochs: int) -> BudgetUse:
+        """What the budget bought in `epochs` epochs (the last one counted by the share of its steps it took)."""
+        assert self.clock is not None and self.hparams.budget is not None
+        bought = epochs - 1 + self.last_epoch_steps / self.steps_per_epoch() if epochs else 0.0
+        return BudgetUse(self.hparams.budget, self.clock.spent(), bought, self.steps_taken, machine_name(self.device))
 
     def _stop_if_bad(self, epoch: int, first_bad: torch.Tensor) -> None:
         """NonFiniteLoss if the loss has been NaN/inf at some step; with several ranks, every rank asks at the same
@@ -168,8 +211,8 @@ class Trainer:
                                 f"(try a lower --lr)")
 
     def epoch_losses(self) -> torch.Tensor:
-        """The last epoch's loss at every step, on the CPU (one sync, when a logger asks)."""
-        return self._losses.float().cpu()
+        """The last epoch's loss at every step it took, on the CPU (one sync, when a logger asks)."""
+        return self._losses[:self.last_epoch_steps].float().cpu()
 
     def end_epoch(self, val_acc: float) -> None:
         """The schedule's end-of-epoch step (the plateau schedule watches validation accuracy)."""
@@ -181,7 +224,7 @@ class Trainer:
         return EvalSettings(self.hparams.loss, self.device, self.precision, self.channels_last, self.hparams.tta,
                             self.splits.view)
 
-    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+    def evaluate(self, images: Images, labels: torch.Tensor) -> Evaluation:
         """The current model on a whole split, with this trainer's loss and speed levers; with several ranks, each
         evaluates its part of the split and the figures are summed, so every rank has the whole split's."""
         if not self.world.distributed:
@@ -191,7 +234,7 @@ class Trainer:
         return distributed.summed(evaluate(self.eval_model, images.narrow(0, start, size), labels.narrow(0, start, size),
                                            self.eval_settings), len(labels))
 
-    def validate(self, epoch: int, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+    def validate(self, epoch: int, images: Images, labels: torch.Tensor) -> Evaluation:
         """evaluate() after an epoch; a NaN/inf validation loss (an update after the last finite training loss
         diverged) stops training like a NaN training loss, before such a model can be kept as the best."""
         result = self.evaluate(images, labels)
@@ -206,7 +249,10 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "schedule": self.schedule.state_dict(), "rng": rng}
+                 "schedule": self.schedule.state_dict(), "rng": rng,
+                 "steps": {"taken": self.steps_taken, "last_epoch": self.last_epoch_steps}}
+        if self.clock is not None:
+            state["clock"] = self.clock.state_dict()
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -217,6 +263,10 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+        if self.clock is not None:
+            self.clock.load_state_dict(state["clock"])
+        steps = state.get("steps", {})  # a run from before the budget existed did not count them
+        self.steps_taken, self.last_epoch_steps = steps.get("taken", 0), steps.get("last_epoch", 0)
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and self.device.type == "cuda":

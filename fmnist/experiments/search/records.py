@@ -7,10 +7,13 @@ from pathlib import Path
 from ...errors import StorageError
 
 def trial_record(trial) -> dict:
-    """A finished trial as data: its point, state, best validation accuracy, each epoch's, worker and times."""
+    """A finished trial as data: its point, state, best validation accuracy, each judgement's (val_acc_per_epoch, at
+    the resources in `judged_at`: epochs, ms of training or training images, as the search's fidelity), worker and
+    times."""
     ended, started = trial.datetime_complete, trial.datetime_start
     return {"number": trial.number, "state": trial.state.name, "value": trial.value, "params": trial.params,
             "val_acc_per_epoch": [trial.intermediate_values[epoch] for epoch in sorted(trial.intermediate_values)],
+            "judged_at": sorted(trial.intermediate_values),
             "worker": trial.user_attrs.get("worker"), "started": started.isoformat(timespec="seconds") if started else None,
             "ended": ended.isoformat(timespec="seconds") if ended else None,
             "seconds": round((ended - started).total_seconds(), 1) if ended and started else None}

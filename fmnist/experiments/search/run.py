@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ...errors import UsageError
 from ...redact import masked
 from ..storage import database_lost
+from .fidelity import FIDELITIES
 from .objective import make_objective, worker_name
 from .plots import plot_search
 from .records import keep_results, write_trials
@@ -33,16 +34,21 @@ class SearchSettings:
     results: Path | None = None  # --results DIR: best.json (the retrained best run's result), search.json and the plots
     minutes: float | None = None  # --minutes M: this worker's time budget for trials (the retrain comes after it)
     seeds: int = 1  # --seeds N: the best trial is retrained with seeds --seed … --seed+N-1, shared among the workers
+    fidelity: str = "epochs"  # --fidelity: how a trial is judged before its end (fidelity.py)
 
 
 def run_search(ready: Prepared, space: dict, settings: SearchSettings, options: RunOptions, console) -> dict:
     """Optimise until the study holds `trials` finished trials, plot it, retrain and test the best; returns search.json."""
+    from ...datasets.loading import load_data
+
+    splits = load_data(ready.data, options.train_limit, options.val_limit).to(ready.device)
     with database_lost(settings.storage):
-        study = open_search(ready, settings, space, console)
-        run_trials(study, ready, space, settings, options, console)
+        study = open_search(ready, settings, space, console, len(splits.train_y))
+        run_trials(study, ready, space, settings, options, console, splits)
         best = study.best_trial
         console.print(f"best: trial {best.number}, val {100 * best.value:.2f}%, {best.params}")
-        result = {"study": settings.name, "pruner": settings.pruner, "minutes": settings.minutes,
+        result = {"study": settings.name, "pruner": settings.pruner, "fidelity": settings.fidelity,
+                  "budget_per_trial": ready.hparams.budget, "minutes": settings.minutes,
                   "trials": finished_trials(study), "best_trial": best.number, "best_val_acc": best.value,
                   "best_params": best.params, "plots": plot_search(study, settings.out, ready.spec.name, console.print)}
         retrained = retrain_best(study, ready, settings, options, console) if settings.retrain else {}
@@ -54,7 +60,7 @@ def run_search(ready: Prepared, space: dict, settings: SearchSettings, options: 
         return result
 
 
-def open_search(ready: Prepared, settings: SearchSettings, space: dict, console):
+def open_search(ready: Prepared, settings: SearchSettings, space: dict, console, train_size: int):
     """The study in --out, created or continued (a search that never started leaves no empty folder behind)."""
     import optuna
 
@@ -64,7 +70,8 @@ def open_search(ready: Prepared, settings: SearchSettings, space: dict, console)
     try:
         out.mkdir(parents=True, exist_ok=True)
         check_out_owner(out, settings.name)
-        study = open_study(settings.storage, settings.name, out, ready.hparams.seed, settings.pruner)
+        resources = FIDELITIES[settings.fidelity].resource_range(ready.hparams.budget, train_size)
+        study = open_study(settings.storage, settings.name, out, ready.hparams.seed, settings.pruner, resources)
         (out / STUDY_MARK).write_text(f"{settings.name}\n")
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create it ({error.strerror})") from None
@@ -80,18 +87,17 @@ def open_search(ready: Prepared, settings: SearchSettings, space: dict, console)
     return study
 
 
-def run_trials(study, ready: Prepared, space: dict, settings: SearchSettings, options: RunOptions, console) -> None:
+def run_trials(study, ready: Prepared, space: dict, settings: SearchSettings, options: RunOptions, console,
+               splits) -> None:
     """This worker's trials, until the study holds enough or the time budget is spent; each finished trial is kept as
     a file with --results (the other workers' too)."""
-    from ...datasets.loading import load_data
     from ...runner.preflight import cpu_threads
     from ...runner.session import RunInterrupted
 
-    splits = load_data(ready.data, options.train_limit, options.val_limit).to(ready.device)
     seconds = settings.minutes * 60 if settings.minutes else None
     deadline = time.monotonic() + seconds if seconds else None
     objective = make_objective(ready.spec, ready.hparams, space, splits, ready.device, ready.speed, console, deadline,
-                               ready.log, settings.out)
+                               ready.log, settings.out, FIDELITIES[settings.fidelity])
     results = settings.results
     keep_trials = (lambda study, _trial=None: write_trials(study, results / "trials")) if results else None
     try:

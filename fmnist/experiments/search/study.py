@@ -8,22 +8,25 @@ from pathlib import Path
 from ...choices import PRUNERS
 from ...errors import TrainingError, UsageError
 from ..storage import create_or_join, shared_storage
+from .fidelity import RUNG_FACTOR
 from .objective import trial_sampler
 
-def _pruners():
+def _pruners(least: int = 1, most: int | str = "auto"):
     """How hopeless trials are stopped, by name; the multi-fidelity ones (Hyperband, successive halving) compare
-    trials at the same epoch and give the survivors more epochs. Each epoch's validation accuracy is reported."""
+    trials at the same resource and give the survivors more. The resource, from `least` (the first rung) to `most`, is
+    what the search's fidelity reports (fidelity.py): epochs, milliseconds of training, or training images."""
     import optuna
 
     return dict(zip(PRUNERS, (
-        lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3),
-        lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+        lambda: optuna.pruners.HyperbandPruner(min_resource=least, max_resource=most, reduction_factor=RUNG_FACTOR),
+        lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=least, reduction_factor=RUNG_FACTOR),
         lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         optuna.pruners.NopPruner,
     ), strict=True))
 
 
-def open_study(storage: str | None, name: str, out: Path, seed: int, pruner: str = "hyperband"):
+def open_study(storage: str | None, name: str, out: Path, seed: int, pruner: str = "hyperband",
+               resources: tuple[int, int | str] = (1, "auto")):
     """A study that is created or, when it exists, continued; SQLite in `out` unless a database URL is given."""
     import optuna
 
@@ -33,7 +36,7 @@ def open_study(storage: str | None, name: str, out: Path, seed: int, pruner: str
     else:  # a killed worker's trial is failed once it stops beating, and its point is tried again, once
         make_storage = lambda: shared_storage(url, retry_stale=True)  # noqa: E731
     return create_or_join(url, "the study", make_storage, study_name=name, direction="maximize",
-                          pruner=_pruners()[pruner](), sampler=trial_sampler(seed, 0))
+                          pruner=_pruners(*resources)[pruner](), sampler=trial_sampler(seed, 0))
 
 
 def finished_trials(study) -> int:

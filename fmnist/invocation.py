@@ -2,6 +2,7 @@
 record, so that a result says how to make it again."""
 from __future__ import annotations
 
+import shlex
 import sys
 
 _words: list[str] | None = None  # set by the CLI's entry point (in tests main(args) is called without sys.argv)
@@ -18,7 +19,8 @@ def words() -> list[str]:
 
 
 def typed_command() -> str:
-    """'fmnist grid specs/cnn_2.yaml --storage postgresql://me:***@db/x ...'"""
+    """'fmnist grid specs/cnn_2.yaml --storage postgresql://me:***@db/x ...', quoted as a shell reads it, so a word with
+    spaces (a --set value) is pasted back whole."""
     from .redact import masked
 
-    return masked(" ".join(["fmnist", *(sys.argv[1:] if _words is None else _words)]))
+    return masked(shlex.join(["fmnist", *(sys.argv[1:] if _words is None else _words)]))

@@ -1,8 +1,9 @@
-"""Hyper-parameter search with Optuna: the study's space, pruning at the search's fidelity, resumable SQLite storage by default, and
-Optuna's own distributed mode when several workers share one database URL.
+"""Hyper-parameter search with Optuna: the study's space, pruning at the search's fidelity, resumable SQLite storage by
+default, and Optuna's own distributed mode when several workers share one database URL.
 
-space.py (what is searched), fidelity.py (how a trial is judged before its end), objective.py (one trial), study.py (the study and its loop), plots.py (its pictures),
-records.py (its files to commit), run.py (`fmnist search` from start to end).
+space.py (what is searched), fidelity.py (how a trial is judged before its end), objective.py (one trial), study.py
+(the study and its loop), plots.py (its pictures), records.py (its files to commit), run.py (`fmnist search` from
+start to end).
 """
 from .fidelity import FIDELITIES
 from .objective import Pruning, make_objective, trial_sampler, worker_name

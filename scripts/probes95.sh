@@ -9,3 +9,4 @@ run() {  # NAME ARGS...
 run baseline
 run deeper --set 'layers.5={repeat: {times: 1, layers: ["basic(64, 2)", "basic(64, 1)"]}}' --set 'layers.6={repeat: {times: 1, layers: ["basic(128, 2)", "basic(128, 1)"]}}'
 run wider --set 'layers.1=conv 3x3x48 pad=1 bias=false' --set 'layers.4=basic(48, 1)' --set 'layers.5=basic(96, 2)' --set 'layers.6=basic(192, 2)'
+run batch256 --batch-size 256 --lr 0.2

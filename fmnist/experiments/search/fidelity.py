@@ -32,7 +32,11 @@ class Fidelity:
     name: str  # its help is in choices.FIDELITY_HELP, which the command line reads without importing this
     inside_epochs: bool = False  # judged at rungs of the budget inside epochs
     by_images: bool = False  # judged after trainings on a growing share of the training images
-    needs_budget: bool = False
+
+    @property
+    def needs_budget(self) -> bool:
+        """Rungs inside epochs are shares of a per-trial budget: there must be one."""
+        return self.inside_epochs
 
     def image_counts(self, train_size: int) -> list[int]:
         """The training images of each training of a trial: [N/9, N/3, N] by images, else [N]."""
@@ -50,6 +54,6 @@ class Fidelity:
 
 FIDELITIES = dict(zip(FIDELITY_HELP, (
     Fidelity("epochs"),
-    Fidelity("time", inside_epochs=True, needs_budget=True),
+    Fidelity("time", inside_epochs=True),
     Fidelity("images", by_images=True),
 ), strict=True))

@@ -7,7 +7,8 @@ Tables: table1 (results/table1/, beside the study's figures), noise (CNN_4's cel
 results/table1/, seeds 1-4 in results/cnn4-seeds/seedN/), sigmoid (the two readings of the study's sigmoid column on
 CNN_4, over seeds), readings (both readings, every model, seed 0), tuned (the study's tuned CNN_2,
 results/cnn2-tuned.json), search (our search, results/cnn2-search/), shared_search (two workers on PostgreSQL,
-results/cnn2-pg/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/), best (specs/fmnist_best.yaml,
+results/cnn2-pg/ and cnn2-pg-37/, beside the study's parameters over the same seeds, results/cnn2-study-seeds/),
+search_spend (where those searches' worker-minutes went), best (specs/fmnist_best.yaml,
 results/fmnist_best.json), attention (specs/fmnist_vit.yaml, results/fmnist_vit.json), best95 (the attempts at 95%, specs/fmnist_95*.yaml over seeds, results/SPEC/seedN.json),
 checks (results/spec_checks.json), distributed and scaling (results/distributed_speed.json), data_scan and data_epochs
 (results/data_speed.json).
@@ -26,9 +27,11 @@ MODELS = ("CNN_1", "CNN_2", "CNN_3", "CNN_4", "CNN_5")
 # (title, cell suffix) in the study's column order; its sigmoid column is read as one-vs-all BCE (docs/results.md)
 COLUMNS = (("No Augment. Softmax", "noaug-softmax"), ("Augment. Softmax", "aug-softmax"),
            ("No Augment. Sigmoid", "noaug-sigmoid"), ("Augment. Sigmoid", "aug-sigmoid"))
-# The study's Table 1 (its published figures, for comparison), in the same column order.
 # Issue #24's attempts at 95% in an hour on two CPU cores, in the order they were made (results/SPEC/seedN.json).
 ATTEMPTS_95 = ("fmnist_95", "fmnist_95_wide", "fmnist_95_long", "fmnist_95_budget")
+# The two-worker PostgreSQL searches of CNN_2: issue #24's, then #37's with a budget per trial (results/NAME/).
+SHARED_SEARCHES = ("cnn2-pg", "cnn2-pg-37")
+# The study's Table 1 (its published figures, for comparison), in the same column order.
 STUDY = {"CNN_1": (89.16, 89.13, 84.11, 83.38), "CNN_2": (90.25, 89.43, 85.85, 86.61),
          "CNN_3": (88.50, 88.37, 81.56, 84.72), "CNN_4": (86.95, 85.59, 81.20, 79.39),
          "CNN_5": (88.23, 88.01, 85.93, 84.98)}
@@ -196,31 +199,83 @@ def study_param_runs(study_seeds: Path) -> list[Path]:
     return [study_seeds.parent / "cnn2-tuned.json", *sorted(study_seeds.glob("seed*/CNN_2-aug-softmax.json"))]
 
 
-def shared_search(folder: Path, study_seeds: Path) -> str:
-    """The two-worker PostgreSQL search: its trials (from the per-trial files), its best retrained over seeds, and
+def search_settings(folder: Path) -> dict:
+    """A shared search's settings from its search.json (one written before --fidelity judged by epochs)."""
+    found = json.loads((folder / "search.json").read_text()) if (folder / "search.json").exists() else {}
+    return {"pruner": found.get("pruner", "?"), "fidelity": found.get("fidelity", "epochs"),
+            "budget": found.get("budget_per_trial")}
+
+
+def search_label(folder: Path) -> str:
+    """'cnn2-pg-37: halving by images, 23 min per trial' or 'cnn2-pg: hyperband by epochs, epochs searched'."""
+    settings = search_settings(folder)
+    length = f"{settings['budget']:g} min per trial" if settings["budget"] else "epochs searched"
+    return f"`{folder.name}`: {settings['pruner']} by {settings['fidelity']}, {length}"
+
+
+def shared_trials(folder: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted((folder / "trials").glob("trial-*.json"))]
+
+
+def shared_search(folders: list[Path], study_seeds: Path) -> str:
+    """Each two-worker PostgreSQL search: its trials (from the per-trial files), its best retrained over seeds, and
     the study's own parameters over the same seeds."""
-    trials = [json.loads(path.read_text()) for path in sorted((folder / "trials").glob("trial-*.json"))]
-    if not trials:
-        return not_run(folder / "trials")
-    states = {state: sum(t["state"] == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
-    workers = len({t["worker"] for t in trials})
-    best = max((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
+    if not (searched := [folder for folder in folders if shared_trials(folder)]):
+        return not_run(folders[0] / "trials")
     rows = ["| | trials | parameters | best validation | test accuracy, mean ± sd | each seed | training per run |",
             "|---|---|---|---|---|---|---|"]
-    retrains = [r for r in map(read, [folder / "best.json", *sorted(folder.glob("best-seed*.json"))]) if r]
-    found = f"{len(trials)} ({states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed) by {workers} workers"
-    if retrains:
-        rows.append(f"| fmnist search, best trial {best['number']} retrained ({machine_of(retrains[0])}) | {found} | "
-                    f"{parameters(best['params'])} | {100 * best['value']:.2f}% | {over_seeds(retrains)} | "
-                    f"{minutes(statistics.mean(r['train_seconds'] for r in retrains))} |")
-    else:
-        rows.append(f"| fmnist search, best trial {best['number']} (not retrained yet) | {found} | "
-                    f"{parameters(best['params'])} | {100 * best['value']:.2f}% | – | – | – |")
+    for folder in searched:
+        trials = shared_trials(folder)
+        states = {state: sum(t["state"] == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+        workers = len({t["worker"] for t in trials})
+        best = max((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
+        budget = search_settings(folder)["budget"]
+        chosen = parameters(best["params"]) + (f", budget {budget:g} min" if budget else "")
+        retrains = [r for r in map(read, [folder / "best.json", *sorted(folder.glob("best-seed*.json"))]) if r]
+        found = f"{len(trials)} ({states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed) by {workers} workers"
+        if retrains:
+            rows.append(f"| {search_label(folder)}; best trial {best['number']} retrained ({machine_of(retrains[0])}) | "
+                        f"{found} | {chosen} | {100 * best['value']:.2f}% | {over_seeds(retrains)} | "
+                        f"{minutes(statistics.mean(r['train_seconds'] for r in retrains))} |")
+        else:
+            rows.append(f"| {search_label(folder)}; best trial {best['number']} (not retrained yet) | {found} | "
+                        f"{chosen} | {100 * best['value']:.2f}% | – | – | – |")
     reruns = [r for r in map(read, study_param_runs(study_seeds)) if r]
     if reruns:
         rows.append(f"| the study's parameters, rerun here ({machine_of(reruns[0])}) | – | {parameters(STUDY_TUNED_PARAMS)} | – | "
                     f"{over_seeds(reruns)} | {minutes(statistics.mean(r['train_seconds'] for r in reruns))} |")
     rows.append(f"| the study | – | {parameters(STUDY_TUNED_PARAMS)} | – | {STUDY_TUNED:.2f}% (one run) | – | – |")
+    return "\n".join(rows)
+
+
+def judged_at(trial: dict, settings: dict) -> str:
+    """Where a trial was last judged, in its search's resource: 'after epoch 3', 'after 5,555 training images'."""
+    if not trial["val_acc_per_epoch"]:
+        return "before its first judgement"
+    last = trial.get("judged_at", range(1, len(trial["val_acc_per_epoch"]) + 1))[-1]
+    if settings["fidelity"] == "images":
+        return f"after {last:,} training images"
+    return f"after {last / 1000:.0f} s of training" if settings["budget"] else f"after epoch {last}"
+
+
+def search_spend(folders: list[Path]) -> str:
+    """Where each shared search's worker-minutes went: complete trials, and the others by where they were stopped
+    (by the pruner, or by the worker's --minutes)."""
+    if not (searched := [folder for folder in folders if shared_trials(folder)]):
+        return not_run(folders[0] / "trials")
+    rows = ["| search | trials that | trials | worker-minutes | share |", "|---|---|---|---|---|"]
+    for folder in searched:
+        trials, settings = shared_trials(folder), search_settings(folder)
+        groups: dict[str, list[float]] = {}
+        for trial in sorted(trials, key=lambda t: (t["state"] != "COMPLETE", len(t["val_acc_per_epoch"]))):
+            ended = ("completed" if trial["state"] == "COMPLETE" else
+                     f"{trial['state'].lower()} {judged_at(trial, settings)}")
+            groups.setdefault(ended, []).append(trial["seconds"] or 0.0)
+        spent = sum(sum(group) for group in groups.values())
+        for ended, seconds in groups.items():
+            rows.append(f"| {search_label(folder)} | {ended} | {len(seconds)} | {sum(seconds) / 60:.0f} | "
+                        f"{100 * sum(seconds) / spent:.0f}% |")
+        rows.append(f"| {search_label(folder)} | **all** | {len(trials)} | {spent / 60:.0f} | 100% |")
     return "\n".join(rows)
 
 
@@ -399,13 +454,15 @@ def headline(results: Path) -> str:
         return (f"| `specs/{spec}.yaml` ({took} on 2 CPU cores; the target is ≥ 95.00%) | "
                 f"{scores_of(runs)} | {link(results / spec)} |")
 
-    searched = results / "cnn2-pg"
+    def searched(folder: Path) -> str:
+        return (f"| CNN_2 tuned by our search ({search_label(folder)}): two workers, one PostgreSQL study | "
+                f"{seeds_of([folder / 'best.json', *sorted(folder.glob('best-seed*.json'))])} | {link(folder)} |")
+
     rows = ["| result | test accuracy | result files |", "|---|---|---|",
             f"| the study's best: CNN_2 tuned by its search | {STUDY_TUNED:.2f}% (one run) | – |",
             f"| the study's parameters, rerun here | {seeds_of(study_param_runs(results / 'cnn2-study-seeds'))} | "
             f"{', '.join(link(path) for path in (results / 'cnn2-tuned.json', results / 'cnn2-study-seeds') if path.exists())} |",
-            f"| CNN_2 tuned by our search: two workers, one PostgreSQL study | "
-            f"{seeds_of([searched / 'best.json', *sorted(searched.glob('best-seed*.json'))])} | {link(searched)} |",
+            *(searched(results / name) for name in SHARED_SEARCHES if (results / name).is_dir()),
             f"| `specs/fmnist_best.yaml` (14 min on 2 CPU cores) | {seeds_of([results / 'fmnist_best.json'])} | "
             f"{link(results / 'fmnist_best.json')} |",
             *(attempt_95(spec) for spec in ATTEMPTS_95 if (results / spec).is_dir())]
@@ -420,7 +477,8 @@ def tables() -> dict[str, str]:
     return {"table1": table1(results / "table1"), "noise": noise(results / "table1", results / "cnn4-seeds"),
             "sigmoid": sigmoid(results / "table1", results / "cnn4-seeds"), "readings": readings(results / "table1"),
             "tuned": tuned(results / "cnn2-tuned.json"), "search": search(results / "cnn2-search"),
-            "shared_search": shared_search(results / "cnn2-pg", results / "cnn2-study-seeds"),
+            "shared_search": shared_search([results / name for name in SHARED_SEARCHES], results / "cnn2-study-seeds"),
+            "search_spend": search_spend([results / name for name in SHARED_SEARCHES]),
             "best": best_spec(results / "fmnist_best.json"), "best95": best95(results), "attention": attention(results),
             "probes95": probes95(results / "probe95"),
             "headline": headline(results), "checks": checks(results / "spec_checks.json"),

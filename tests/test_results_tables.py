@@ -12,7 +12,7 @@ def test_the_published_tables_are_made_from_the_result_files():
     printed = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_tables.py")], capture_output=True, text=True,
                              check=True).stdout
     made = dict(re.findall(r"<!-- (\w+) -->\n(.*?)\n\n(?=<!-- |\Z)", printed, flags=re.S))
-    assert set(made) == {"table1", "noise", "sigmoid", "readings", "tuned", "search", "shared_search", "best", "best95", "attention", "probes95", "headline", "checks",
+    assert set(made) == {"table1", "noise", "sigmoid", "readings", "tuned", "search", "shared_search", "search_spend", "best", "best95", "attention", "probes95", "headline", "checks",
                          "distributed", "scaling", "data_scan", "data_epochs"}
     shown = set()
     for document in (ROOT / "README.md", *(ROOT / "docs").glob("*.md")):
@@ -21,6 +21,7 @@ def test_the_published_tables_are_made_from_the_result_files():
             shown.add(name)
             assert table == made[name].rstrip("\n"), f"{document.name}: the {name} table is not what the result files give"
     assert shown == set(made)  # every table is on a page
+    assert "| `cnn2-pg`: hyperband by epochs, epochs searched | **all** | 25 | 202 | 100% |" in made["search_spend"]
     assert "CNN_4-noaug-softmax" not in made["table1"].split("Not run yet")[-1]  # a committed cell shows as run
 
 

@@ -213,6 +213,11 @@ def search_label(folder: Path) -> str:
     return f"`{folder.name}`: {settings['pruner']} by {settings['fidelity']}, {length}"
 
 
+def retrain_files(folder: Path) -> list[Path]:
+    """A search's best trial retrained: best.json (its first seed), then best-seedS.json."""
+    return [folder / "best.json", *sorted(folder.glob("best-seed*.json"))]
+
+
 def shared_trials(folder: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((folder / "trials").glob("trial-*.json"))]
 
@@ -231,7 +236,7 @@ def shared_search(folders: list[Path], study_seeds: Path) -> str:
         best = max((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
         budget = search_settings(folder)["budget"]
         chosen = parameters(best["params"]) + (f", budget {budget:g} min" if budget else "")
-        retrains = [r for r in map(read, [folder / "best.json", *sorted(folder.glob("best-seed*.json"))]) if r]
+        retrains = [r for r in map(read, retrain_files(folder)) if r]
         found = f"{len(trials)} ({states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed) by {workers} workers"
         if retrains:
             rows.append(f"| {search_label(folder)}; best trial {best['number']} retrained ({machine_of(retrains[0])}) | "
@@ -456,7 +461,7 @@ def headline(results: Path) -> str:
 
     def searched(folder: Path) -> str:
         return (f"| CNN_2 tuned by our search ({search_label(folder)}): two workers, one PostgreSQL study | "
-                f"{seeds_of([folder / 'best.json', *sorted(folder.glob('best-seed*.json'))])} | {link(folder)} |")
+                f"{seeds_of(retrain_files(folder))} | {link(folder)} |")
 
     rows = ["| result | test accuracy | result files |", "|---|---|---|",
             f"| the study's best: CNN_2 tuned by its search | {STUDY_TUNED:.2f}% (one run) | – |",

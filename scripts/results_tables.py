@@ -225,12 +225,11 @@ def shared_trials(folder: Path) -> list[dict]:
 def shared_search(folders: list[Path], study_seeds: Path) -> str:
     """Each two-worker PostgreSQL search: its trials (from the per-trial files), its best retrained over seeds, and
     the study's own parameters over the same seeds."""
-    if not (searched := [folder for folder in folders if shared_trials(folder)]):
+    if not (searched := {folder: trials for folder in folders if (trials := shared_trials(folder))}):
         return not_run(folders[0] / "trials")
     rows = ["| | trials | parameters | best validation | test accuracy, mean ± sd | each seed | training per run |",
             "|---|---|---|---|---|---|---|"]
-    for folder in searched:
-        trials = shared_trials(folder)
+    for folder, trials in searched.items():
         states = {state: sum(t["state"] == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
         workers = len({t["worker"] for t in trials})
         best = max((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
@@ -266,11 +265,11 @@ def judged_at(trial: dict, settings: dict) -> str:
 def search_spend(folders: list[Path]) -> str:
     """Where each shared search's worker-minutes went: complete trials, and the others by where they were stopped
     (by the pruner, or by the worker's --minutes)."""
-    if not (searched := [folder for folder in folders if shared_trials(folder)]):
+    if not (searched := {folder: trials for folder in folders if (trials := shared_trials(folder))}):
         return not_run(folders[0] / "trials")
     rows = ["| search | trials that | trials | worker-minutes | share |", "|---|---|---|---|---|"]
-    for folder in searched:
-        trials, settings = shared_trials(folder), search_settings(folder)
+    for folder, trials in searched.items():
+        settings, label = search_settings(folder), search_label(folder)
         groups: dict[str, list[float]] = {}
         for trial in sorted(trials, key=lambda t: (t["state"] != "COMPLETE", len(t["val_acc_per_epoch"]))):
             ended = ("completed" if trial["state"] == "COMPLETE" else
@@ -278,9 +277,9 @@ def search_spend(folders: list[Path]) -> str:
             groups.setdefault(ended, []).append(trial["seconds"] or 0.0)
         spent = sum(sum(group) for group in groups.values())
         for ended, seconds in groups.items():
-            rows.append(f"| {search_label(folder)} | {ended} | {len(seconds)} | {sum(seconds) / 60:.0f} | "
+            rows.append(f"| {label} | {ended} | {len(seconds)} | {sum(seconds) / 60:.0f} | "
                         f"{100 * sum(seconds) / spent:.0f}% |")
-        rows.append(f"| {search_label(folder)} | **all** | {len(trials)} | {spent / 60:.0f} | 100% |")
+        rows.append(f"| {label} | **all** | {len(trials)} | {spent / 60:.0f} | 100% |")
     return "\n".join(rows)
 
 
